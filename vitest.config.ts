@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Integration tests share namespaces/ports; keep files sequential to
+    // stay within the 2-core CI machines' limits.
+    fileParallelism: false,
+  },
+});
