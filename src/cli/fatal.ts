@@ -1,0 +1,27 @@
+// The last stop for errors: expected ones (prerequisites, configuration,
+// native errors with an errno) become one line "tsnet: ..." and exit code 1;
+// anything else is a bug and keeps its stack trace.
+
+import { PrereqError } from '../launcher/errors.js';
+import { ConfigError } from '../stack/config.js';
+import { NativeError } from '../../native/libc.js';
+import { PcapFormatError } from '../host/pcap.js';
+
+export function isExpected(e: unknown): e is Error {
+  return (
+    e instanceof PrereqError ||
+    e instanceof ConfigError ||
+    e instanceof NativeError ||
+    e instanceof PcapFormatError ||
+    (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall !== undefined)
+  );
+}
+
+export function reportFatal(e: unknown): void {
+  if (isExpected(e)) {
+    process.stderr.write(`tsnet: ${e.message}\n`);
+  } else {
+    process.stderr.write(`tsnet: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  }
+  process.exitCode = 1;
+}

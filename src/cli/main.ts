@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// tsnet's command line: commander definitions for every subcommand. Parses
+// flags into one typed options object per command and hands it to src/host;
+// nothing else happens here. Errors that are the user's or the machine's
+// (bad flags, missing prerequisites) end with one line and exit 1.
+
+import { Command, Option } from 'commander';
+import { createRequire } from 'node:module';
+import {
+  cidrOption,
+  faultOption,
+  fdOption,
+  logLevelOption,
+  macOption,
+  mtuOption,
+  netnsTypeOption,
+} from './options.js';
+import { DEFAULT_CIDR, DEFAULT_MTU } from '../stack/config.js';
+import { reportFatal } from './fatal.js';
+
+const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
+
+const program = new Command()
+  .name('tsnet')
+  .description('Userspace network stack for rootless containers (a slirp4netns/pasta alternative)')
+  .version(pkg.version, '-V, --version')
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('attach')
+  .description(
+    'attach a TAP device inside an existing network namespace and serve it until SIGINT/SIGTERM, ' +
+      'until --exit-fd hangs up, or (PID mode) until the target process exits',
+  )
+  .argument('<target>', 'PID of a process in the namespace, a netns path (--netns-type=path) or a TAP fd (--netns-type=tapfd)')
+  .argument('[tapname]', 'TAP device name inside the namespace', 'tap0')
+  .option('-c, --configure', 'bring up lo and the TAP, set MTU/MAC, 10.0.2.100/24 and the default route via 10.0.2.2', false)
+  .option('-m, --mtu <mtu>', `MTU of the TAP (68-65521)`, mtuOption, DEFAULT_MTU)
+  .option('--cidr <cidr>', 'virtual network (prefix 1-25); gateway=.2, DNS=.3, guest=.100', cidrOption, DEFAULT_CIDR)
+  .addOption(
+    new Option('--netns-type <type>', 'what <target> names: pid, path or tapfd').argParser(netnsTypeOption).default('pid'),
+  )
+  .option('--userns-path <path>', 'user namespace to join with --netns-type=path')
+  .option('-r, --ready-fd <fd>', 'write "1" to this fd and close it once the stack is serving', fdOption)
+  .option('-e, --exit-fd <fd>', 'exit when this fd hangs up (its other end is closed)', fdOption)
+  .option('--macaddress <mac>', 'MAC address of the TAP (requires --configure)', macOption)
+  .option('--disable-host-loopback', 'do not map the gateway address to the host loopback', false)
+  .option('--pcap <file>', 'write every frame, both directions, to a pcap file (tshark -r reads it)')
+  .option(
+    '--fault <spec>',
+    'inject faults at the TAP boundary, both directions: comma list of drop=P,duplicate=P,reorder=P,corrupt=P,seed=N (P a probability)',
+    faultOption,
+  )
+  .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').argParser(logLevelOption).default('warn'))
+  .action(async (target: string, tapname: string, o) => {
+    const { runAttach } = await import('../host/attach.js');
+    const code = await runAttach({
+      target,
+      tapName: tapname,
+      netnsType: o.netnsType,
+      usernsPath: o.usernsPath,
+      configure: o.configure,
+      mtu: o.mtu,
+      cidr: o.cidr,
+      macAddress: o.macaddress,
+      disableHostLoopback: o.disableHostLoopback,
+      readyFd: o.readyFd,
+      exitFd: o.exitFd,
+      pcap: o.pcap,
+      fault: o.fault,
+      logLevel: o.logLevel,
+    });
+    process.exitCode = code;
+  });
+
+program
+  .command('replay')
+  .description(
+    'feed the guest-side frames of a capture to a fresh stack (no namespaces, no root) and report or write what the stack sends back',
+  )
+  .argument('<in.pcap>', 'an Ethernet pcap, e.g. from --pcap or tcpdump -w')
+  .option('-o, --out <file>', 'write the frames the stack emits to this pcap')
+  .option('-m, --mtu <mtu>', 'MTU of the stack', mtuOption, DEFAULT_MTU)
+  .option('--cidr <cidr>', 'virtual network', cidrOption, DEFAULT_CIDR)
+  .option('--disable-host-loopback', 'as for attach', false)
+  .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').argParser(logLevelOption).default('warn'))
+  .action(async (input: string, o) => {
+    const { runReplay } = await import('../host/replay.js');
+    process.exitCode = await runReplay({
+      input,
+      out: o.out,
+      mtu: o.mtu,
+      cidr: o.cidr,
+      disableHostLoopback: o.disableHostLoopback,
+      logLevel: o.logLevel,
+    });
+  });
+
+program.parseAsync(process.argv).catch(reportFatal);

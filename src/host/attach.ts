@@ -1,0 +1,161 @@
+// `tsnet attach`: takes a TAP in the target namespace, runs the stack on it
+// and stays until told to stop — SIGINT/SIGTERM, the --exit-fd hanging up,
+// the target process exiting (PID mode) or the TAP going away. This file is
+// the shell's wiring: launcher (fd, configuration) → ports → stack → exit.
+
+import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { onPidExit, sharedPoller } from '../../native/index.js';
+import { PrereqError } from '../launcher/errors.js';
+import { checkTarget, parseTarget, type NetnsType } from '../launcher/target.js';
+import { openTap } from '../launcher/tap.js';
+import { configureInterface } from '../launcher/configure.js';
+import { makeConfig } from '../stack/config.js';
+import { Stack } from '../stack/stack.js';
+import { ipv4ToString } from '../wire/address.js';
+import { FaultPort, type FaultSpec } from './fault.js';
+import { makeLogger, type LogLevel, type Logger } from './log.js';
+import { PcapPort } from './pcap-port.js';
+import { PcapWriter } from './pcap.js';
+import type { Port } from './port.js';
+import { TapPort } from './tap-port.js';
+
+export interface AttachOptions {
+  target: string;
+  tapName: string;
+  netnsType: NetnsType;
+  usernsPath?: string;
+  configure: boolean;
+  mtu: number;
+  cidr: string;
+  macAddress?: string;
+  disableHostLoopback: boolean;
+  readyFd?: number;
+  exitFd?: number;
+  pcap?: string;
+  fault?: FaultSpec;
+  logLevel: LogLevel;
+}
+
+function checkFd(fd: number, flag: string): void {
+  try {
+    fs.fstatSync(fd);
+  } catch {
+    throw new PrereqError(`${flag} ${fd}: file descriptor is not open (EBADF)`);
+  }
+}
+
+/** Builds the port chain tap → fault → pcap; returns its top. */
+function buildPorts(tap: TapPort, o: AttachOptions, log: Logger): { top: Port; pcap?: PcapWriter; fault?: FaultPort } {
+  let top: Port = tap;
+  let fault: FaultPort | undefined;
+  let pcap: PcapWriter | undefined;
+  if (o.fault) {
+    fault = new FaultPort(top, o.fault);
+    top = fault;
+    log.warn({ fault: o.fault }, 'fault injection is on');
+  }
+  if (o.pcap) {
+    pcap = new PcapWriter(o.pcap);
+    top = new PcapPort(top, pcap);
+  }
+  return { top, pcap, fault };
+}
+
+export async function runAttach(o: AttachOptions): Promise<number> {
+  const log = makeLogger(o.logLevel);
+  if (o.macAddress !== undefined && !o.configure) {
+    throw new PrereqError('--macaddress can only be used with --configure (-c)');
+  }
+  if (o.readyFd !== undefined) checkFd(o.readyFd, '--ready-fd');
+  if (o.exitFd !== undefined) checkFd(o.exitFd, '--exit-fd');
+  const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, macAddress: o.macAddress, disableHostLoopback: o.disableHostLoopback });
+  const target = parseTarget(o.target, o.netnsType, o.usernsPath);
+  checkTarget(target);
+
+  let stopReason: string | undefined;
+  let exitCode = 0;
+  let wake: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  const stop = (reason: string, code = 0) => {
+    if (stopReason !== undefined) return;
+    stopReason = reason;
+    exitCode = code;
+    wake();
+  };
+
+  // Watch the target from the start, so a target that dies while we set up is noticed.
+  let cancelPidWatch: (() => Promise<void>) | undefined;
+  if (target.type === 'pid') {
+    try {
+      cancelPidWatch = onPidExit(target.pid, () => stop(`target process ${target.pid} exited`));
+    } catch {
+      throw new PrereqError(`target process ${target.pid} does not exist (ESRCH)`);
+    }
+  }
+
+  const opened = await openTap(target, o.tapName).catch(async (e) => {
+    await cancelPidWatch?.();
+    throw e;
+  });
+  log.info({ tap: opened.name, fd: opened.fd }, 'TAP device attached');
+  const tap = new TapPort(opened.fd, opened.name);
+  try {
+    if (o.configure) {
+      await configureInterface(target, cfg, opened.name);
+      log.info(
+        { tap: opened.name, addr: `${ipv4ToString(cfg.guest)}/${cfg.prefixLen}`, gw: ipv4ToString(cfg.gateway), mtu: cfg.mtu },
+        'interface configured',
+      );
+    }
+  } catch (e) {
+    await tap.close();
+    await cancelPidWatch?.();
+    throw e;
+  }
+
+  const { top, pcap, fault } = buildPorts(tap, o, log);
+  const stack = new Stack(cfg, {
+    transmit: (frame) => top.send(frame),
+    onDrop: (reason, detail) => {
+      if (log.isLevelEnabled('debug')) log.debug({ reason, detail }, 'frame dropped');
+    },
+    onEvent: (event, detail) => log.info({ event, ...detail }, event),
+  });
+  top.setReceiver((frame) => stack.receive(performance.now(), frame));
+  tap.onBatchEnd = () => top.flush();
+  tap.onFailure = (err) => stop(`TAP device failed: ${err.message}`, 1);
+  tap.start();
+
+  const onSignal = (sig: NodeJS.Signals) => stop(`received ${sig}`);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+
+  if (o.exitFd !== undefined) {
+    const exitFd = o.exitFd;
+    sharedPoller().add(exitFd, () => {
+      void sharedPoller().remove(exitFd);
+      stop(`exit fd ${exitFd} hung up`);
+    });
+  }
+
+  if (o.readyFd !== undefined) {
+    fs.writeSync(o.readyFd, '1');
+    fs.closeSync(o.readyFd);
+  }
+  log.info({ gateway: ipv4ToString(cfg.gateway), dns: ipv4ToString(cfg.dns) }, 'stack serving');
+
+  await stopped;
+  log.info({ reason: stopReason }, 'stopping');
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.off('SIGHUP', onSignal);
+  await tap.close();
+  await cancelPidWatch?.();
+  if (o.exitFd !== undefined) await sharedPoller().remove(o.exitFd);
+  await sharedPoller().close();
+  pcap?.close();
+  log.info({ counters: stack.counters.snapshot(), tap: tap.stats, fault: fault?.counters }, 'final counters');
+  return exitCode;
+}

@@ -1,0 +1,131 @@
+// Getting the TAP device's fd into tsnet, rootless and without a compiled
+// helper (DESIGN.md §3):
+//   1. spawn `nsenter <target's user+net ns> sh -c 'exec 3<>/dev/net/tun; echo ok; read _'`
+//      — the tun driver binds the fd to the netns it was opened in;
+//   2. pidfd_open(opener) + pidfd_getfd(pidfd, 3): now we hold that fd;
+//   3. TUNSETIFF from here (the owner of a user namespace has CAP_NET_ADMIN
+//      in it), then close the opener's stdin so it exits.
+// With --netns-type=tapfd the fd is inherited and only checked (TUNGETIFF),
+// or attached with TUNSETIFF when the parent passed a bare /dev/net/tun fd.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { closeFd, getIff, NativeError, pidfdGetfd, pidfdOpen, setIff } from '../../native/index.js';
+import { PrereqError } from './errors.js';
+import { nsenterArgs, type Target } from './target.js';
+
+const OPENER_SCRIPT = 'exec 3<>/dev/net/tun || exit 97; echo ok; read _';
+const OPENER_TIMEOUT_MS = 10_000;
+
+export interface OpenedTap {
+  fd: number;
+  name: string;
+}
+
+/** Fails early, with the fix, when this user cannot open /dev/net/tun at all. */
+export function checkTunAccess(path = '/dev/net/tun'): void {
+  try {
+    fs.accessSync(path, fs.constants.R_OK | fs.constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new PrereqError(`${path} does not exist (ENOENT): load the tun module (modprobe tun) or create the node (mknod ${path} c 10 200)`);
+    }
+    throw new PrereqError(
+      `cannot open ${path} (${code}): it must be readable and writable by this user; most distributions ship it mode 0666 — fix with: sudo chmod 0666 ${path}`,
+    );
+  }
+}
+
+/** Runs the opener inside the target's namespaces and takes its fd 3. */
+async function takeTunFdFrom(target: Target): Promise<number> {
+  const child = spawn('nsenter', [...nsenterArgs(target), '--', 'sh', '-c', OPENER_SCRIPT], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const release = () => {
+    child.stdin.end();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new PrereqError('timed out waiting for the namespace helper (nsenter) to open /dev/net/tun')), OPENER_TIMEOUT_MS);
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        if (e.code === 'ENOENT') reject(new PrereqError('nsenter not found (ENOENT): install util-linux (apt-get install util-linux)'));
+        else reject(e);
+      });
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.includes('ok\n')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        const why = stderr.trim().split('\n').pop() ?? '';
+        if (code === 97) {
+          reject(new PrereqError(`cannot open /dev/net/tun inside the target namespace: ${why || 'permission denied'}; it must be mode 0666 (sudo chmod 0666 /dev/net/tun)`));
+        } else {
+          reject(new PrereqError(`cannot enter the target's namespaces: ${why || `nsenter exited with ${code}`}`));
+        }
+      });
+    });
+    const pidfd = pidfdOpen(child.pid!);
+    try {
+      return pidfdGetfd(pidfd, 3);
+    } catch (e) {
+      if (e instanceof NativeError && e.code === 'ENOSYS') {
+        throw new PrereqError('pidfd_getfd is not available (ENOSYS): tsnet needs Linux 5.6 or newer');
+      }
+      if (e instanceof NativeError && e.code === 'EPERM') {
+        throw new PrereqError(
+          'pidfd_getfd was refused (EPERM): ptrace access to the namespace helper is denied (check kernel.yama.ptrace_scope <= 1)',
+        );
+      }
+      throw e;
+    } finally {
+      closeFd(pidfd);
+    }
+  } finally {
+    release();
+    child.stdout.destroy();
+  }
+}
+
+export async function openTap(target: Target, tapName: string): Promise<OpenedTap> {
+  if (target.type === 'tapfd') {
+    try {
+      const info = getIff(target.fd);
+      return { fd: target.fd, name: info.name };
+    } catch (e) {
+      // EBADFD: a /dev/net/tun fd not yet attached — attach it.
+      if (e instanceof NativeError && e.code === 'EBADFD') {
+        return { fd: target.fd, name: setIff(target.fd, tapName) };
+      }
+      if (e instanceof NativeError && e.code === 'EBADF') {
+        throw new PrereqError(`fd ${target.fd} is not open (EBADF): --netns-type=tapfd needs an inherited TAP fd`);
+      }
+      throw e;
+    }
+  }
+  checkTunAccess();
+  const fd = await takeTunFdFrom(target);
+  try {
+    const name = setIff(fd, tapName);
+    return { fd, name };
+  } catch (e) {
+    closeFd(fd);
+    if (e instanceof NativeError && e.code === 'EPERM') {
+      throw new PrereqError(
+        `creating ${tapName} was refused (EPERM): tsnet must run as the owner of the target's user namespace (or pass its --userns-path)`,
+      );
+    }
+    if (e instanceof NativeError && e.code === 'EBUSY') {
+      throw new PrereqError(`${tapName} is already attached to another process (EBUSY): pick another TAP name`);
+    }
+    throw e;
+  }
+}

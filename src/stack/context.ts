@@ -1,0 +1,23 @@
+// What the protocol handlers (arp.ts, icmp.ts, ...) may use from the stack:
+// configuration, counters, the neighbor table, and the one way out
+// (transmit). Keeps each handler a plain function of (ctx, now, packet).
+
+import type { StackConfig } from './config.js';
+import type { Counters } from './counters.js';
+import type { NeighborTable } from './neighbors.js';
+
+export interface StackContext {
+  readonly config: StackConfig;
+  readonly counters: Counters;
+  readonly neighbors: NeighborTable;
+  /** Sends a complete Ethernet frame toward the guest. */
+  transmit(frame: Buffer): void;
+  /** Counts (and reports) a dropped frame. */
+  drop(reason: string, detail?: string): void;
+  /** Is ip inside the virtual network? */
+  inNetwork(ip: number): boolean;
+  /** Is ip one of the stack's own addresses (gateway, DNS)? */
+  isOwnAddress(ip: number): boolean;
+  /** The virtual MAC answering for ip, or undefined when ip is not ours. */
+  ownMac(ip: number): number | undefined;
+}

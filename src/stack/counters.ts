@@ -1,0 +1,46 @@
+// Stack counters: frames and bytes each way, and drops by reason. Reasons are
+// short kebab codes (the wire layer's WireError reasons plus the stack's own,
+// e.g. "eth-not-for-us", "ipv4-fragment", "tcp-unhandled"), so `get_stats`
+// and the debug log can say exactly why a frame was dropped.
+
+export class Counters {
+  rxFrames = 0;
+  rxBytes = 0;
+  txFrames = 0;
+  txBytes = 0;
+  /** ARP replies and ICMP echo replies sent, etc. Keyed by a short name. */
+  readonly events = new Map<string, number>();
+  readonly drops = new Map<string, number>();
+
+  drop(reason: string): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+  }
+
+  count(event: string): void {
+    this.events.set(event, (this.events.get(event) ?? 0) + 1);
+  }
+
+  totalDrops(): number {
+    let n = 0;
+    for (const v of this.drops.values()) n += v;
+    return n;
+  }
+
+  snapshot(): {
+    rxFrames: number;
+    rxBytes: number;
+    txFrames: number;
+    txBytes: number;
+    events: Record<string, number>;
+    drops: Record<string, number>;
+  } {
+    return {
+      rxFrames: this.rxFrames,
+      rxBytes: this.rxBytes,
+      txFrames: this.txFrames,
+      txBytes: this.txBytes,
+      events: Object.fromEntries(this.events),
+      drops: Object.fromEntries(this.drops),
+    };
+  }
+}

@@ -1,0 +1,151 @@
+// `tsnet attach` end to end, as an unprivileged user: a rootless namespace
+// (unshare -Urn), tsnet attached with -c, real iproute2 and ping inside, the
+// pcap read back by tshark. Also the lifecycle: --ready-fd, --exit-fd, target
+// exit, SIGTERM, and one-line errors for missing prerequisites.
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  integrationSkip,
+  killAll,
+  Netns,
+  readyFrom,
+  startTsnet,
+  stopTsnet,
+  userTempDir,
+  type Tsnet,
+} from './harness.js';
+
+function hasTool(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () => {
+  let ns: Netns;
+  let tsnet: Tsnet | undefined;
+  let tmp: string;
+
+  beforeEach(async () => {
+    ns = await Netns.create();
+    tmp = userTempDir('tsnet-attach-');
+  });
+  afterEach(async () => {
+    if (tsnet) await stopTsnet(tsnet);
+    tsnet = undefined;
+    await ns.destroy();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  afterAll(killAll);
+
+  it('configures tap0 and answers ping to the gateway and DNS addresses; pcap shows it', async () => {
+    const pcap = path.join(tmp, 'cap.pcap');
+    tsnet = startTsnet(['attach', '-c', '--ready-fd', '3', '--pcap', pcap, String(ns.pid)], ['pipe']);
+    expect(await readyFrom(tsnet)).toBe('1');
+
+    const addr = await ns.exec(['ip', '-4', 'addr', 'show', 'tap0']);
+    expect(addr.stdout).toContain('inet 10.0.2.100/24');
+    const route = await ns.exec(['ip', 'route']);
+    expect(route.stdout).toMatch(/default via 10\.0\.2\.2 dev tap0/);
+    const lo = await ns.exec(['ip', 'link', 'show', 'lo']);
+    expect(lo.stdout).toMatch(/UP/);
+
+    const gw = await ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.0.2.2']);
+    expect(gw.stdout, gw.stderr).toMatch(/3 packets transmitted, 3 received/);
+    const dns = await ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.0.2.3']);
+    expect(dns.stdout, dns.stderr).toMatch(/3 packets transmitted, 3 received/);
+    // Not ours: no ARP answer, so ping fails.
+    const other = await ns.exec(['ping', '-c', '1', '-W', '1', '10.0.2.50']);
+    expect(other.code).not.toBe(0);
+
+    const r = await stopTsnet(tsnet);
+    tsnet = undefined;
+    expect(r.code).toBe(0);
+
+    if (hasTool('tshark')) {
+      const out = execFileSync(
+        'tshark',
+        ['-r', pcap, '-o', 'ip.check_checksum:TRUE', '-o', 'icmp.check_checksum:TRUE', '-T', 'fields',
+          '-e', 'arp.opcode', '-e', 'icmp.type', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status', '-e', '_ws.expert.message'],
+        { encoding: 'utf8' },
+      );
+      const rows = out.trim().split('\n').map((l) => l.split('\t'));
+      expect(rows.some((c) => c[0] === '1')).toBe(true); // who-has
+      expect(rows.some((c) => c[0] === '2')).toBe(true); // is-at
+      expect(rows.filter((c) => c[1] === '8').length).toBeGreaterThanOrEqual(6); // echo requests
+      expect(rows.filter((c) => c[1] === '0').length).toBeGreaterThanOrEqual(6); // echo replies
+      for (const c of rows.filter((c) => c[1] !== '')) {
+        expect(c[2]).toBe('2'); // ip checksum good
+        expect(c[3]).toBe('2'); // icmp checksum good
+      }
+    }
+  });
+
+  it('applies --mtu 65520 and exits when --exit-fd hangs up', async () => {
+    tsnet = startTsnet(['attach', '-c', '--mtu', '65520', '-r', '3', '-e', '4', String(ns.pid), 'tap0'], ['pipe', 'pipe']);
+    expect(await readyFrom(tsnet)).toBe('1');
+    const link = await ns.exec(['ip', 'link', 'show', 'tap0']);
+    expect(link.stdout).toMatch(/mtu 65520/);
+    const big = await ns.exec(['ping', '-c', '1', '-s', '60000', '-W', '2', '10.0.2.2']);
+    expect(big.stdout, big.stderr).toMatch(/1 received/);
+    // Closing our end of the exit pipe must make tsnet exit by itself.
+    const exitPipe = tsnet.proc.stdio[4] as NodeJS.WritableStream & { destroy(): void };
+    exitPipe.destroy();
+    const r = await Promise.race([tsnet.exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
+    expect(r).toEqual({ code: 0, signal: null });
+    tsnet = undefined;
+  });
+
+  it('exits when the target process exits (PID mode)', async () => {
+    tsnet = startTsnet(['attach', '-r', '3', String(ns.pid)], ['pipe']);
+    expect(await readyFrom(tsnet)).toBe('1');
+    await ns.destroy();
+    const r = await Promise.race([tsnet.exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
+    expect(r).toEqual({ code: 0, signal: null });
+    tsnet = undefined;
+  });
+
+  it('attaches by namespace path (--netns-type=path --userns-path)', async () => {
+    tsnet = startTsnet(
+      ['attach', '-c', '-r', '3', '--netns-type=path', `--userns-path=/proc/${ns.pid}/ns/user`, `/proc/${ns.pid}/ns/net`, 'tap1'],
+      ['pipe'],
+    );
+    expect(await readyFrom(tsnet)).toBe('1');
+    const gw = await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2']);
+    expect(gw.stdout, gw.stderr).toMatch(/1 received/);
+    const link = await ns.exec(['ip', 'link', 'show', 'tap1']);
+    expect(link.code).toBe(0);
+  });
+
+  it('fails with one clear line when the target does not exist', async () => {
+    const t = startTsnet(['attach', '-c', '999999999']);
+    const r = await t.exited;
+    expect(r.code).toBe(1);
+    expect(t.stderr().trim().split('\n')).toHaveLength(1);
+    expect(t.stderr()).toMatch(/^tsnet: target process 999999999 does not exist/);
+  });
+
+  it('rejects bad flags with a precise message', async () => {
+    const bad = [
+      [['attach', '--mtu', '70000', '1'], /MTU must be between 68 and 65521/],
+      [['attach', '--cidr', '10.0.2.100/24', '1'], /CIDR needs to be a network address like 10\.0\.2\.0\/24, not like 10\.0\.2\.100\/24/],
+      [['attach', '--cidr', '10.0.2.0/26', '1'], /prefix length needs to be 1-25/],
+      [['attach', '--cidr', 'foo', '1'], /invalid CIDR/],
+      [['attach', '--netns-type', 'bogus', '1'], /must be pid, path or tapfd/],
+      [['attach', '--macaddress', '52:54:00:12:34:56', String(process.pid)], /--macaddress can only be used with --configure/],
+    ] as const;
+    for (const [args, re] of bad) {
+      const t = startTsnet([...args]);
+      const r = await t.exited;
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(t.stderr()).toMatch(re);
+      expect(t.stderr()).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
+});
