@@ -4,6 +4,7 @@
 // tshark -r reads.
 
 import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import pcapParser from 'pcap-parser';
 
 export const LINKTYPE_ETHERNET = 1;
@@ -54,7 +55,7 @@ export class PcapWriter {
     fs.writeSync(this.fd, pcapGlobalHeader());
   }
 
-  write(frame: Buffer, timeUs: number = Date.now() * 1000): void {
+  write(frame: Buffer, timeUs: number = nowUs()): void {
     if (this.fd < 0) return;
     const capLen = Math.min(frame.length, SNAPLEN);
     this.chunks.push(pcapRecordHeader(timeUs, capLen, frame.length));
@@ -80,6 +81,11 @@ export class PcapWriter {
     fs.closeSync(this.fd);
     this.fd = -1;
   }
+}
+
+/** Wall-clock microseconds with sub-millisecond resolution. */
+function nowUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
 }
 
 export class PcapFormatError extends Error {}

@@ -71,18 +71,20 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     if (hasTool('tshark')) {
       const out = execFileSync(
         'tshark',
-        ['-r', pcap, '-o', 'ip.check_checksum:TRUE', '-o', 'icmp.check_checksum:TRUE', '-T', 'fields',
-          '-e', 'arp.opcode', '-e', 'icmp.type', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status', '-e', '_ws.expert.message'],
-        { encoding: 'utf8' },
+        ['-r', pcap, '-o', 'ip.check_checksum:TRUE', '-T', 'fields',
+          '-e', 'arp.opcode', '-e', 'icmp.type', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status'],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
       );
       const rows = out.trim().split('\n').map((l) => l.split('\t'));
       expect(rows.some((c) => c[0] === '1')).toBe(true); // who-has
       expect(rows.some((c) => c[0] === '2')).toBe(true); // is-at
       expect(rows.filter((c) => c[1] === '8').length).toBeGreaterThanOrEqual(6); // echo requests
       expect(rows.filter((c) => c[1] === '0').length).toBeGreaterThanOrEqual(6); // echo replies
-      for (const c of rows.filter((c) => c[1] !== '')) {
-        expect(c[2]).toBe('2'); // ip checksum good
-        expect(c[3]).toBe('2'); // icmp checksum good
+      for (const c of rows.filter((c) => c[1] !== '' && c[1] !== undefined)) {
+        expect(c, out).toHaveLength(4);
+        // tshark checksum status: 0 bad, 1 good, 2 unverified
+        expect(c[2]).toBe('1');
+        expect(c[3]).toBe('1');
       }
     }
   });

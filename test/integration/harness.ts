@@ -55,8 +55,11 @@ export function collect(child: ChildProcess, timeoutMs = 20_000): Promise<RunRes
 }
 
 export function runAsUser(cmd: string, args: string[], opts: SpawnOptions & { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  const child = spawnAs(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
-  child.stdin?.end(opts.input ?? '');
+  const child = spawnAs(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...opts });
+  if (opts.input !== undefined) {
+    child.stdin!.on('error', () => {}); // the command may exit without reading
+    child.stdin!.end(opts.input);
+  }
   return collect(child, opts.timeoutMs);
 }
 

@@ -1,0 +1,26 @@
+// native/index.ts — owns: the public surface of native/, the only code that
+// makes syscalls (through koffi). Import from here, not from the files.
+
+export {
+  E,
+  NativeError,
+  closeFd,
+  errno,
+  errnoName,
+  eventfd,
+  getFlags,
+  isFdOpen,
+  openPath,
+  pipe,
+  setNonBlocking as setFdNonBlocking,
+  strerror,
+  throwErrno,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+} from './libc.js';
+export * from './tun.js';
+export * from './poll.js';
+export * from './pidfd.js';

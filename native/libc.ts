@@ -1,0 +1,226 @@
+// native/libc.ts — owns: loading libc once through koffi, the raw libc
+// function bindings every other native/ file uses, errno access and naming,
+// NativeError, and the few generic fd helpers (open/close/fcntl/eventfd).
+//
+// Read this first:
+// - Only native/ calls into C. Everything here is thin: no protocol logic.
+// - errno is read with koffi.errno() immediately after a failing synchronous
+//   call (koffi does not save it for sync calls; nothing may run in between).
+//   For `.async` calls koffi saves the worker thread's errno and restores it
+//   on the main thread while the completion callback runs, so koffi.errno()
+//   is valid at the top of that callback too.
+// - Linux only (x86_64 / aarch64 share every constant used here).
+
+import { getSystemErrorName } from 'node:util';
+import koffi from 'koffi';
+
+export { koffi };
+
+/** The one libc handle of the process. */
+export const libc = koffi.load('libc.so.6');
+
+type Fn<A extends unknown[], R> = ((...args: A) => R) & {
+  async: (...args: [...A, (err: unknown, res: R) => void]) => void;
+};
+
+function fn<A extends unknown[], R>(proto: string): Fn<A, R> {
+  return libc.func(proto) as unknown as Fn<A, R>;
+}
+
+// Buffers/typed arrays passed as `void *` are handed over by pointer, without
+// copy (subarray offsets respected), for sync and async calls alike.
+export type Bytes = Uint8Array;
+
+/** Raw libc bindings. Return -1 and set errno on failure, like C. */
+export const raw = {
+  open: fn<[path: string, flags: number, mode: number], number>(
+    'int open(const char *path, int flags, uint32_t mode)',
+  ),
+  close: fn<[fd: number], number>('int close(int fd)'),
+  read: fn<[fd: number, buf: Bytes, count: number], number>(
+    'intptr_t read(int fd, void *buf, uintptr_t count)',
+  ),
+  write: fn<[fd: number, buf: Bytes, count: number], number>(
+    'intptr_t write(int fd, const void *buf, uintptr_t count)',
+  ),
+  // fcntl and ioctl are variadic in C; declaring the third argument with a
+  // fixed type is ABI-identical on x86_64/aarch64 for integer/pointer args
+  // (glibc's wrappers just forward the register), and avoids koffi's slower
+  // per-call variadic type parsing.
+  fcntlInt: fn<[fd: number, cmd: number, arg: number], number>(
+    'int fcntl(int fd, int cmd, long arg)',
+  ),
+  ioctlPtr: fn<[fd: number, req: number, arg: Bytes], number>(
+    'int ioctl(int fd, unsigned long req, void *arg)',
+  ),
+  ioctlInt: fn<[fd: number, req: number, arg: number], number>(
+    'int ioctl(int fd, unsigned long req, unsigned long arg)',
+  ),
+  pipe2: fn<[fds: Int32Array, flags: number], number>('int pipe2(void *fds, int flags)'),
+  eventfd: fn<[initval: number, flags: number], number>('int eventfd(unsigned int initval, int flags)'),
+  poll: fn<[fds: Bytes, nfds: number, timeout: number], number>(
+    'int poll(void *fds, unsigned long nfds, int timeout)',
+  ),
+  strerror: fn<[errnum: number], string>('const char *strerror(int errnum)'),
+  getpid: fn<[], number>('int getpid()'),
+  // Variadic: call as syscall(nr, 'int', a, 'unsigned int', b, ...). Never
+  // .async (koffi cannot run variadic functions asynchronously).
+  syscall: libc.func('long syscall(long nr, ...)') as unknown as (nr: number, ...typedArgs: unknown[]) => number,
+};
+
+// ---------------------------------------------------------------------------
+// errno
+
+/** errno of the calling thread, as left by the last C call. */
+export function errno(): number {
+  return koffi.errno();
+}
+
+// Linux (asm-generic) numbering. Aliases resolve to the first name:
+// EWOULDBLOCK = EAGAIN, ENOTSUP = EOPNOTSUPP, EDEADLOCK = EDEADLK.
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 7: 'E2BIG',
+  8: 'ENOEXEC', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES',
+  14: 'EFAULT', 15: 'ENOTBLK', 16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV',
+  20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 25: 'ENOTTY',
+  26: 'ETXTBSY', 27: 'EFBIG', 28: 'ENOSPC', 29: 'ESPIPE', 30: 'EROFS', 31: 'EMLINK',
+  32: 'EPIPE', 33: 'EDOM', 34: 'ERANGE', 35: 'EDEADLK', 36: 'ENAMETOOLONG', 37: 'ENOLCK',
+  38: 'ENOSYS', 39: 'ENOTEMPTY', 40: 'ELOOP', 61: 'ENODATA', 62: 'ETIME', 71: 'EPROTO',
+  74: 'EBADMSG', 77: 'EBADFD', 75: 'EOVERFLOW', 84: 'EILSEQ', 88: 'ENOTSOCK', 89: 'EDESTADDRREQ',
+  90: 'EMSGSIZE', 91: 'EPROTOTYPE', 92: 'ENOPROTOOPT', 93: 'EPROTONOSUPPORT',
+  94: 'ESOCKTNOSUPPORT', 95: 'EOPNOTSUPP', 96: 'EPFNOSUPPORT', 97: 'EAFNOSUPPORT',
+  98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL', 100: 'ENETDOWN', 101: 'ENETUNREACH',
+  102: 'ENETRESET', 103: 'ECONNABORTED', 104: 'ECONNRESET', 105: 'ENOBUFS', 106: 'EISCONN',
+  107: 'ENOTCONN', 108: 'ESHUTDOWN', 110: 'ETIMEDOUT', 111: 'ECONNREFUSED', 112: 'EHOSTDOWN',
+  113: 'EHOSTUNREACH', 114: 'EALREADY', 115: 'EINPROGRESS', 116: 'ESTALE', 122: 'EDQUOT',
+  125: 'ECANCELED', 130: 'EOWNERDEAD',
+};
+
+/** Symbolic name of an errno value ('EPERM'); 'E<n>' if unknown. */
+export function errnoName(n: number): string {
+  const name = ERRNO_NAMES[n];
+  if (name !== undefined) return name;
+  try {
+    const s = getSystemErrorName(-n); // 'Unknown system error -n' when unknown
+    if (/^E[A-Z0-9]+$/.test(s)) return s;
+  } catch {
+    // not a valid errno range
+  }
+  return `E${n}`;
+}
+
+/** The errno constants by name (Linux numbering). */
+export const E = {
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12,
+  EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19, EINVAL: 22, ENFILE: 23,
+  EMFILE: 24, ENOTTY: 25, EBADFD: 77, ENOSPC: 28, EPIPE: 32, ENOSYS: 38, EOPNOTSUPP: 95,
+  ENETUNREACH: 101, ETIMEDOUT: 110, ECONNREFUSED: 111, EHOSTUNREACH: 113,
+} as const;
+
+/** strerror(3) text ('Operation not permitted'). */
+export function strerror(n: number): string {
+  return raw.strerror(n) ?? `Unknown error ${n}`;
+}
+
+/**
+ * A failed syscall. `code` is the errno name (like Node's SystemError),
+ * message e.g. `EPERM opening /dev/net/tun: Operation not permitted`.
+ */
+export class NativeError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+
+  /**
+   * @param errnum  errno value
+   * @param syscall the C call that failed ('open', 'ioctl(TUNSETIFF)')
+   * @param doing   what we were doing, for the message ('opening /dev/net/tun');
+   *                defaults to `syscall`
+   */
+  constructor(errnum: number, syscall: string, doing?: string) {
+    const code = errnoName(errnum);
+    super(`${code} ${doing ?? syscall}: ${strerror(errnum)}`);
+    this.name = 'NativeError';
+    this.code = code;
+    this.errno = errnum;
+    this.syscall = syscall;
+  }
+}
+
+/** Throw a NativeError for the current errno. Call right after the failure. */
+export function throwErrno(syscall: string, doing?: string): never {
+  throw new NativeError(errno(), syscall, doing);
+}
+
+// ---------------------------------------------------------------------------
+// generic fd helpers
+
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const F_GETFD = 1;
+export const FD_CLOEXEC = 1;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+
+/**
+ * open(2) a path (O_CLOEXEC is always added). Throws NativeError with a
+ * message like `ENOENT opening /nope: No such file or directory`.
+ */
+export function openPath(path: string, flags: number, mode = 0): number {
+  for (;;) {
+    const fd = raw.open(path, flags | O_CLOEXEC, mode);
+    if (fd >= 0) return fd;
+    const e = errno();
+    if (e === E.EINTR) continue;
+    throw new NativeError(e, 'open', `opening ${path}`);
+  }
+}
+
+/** close(2). EINTR is not retried (Linux closes the fd anyway). */
+export function closeFd(fd: number): void {
+  if (raw.close(fd) < 0) {
+    const e = errno();
+    if (e === E.EINTR) return;
+    throw new NativeError(e, 'close', `closing fd ${fd}`);
+  }
+}
+
+/** fcntl(F_GETFL). */
+export function getFlags(fd: number): number {
+  const fl = raw.fcntlInt(fd, F_GETFL, 0);
+  if (fl < 0) throwErrno('fcntl', `fcntl(F_GETFL) on fd ${fd}`);
+  return fl;
+}
+
+/** Set or clear O_NONBLOCK on fd. */
+export function setNonBlocking(fd: number, on = true): void {
+  const fl = getFlags(fd);
+  const next = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+  if (next !== fl && raw.fcntlInt(fd, F_SETFL, next) < 0) {
+    throwErrno('fcntl', `fcntl(F_SETFL) on fd ${fd}`);
+  }
+}
+
+/** True if fd is open in this process (fcntl F_GETFD succeeds). */
+export function isFdOpen(fd: number): boolean {
+  return raw.fcntlInt(fd, F_GETFD, 0) >= 0;
+}
+
+/** pipe2(2): [readFd, writeFd], close-on-exec (plus O_NONBLOCK if asked). */
+export function pipe(nonBlocking = false): [number, number] {
+  const fds = new Int32Array(2);
+  if (raw.pipe2(fds, O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0)) < 0) throwErrno('pipe2');
+  return [fds[0]!, fds[1]!];
+}
+
+/** eventfd(2), non-blocking and close-on-exec by default. */
+export function eventfd(initval = 0, flags = EFD_NONBLOCK | EFD_CLOEXEC): number {
+  const fd = raw.eventfd(initval, flags);
+  if (fd < 0) throwErrno('eventfd');
+  return fd;
+}
