@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# record.sh - re-record the real-kernel packet captures in this directory.
+#
+# What it does
+#   Creates throw-away network namespaces, attaches the real slirp4netns to
+#   them as the peer of the guest's tap0, and runs tcpdump on tap0 INSIDE the
+#   namespace, so every capture contains exactly the Ethernet frames that the
+#   guest Linux kernel writes to tap0 and the frames slirp4netns (libslirp)
+#   writes back.  Captures are classic libpcap files (magic a1b2c3d4,
+#   microsecond timestamps, linktype EN10MB), which is what the `pcap-parser`
+#   npm package used by tsnet can read (it does NOT read pcapng).
+#
+#   Session A (IPv4 only, IPv6 disabled in the namespace to keep it quiet):
+#     arp-gateway.pcap, ping-gateway.pcap, ping-dns.pcap, tcp-syn.pcap,
+#     tcp-syn-only.pcap (derived from tcp-syn.pcap), udp-dns.pcap
+#   Session B (slirp4netns --enable-ipv6):
+#     ipv6-ndp.pcap, ipv6-ping-gateway.pcap
+#   Synthetic:
+#     malformed.pcap, written by gen-malformed.py (no kernel involved)
+#
+# Network safety
+#   The guest only ever talks to 10.0.2.2 / 10.0.2.3 / fd00::2, which
+#   slirp4netns answers itself (ICMP echo, ARP, NDP) or maps to the host's
+#   loopback (TCP to 10.0.2.2:PORT -> 127.0.0.1:PORT).  DNS: libslirp forwards
+#   queries for 10.0.2.3 to the first nameserver of /etc/resolv.conf.  To make
+#   sure nothing leaves the machine, slirp4netns is started in a private mount
+#   namespace where /etc/resolv.conf is bind-mounted to a file that says
+#   "nameserver 127.0.0.1", and a tiny stdlib-python DNS responder (embedded
+#   below, never forwards anything) listens on 127.0.0.1:53.
+#
+# Requirements
+#   root (unshare -n, mount --bind, port 53), slirp4netns, tcpdump, tshark/
+#   editcap, busybox (wget, nslookup), iproute2, ping, python3.
+#   Host TCP port $HTTP_PORT (default 18099) and 127.0.0.1:53/udp must be free.
+#
+# Usage
+#   sudo ./record.sh            # writes the .pcap files next to this script
+#   OUT=/tmp/x ./record.sh      # or somewhere else
+#
+# Cleanup
+#   Every background process started here is recorded by PID and stopped by
+#   PID (never by name) in the EXIT trap; the temp dir is removed.  Network
+#   namespaces are anonymous (held only by a `sleep` process), so they vanish
+#   when that process is killed.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${OUT:-$HERE}
+HTTP_PORT=${HTTP_PORT:-18099}
+
+[ "$(id -u)" = 0 ] || { echo "record.sh: must run as root" >&2; exit 1; }
+for c in slirp4netns tcpdump tshark busybox ip ping python3 unshare nsenter; do
+  command -v "$c" >/dev/null || { echo "record.sh: missing $c" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/tsnet-pcaps.XXXXXX)
+PIDS=()   # every background process we start, in start order
+
+cleanup() {
+  local i p
+  for ((i=${#PIDS[@]}-1; i>=0; i--)); do
+    p=${PIDS[$i]}
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { printf '[record.sh] %s\n' "$*" >&2; }
+
+# reap PID...: stop processes we started (by PID) and forget them.
+reap() {
+  local p q keep
+  for p in "$@"; do kill "$p" 2>/dev/null || true; done
+  for p in "$@"; do wait "$p" 2>/dev/null || true; done
+  for p in "$@"; do
+    keep=()
+    for q in "${PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    PIDS=("${keep[@]}")
+  done
+}
+
+# ---------------------------------------------------------------- helpers --
+NSPID=""
+ns() { nsenter -t "$NSPID" -n "$@"; }   # run a command inside the guest netns
+
+# new_ns: anonymous network namespace held by a sleep process.
+# `unshare -n sleep` (no --fork) execs sleep, so $! is the process in the ns.
+new_ns() {
+  unshare -n sleep 3600 &
+  NSPID=$!; PIDS+=("$NSPID")
+  for _ in $(seq 50); do
+    [ "$(readlink /proc/$NSPID/ns/net)" != "$(readlink /proc/self/ns/net)" ] && return 0
+    sleep 0.1
+  done
+  echo "namespace did not appear" >&2; exit 1
+}
+
+# start_slirp EXTRA_ARGS...: real slirp4netns on $NSPID/tap0, with a private
+# /etc/resolv.conf (nameserver 127.0.0.1).  unshare and sh both exec, so $!
+# is slirp4netns itself.
+SLIRPPID=""
+start_slirp() {
+  unshare -m --propagation private -- sh -c \
+    'mount --bind "$0" /etc/resolv.conf && exec slirp4netns "$@"' \
+    "$WORK/resolv.conf" --configure --mtu=1500 "$@" "$NSPID" tap0 \
+    >"$WORK/slirp4netns.$NSPID.log" 2>&1 &
+  SLIRPPID=$!; PIDS+=("$SLIRPPID")
+  for _ in $(seq 100); do
+    ns ip -4 addr show dev tap0 2>/dev/null | grep -q 10.0.2.100 && { sleep 0.5; return 0; }
+    sleep 0.1
+  done
+  cat "$WORK/slirp4netns.$NSPID.log" >&2; echo "tap0 not configured" >&2; exit 1
+}
+
+# cap_start NAME [FILTER...]: tcpdump on the guest's tap0, inside the netns.
+# nsenter is called directly (not via the ns() function, which would put a
+# subshell in between); nsenter -n does not fork, so $! is tcpdump itself.
+# -Z root: Debian's tcpdump would otherwise drop to user tcpdump before
+# opening the output file in the root-only temp dir.  Stopped with SIGTERM
+# (background jobs of a non-interactive shell ignore SIGINT); tcpdump
+# flushes and closes the file on SIGTERM too.
+CAPPID=""; CAPNAME=""
+cap_start() {
+  CAPNAME=$1; shift
+  nsenter -t "$NSPID" -n tcpdump -i tap0 -nn -U --immediate-mode -Z root -s 262144 \
+     -w "$WORK/$CAPNAME" "$@" >"$WORK/$CAPNAME.log" 2>&1 &
+  CAPPID=$!; PIDS+=("$CAPPID")
+  for _ in $(seq 50); do
+    grep -q 'listening on' "$WORK/$CAPNAME.log" && { sleep 0.3; return 0; }
+    sleep 0.1
+  done
+  cat "$WORK/$CAPNAME.log" >&2; echo "tcpdump did not start" >&2; exit 1
+}
+
+cap_stop() {
+  sleep 1                       # let late replies arrive
+  reap "$CAPPID"
+  cp "$WORK/$CAPNAME" "$OUT/$CAPNAME"
+  log "$CAPNAME: $(grep -o '[0-9]* packets captured' "$WORK/$CAPNAME.log")"
+}
+
+# ------------------------------------------------------ loopback services --
+echo "nameserver 127.0.0.1" >"$WORK/resolv.conf"
+
+# Tiny authoritative-only DNS responder on 127.0.0.1:53 (never forwards).
+#   tsnet.test  A    -> 192.0.2.53 (TTL 60)
+#   tsnet.test  AAAA -> NOERROR, no answer (NODATA)
+#   anything else    -> NXDOMAIN
+cat >"$WORK/dns.py" <<'EOF'
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+while True:
+    q, peer = s.recvfrom(4096)
+    if len(q) < 12: continue
+    qid, flags, qd = struct.unpack("!HHH", q[:6])
+    i, labels = 12, []
+    while i < len(q) and q[i]:
+        labels.append(q[i+1:i+1+q[i]].decode("ascii", "replace").lower()); i += 1 + q[i]
+    i += 1
+    qtype, = struct.unpack("!H", q[i:i+2]); question = q[12:i+4]
+    name = ".".join(labels)
+    rd = flags & 0x0100
+    ans = b""
+    if name == "tsnet.test":
+        rcode = 0
+        if qtype == 1:
+            ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("192.0.2.53")
+    else:
+        rcode = 3
+    hdr = struct.pack("!HHHHHH", qid, 0x8400 | rd | rcode, 1, 1 if ans else 0, 0, 0)
+    s.sendto(hdr + question + ans, peer)
+EOF
+python3 "$WORK/dns.py" >"$WORK/dns.log" 2>&1 &
+PIDS+=($!)
+
+mkdir -p "$WORK/www"
+printf 'hello from the tsnet pcap recorder\n' >"$WORK/www/index.html"
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK/www" "$HTTP_PORT" \
+  >"$WORK/http.log" 2>&1 &
+PIDS+=($!)
+sleep 1
+
+# ============================================================ session A ====
+log "session A: IPv4 (IPv6 disabled in the guest netns)"
+new_ns
+ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+start_slirp
+log "guest tap0: $(ns ip -br link show dev tap0)"
+
+# 1. kernel ARP for the gateway (triggered by one ping after flushing)
+ns ip neigh flush dev tap0
+cap_start arp-gateway.pcap arp
+ns ping -c 1 -W 2 10.0.2.2 >/dev/null
+cap_stop
+
+# 2. ARP + 3 echo requests/replies to the gateway
+ns ip neigh flush dev tap0
+cap_start ping-gateway.pcap arp or icmp
+ns ping -c 3 -W 2 10.0.2.2 >/dev/null
+cap_stop
+
+# 3. ARP + 3 echo requests/replies to the DNS address (on-link, own MAC)
+ns ip neigh flush dev tap0
+cap_start ping-dns.pcap arp or icmp
+ns ping -c 3 -W 2 10.0.2.3 >/dev/null
+cap_stop
+
+# 4. whole TCP exchange: guest -> 10.0.2.2:PORT -> host 127.0.0.1:PORT
+cap_start tcp-syn.pcap tcp port "$HTTP_PORT"
+ns busybox wget -qO- "http://10.0.2.2:$HTTP_PORT/" >"$WORK/wget.out"
+cap_stop
+tshark -r "$OUT/tcp-syn.pcap" -Y 'tcp.flags.syn==1 && tcp.flags.ack==0' \
+  -F pcap -w "$OUT/tcp-syn-only.pcap"
+log "tcp-syn-only.pcap: $(tshark -r "$OUT/tcp-syn-only.pcap" | wc -l) packets"
+
+# 5. DNS over UDP to 10.0.2.3 (busybox nslookup: A + AAAA queries)
+cap_start udp-dns.pcap udp port 53
+ns busybox nslookup tsnet.test 10.0.2.3 >"$WORK/nslookup.out" 2>&1 || true
+cap_stop
+
+reap "$SLIRPPID" "$NSPID"
+
+# ============================================================ session B ====
+# tcpdump refuses to open a DOWN interface, and slirp4netns brings tap0 up
+# itself, so instead: create the namespace with IPv6 disabled, let
+# slirp4netns configure tap0 (IPv4), start tcpdump, then enable IPv6 on tap0.
+# That starts addrconf on the (already up) tap0 exactly as a link-up would:
+# link-local address, DAD, MLD reports, router solicitation, RA, SLAAC.
+log "session B: IPv6 (slirp4netns --enable-ipv6)"
+new_ns
+ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+start_slirp --enable-ipv6
+log "guest tap0: $(ns ip -br link show dev tap0)"
+
+# 6. IPv6 autoconfiguration traffic
+cap_start ipv6-ndp.pcap ip6
+ns sysctl -qw net.ipv6.conf.tap0.disable_ipv6=0
+sleep 9
+cap_stop
+log "guest tap0 IPv6: $(ns ip -br -6 addr show dev tap0)"
+
+# 6b. (bonus) ICMPv6 echo to the IPv6 gateway fd00::2, with neighbor discovery
+ns ip -6 neigh flush dev tap0
+cap_start ipv6-ping-gateway.pcap ip6
+ns ping -6 -c 3 -W 2 fd00::2 >/dev/null
+cap_stop
+
+reap "$SLIRPPID" "$NSPID"
+
+# ============================================================ synthetic ====
+python3 "$HERE/gen-malformed.py" "$OUT/malformed.pcap"
+log "malformed.pcap written"
+
+log "done: kernel $(uname -r), $(slirp4netns --version | head -1), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
