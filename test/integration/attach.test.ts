@@ -133,6 +133,13 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     expect(t.stderr()).toMatch(/^tsnet: target process 999999999 does not exist/);
   });
 
+  it('names the missing prerequisite when nsenter is not installed', async () => {
+    const t = startTsnet(['attach', '-c', String(ns.pid)], [], { PATH: '/nonexistent' });
+    const r = await t.exited;
+    expect(r.code).toBe(1);
+    expect(t.stderr().trim()).toBe('tsnet: nsenter not found (ENOENT): install util-linux (apt-get install util-linux)');
+  });
+
   it('rejects bad flags with a precise message', async () => {
     const bad = [
       [['attach', '--mtu', '70000', '1'], /MTU must be between 68 and 65521/],
