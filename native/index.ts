@@ -24,3 +24,6 @@ export {
 export * from './tun.js';
 export * from './poll.js';
 export * from './pidfd.js';
+export * from './sockopt.js';
+export * from './sockerr.js';
+export * from './ping.js';

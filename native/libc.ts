@@ -63,6 +63,31 @@ export const raw = {
   ),
   strerror: fn<[errnum: number], string>('const char *strerror(int errnum)'),
   getpid: fn<[], number>('int getpid()'),
+  // Sockets (native/sockopt.ts, sockerr.ts, ping.ts). Addresses and option
+  // values travel as Buffers holding the C structs (sockaddr_in/in6, int).
+  socket: fn<[domain: number, type: number, protocol: number], number>(
+    'int socket(int domain, int type, int protocol)',
+  ),
+  setsockopt: fn<[fd: number, level: number, name: number, val: Bytes, len: number], number>(
+    'int setsockopt(int fd, int level, int name, const void *val, uint32_t len)',
+  ),
+  // lenp: a 4-byte buffer holding socklen_t in/out.
+  getsockopt: fn<[fd: number, level: number, name: number, val: Bytes, lenp: Bytes], number>(
+    'int getsockopt(int fd, int level, int name, void *val, void *lenp)',
+  ),
+  getsockname: fn<[fd: number, addr: Bytes, lenp: Bytes], number>(
+    'int getsockname(int fd, void *addr, void *lenp)',
+  ),
+  bind: fn<[fd: number, addr: Bytes, len: number], number>('int bind(int fd, const void *addr, uint32_t len)'),
+  sendto: fn<[fd: number, buf: Bytes, len: number, flags: number, addr: Bytes, addrlen: number], number>(
+    'intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t addrlen)',
+  ),
+  recvfrom: fn<[fd: number, buf: Bytes, len: number, flags: number, addr: Bytes, lenp: Bytes], number>(
+    'intptr_t recvfrom(int fd, void *buf, uintptr_t len, int flags, void *addr, void *lenp)',
+  ),
+  // msg: a struct msghdr whose embedded pointers are real addresses, so it
+  // and everything it points to must live in stable memory (koffi.alloc).
+  recvmsg: fn<[fd: number, msg: Bytes, flags: number], number>('intptr_t recvmsg(int fd, void *msg, int flags)'),
   // Variadic: call as syscall(nr, 'int', a, 'unsigned int', b, ...). Never
   // .async (koffi cannot run variadic functions asynchronously).
   syscall: libc.func('long syscall(long nr, ...)') as unknown as (nr: number, ...typedArgs: unknown[]) => number,
@@ -93,7 +118,7 @@ const ERRNO_NAMES: Record<number, string> = {
   102: 'ENETRESET', 103: 'ECONNABORTED', 104: 'ECONNRESET', 105: 'ENOBUFS', 106: 'EISCONN',
   107: 'ENOTCONN', 108: 'ESHUTDOWN', 110: 'ETIMEDOUT', 111: 'ECONNREFUSED', 112: 'EHOSTDOWN',
   113: 'EHOSTUNREACH', 114: 'EALREADY', 115: 'EINPROGRESS', 116: 'ESTALE', 122: 'EDQUOT',
-  125: 'ECANCELED', 130: 'EOWNERDEAD',
+  125: 'ECANCELED', 130: 'EOWNERDEAD', 64: 'ENONET',
 };
 
 /** Symbolic name of an errno value ('EPERM'); 'E<n>' if unknown. */
@@ -115,6 +140,8 @@ export const E = {
   EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19, EINVAL: 22, ENFILE: 23,
   EMFILE: 24, ENOTTY: 25, EBADFD: 77, ENOSPC: 28, EPIPE: 32, ENOSYS: 38, EOPNOTSUPP: 95,
   ENETUNREACH: 101, ETIMEDOUT: 110, ECONNREFUSED: 111, EHOSTUNREACH: 113,
+  EPROTO: 71, EMSGSIZE: 90, ENOPROTOOPT: 92, EAFNOSUPPORT: 97, EADDRINUSE: 98,
+  EADDRNOTAVAIL: 99, EHOSTDOWN: 112, ENONET: 64,
 } as const;
 
 /** strerror(3) text ('Operation not permitted'). */
