@@ -14,6 +14,8 @@ import {
   macOption,
   mtuOption,
   netnsTypeOption,
+  outboundAddrOption,
+  secondsOption,
 } from './options.js';
 import { DEFAULT_CIDR, DEFAULT_MTU } from '../stack/config.js';
 import { reportFatal } from './fatal.js';
@@ -44,7 +46,11 @@ program
   .option('-r, --ready-fd <fd>', 'write "1" to this fd and close it once the stack is serving', fdOption)
   .option('-e, --exit-fd <fd>', 'exit when this fd hangs up (its other end is closed)', fdOption)
   .option('--macaddress <mac>', 'MAC address of the TAP (requires --configure)', macOption)
-  .option('--disable-host-loopback', 'do not map the gateway address to the host loopback', false)
+  .option('--disable-host-loopback', 'TCP/UDP to the gateway get ICMP net unreachable instead of reaching host 127.0.0.1', false)
+  .option('--disable-dns', 'drop DNS queries to the DNS address (10.0.2.3)', false)
+  .option('--resolv-conf <file>', 'nameservers for the DNS address, tried in order', '/etc/resolv.conf')
+  .option('--outbound-addr <addr>', 'local IPv4 address (or interface name) for outgoing TCP/UDP sockets', outboundAddrOption)
+  .option('--udp-idle-timeout <seconds>', 'close a UDP flow after this long without traffic', secondsOption, 60)
   .option('--pcap <file>', 'write every frame, both directions, to a pcap file (tshark -r reads it)')
   .option(
     '--fault <spec>',
@@ -69,6 +75,10 @@ program
       pcap: o.pcap,
       fault: o.fault,
       logLevel: o.logLevel,
+      resolvConf: o.resolvConf,
+      disableDns: o.disableDns,
+      outboundAddr: o.outboundAddr,
+      udpIdleMs: o.udpIdleTimeout * 1000,
     });
     process.exitCode = code;
   });

@@ -2,6 +2,8 @@
 // typed value or throws commander's InvalidArgumentError with a precise
 // message. No behaviour lives here.
 
+import net from 'node:net';
+import os from 'node:os';
 import { InvalidArgumentError } from 'commander';
 import { parseMtu, parseCidr, parseMac, ConfigError } from '../stack/config.js';
 import { parseFaultSpec, FaultSpecError } from '../host/fault.js';
@@ -43,4 +45,24 @@ export function netnsTypeOption(s: string): NetnsType {
 export function logLevelOption(s: string): LogLevel {
   if ((LOG_LEVELS as readonly string[]).includes(s)) return s as LogLevel;
   throw new InvalidArgumentError(`must be one of ${LOG_LEVELS.join(', ')}`);
+}
+
+export function secondsOption(s: string): number {
+  const v = Number(s);
+  if (!/^\d+(\.\d+)?$/.test(s) || !(v > 0)) throw new InvalidArgumentError(`must be a positive number of seconds, got "${s}"`);
+  return v;
+}
+
+/**
+ * --outbound-addr: an IPv4 address, or an interface name whose first IPv4
+ * address is used (slirp4netns accepts both).
+ */
+export function outboundAddrOption(s: string): string {
+  if (net.isIPv4(s)) return s;
+  if (net.isIPv6(s)) throw new InvalidArgumentError(`"${s}" is IPv6; outgoing IPv6 is not supported yet`);
+  const addrs = os.networkInterfaces()[s];
+  const v4 = addrs?.find((a) => a.family === 'IPv4');
+  if (!addrs) throw new InvalidArgumentError(`"${s}" is neither an IPv4 address nor a network interface`);
+  if (!v4) throw new InvalidArgumentError(`interface ${s} has no IPv4 address`);
+  return v4.address;
 }

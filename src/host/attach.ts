@@ -4,20 +4,19 @@
 // the shell's wiring: launcher (fd, configuration) → ports → stack → exit.
 
 import fs from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { onPidExit, sharedPoller } from '../../native/index.js';
 import { PrereqError } from '../launcher/errors.js';
 import { checkTarget, parseTarget, type NetnsType } from '../launcher/target.js';
 import { openTap } from '../launcher/tap.js';
 import { configureInterface } from '../launcher/configure.js';
 import { makeConfig } from '../stack/config.js';
-import { Stack } from '../stack/stack.js';
 import { ipv4ToString } from '../wire/address.js';
 import { FaultPort, type FaultSpec } from './fault.js';
 import { makeLogger, type LogLevel, type Logger } from './log.js';
 import { PcapPort } from './pcap-port.js';
 import { PcapWriter } from './pcap.js';
 import type { Port } from './port.js';
+import { Runtime } from './runtime.js';
 import { TapPort } from './tap-port.js';
 
 export interface AttachOptions {
@@ -35,6 +34,10 @@ export interface AttachOptions {
   pcap?: string;
   fault?: FaultSpec;
   logLevel: LogLevel;
+  resolvConf?: string;
+  disableDns?: boolean;
+  outboundAddr?: string;
+  udpIdleMs?: number;
 }
 
 function checkFd(fd: number, flag: string): void {
@@ -115,19 +118,22 @@ export async function runAttach(o: AttachOptions): Promise<number> {
   }
 
   const { top, pcap, fault } = buildPorts(tap, o, log);
-  const stack = new Stack(cfg, {
-    transmit: (frame) => top.send(frame),
-    onDrop: (reason, detail) => {
-      if (log.isLevelEnabled('debug')) log.debug({ reason, detail }, 'frame dropped');
-    },
-    onEvent: (event, detail) => log.info({ event, ...detail }, event),
+  const runtime = new Runtime(top, {
+    config: cfg,
+    log,
+    resolvConf: o.resolvConf,
+    disableDns: o.disableDns,
+    outboundAddr: o.outboundAddr,
+    udpIdleMs: o.udpIdleMs,
   });
-  top.setReceiver((frame) => stack.receive(performance.now(), frame));
-  tap.onBatchEnd = () => top.flush();
+  tap.onBatchEnd = () => runtime.onBatchEnd();
   tap.onFailure = (err) => stop(`TAP device failed: ${err.message}`, 1);
   tap.start();
 
   const onSignal = (sig: NodeJS.Signals) => stop(`received ${sig}`);
+  // SIGUSR1: one JSON line of counters on stderr (flows, bytes, drops by reason).
+  const onStats = () => process.stderr.write(`tsnet stats ${JSON.stringify({ ...runtime.stats(), tap: tap.stats, fault: fault?.counters })}\n`);
+  process.on('SIGUSR1', onStats);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
@@ -148,14 +154,16 @@ export async function runAttach(o: AttachOptions): Promise<number> {
 
   await stopped;
   log.info({ reason: stopReason }, 'stopping');
+  process.off('SIGUSR1', onStats);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   process.off('SIGHUP', onSignal);
+  runtime.stop();
   await tap.close();
   await cancelPidWatch?.();
   if (o.exitFd !== undefined) await sharedPoller().remove(o.exitFd);
   await sharedPoller().close();
   pcap?.close();
-  log.info({ counters: stack.counters.snapshot(), tap: tap.stats, fault: fault?.counters }, 'final counters');
+  log.info({ counters: runtime.stats(), tap: tap.stats, fault: fault?.counters }, 'final counters');
   return exitCode;
 }

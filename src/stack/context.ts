@@ -12,6 +12,8 @@ export interface StackContext {
   readonly neighbors: NeighborTable;
   /** Sends a complete Ethernet frame toward the guest. */
   transmit(frame: Buffer): void;
+  /** Reports something worth a log line (flow opened/closed, ...). */
+  event?(name: string, detail: Record<string, unknown>): void;
   /** Counts (and reports) a dropped frame. */
   drop(reason: string, detail?: string): void;
   /** Is ip inside the virtual network? */

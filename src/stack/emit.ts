@@ -3,7 +3,10 @@
 // for the protocol to fill.
 
 import { EtherType, EthernetRepr, ETH_HEADER_LEN } from '../wire/ethernet.js';
-import { Ipv4Repr } from '../wire/ipv4.js';
+import { IpProtocol, Ipv4Repr } from '../wire/ipv4.js';
+import { UdpRepr } from '../wire/udp.js';
+import { pseudoV4 } from '../wire/checksum.js';
+import { Icmpv4Repr, Icmpv4Type } from '../wire/icmpv4.js';
 
 export interface Ipv4FrameParts {
   frame: Buffer;
@@ -19,4 +22,38 @@ export function ipv4Frame(srcMac: number, dstMac: number, ip: Ipv4Repr): Ipv4Fra
   const ipBuf = frame.subarray(ETH_HEADER_LEN);
   ip.emit(ipBuf);
   return { frame, payload: ipBuf.subarray(ip.headerLen()) };
+}
+
+
+/** A complete Ethernet+IPv4+UDP frame with the checksum filled. */
+export function udpFrame(
+  srcMac: number,
+  dstMac: number,
+  src: number,
+  dst: number,
+  srcPort: number,
+  dstPort: number,
+  payload: Buffer,
+): Buffer {
+  const udp = new UdpRepr({ srcPort, dstPort, payload });
+  const len = udp.bufferLen();
+  const { frame, payload: region } = ipv4Frame(srcMac, dstMac, new Ipv4Repr({ src, dst, protocol: IpProtocol.UDP, payloadLen: len, dontFrag: false }));
+  udp.emit(region, pseudoV4(src, dst, IpProtocol.UDP, len));
+  return frame;
+}
+
+// RFC 1812 §4.3.2.3: an ICMP error carries as much of the offending datagram
+// as fits without the error exceeding 576 bytes.
+const ICMP_ERROR_MAX = 576;
+
+/**
+ * ICMP destination unreachable (RFC 792) about `original` (the offending IPv4
+ * datagram, header first), from `src` to the guest.
+ */
+export function icmpUnreachableFrame(srcMac: number, dstMac: number, src: number, dst: number, code: number, original: Buffer): Buffer {
+  const quoted = original.subarray(0, Math.min(original.length, ICMP_ERROR_MAX - 20 - 8));
+  const icmp = new Icmpv4Repr({ type: Icmpv4Type.DstUnreachable, code, data: quoted });
+  const { frame, payload } = ipv4Frame(srcMac, dstMac, new Ipv4Repr({ src, dst, protocol: IpProtocol.ICMP, payloadLen: icmp.bufferLen(), dontFrag: false }));
+  icmp.emit(payload);
+  return frame;
 }

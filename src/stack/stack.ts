@@ -5,23 +5,31 @@
 // `now` is monotonic milliseconds, supplied by the caller (real time when
 // attached, capture time in replay, a counter in tests).
 //
-// Dispatch: Ethernet → ARP (arp.ts) | IPv4 → ICMP (icmp.ts) | everything not
-// handled yet is dropped and counted by reason. Nothing thrown by a
+// Dispatch: Ethernet → ARP (arp.ts) | IPv4 → ICMP (icmp.ts), TCP
+// (tcp-flows.ts → tcp/connection.ts), UDP (udp.ts, DHCP) | everything else is
+// dropped and counted by reason. Host-side events come back in through the
+// tcp/udp tables; flush(now) sends what they made due, poll(now) runs
+// timers, pollAt() says when poll is next needed. Nothing thrown by a
 // malformed frame escapes receive(): WireErrors become drop reasons, and any
 // other exception is counted as "internal-error" and reported.
 
-import { isMacMulticast } from '../wire/address.js';
 import { EtherType, EthernetFrame } from '../wire/ethernet.js';
 import { WireError } from '../wire/errors.js';
 import { IpProtocol, Ipv4Packet } from '../wire/ipv4.js';
-import { ipv4ToString, macToString } from '../wire/address.js';
+import { TcpPacket } from '../wire/tcp.js';
+import { UdpPacket } from '../wire/udp.js';
+import { ipv4ToString, isMacMulticast, macToString } from '../wire/address.js';
 import { processArp } from './arp.js';
 import type { StackConfig } from './config.js';
 import type { StackContext } from './context.js';
 import { Counters } from './counters.js';
 import { processIcmpv4 } from './icmp.js';
 import { NeighborTable } from './neighbors.js';
-
+import type { NatOptions } from './nat.js';
+import { TcpTable, type TcpHooks, type TcpTableOptions } from './tcp-flows.js';
+import { DEFAULT_UDP_IDLE_MS, UdpTable, type UdpHooks } from './udp.js';
+import { EchoTable, type EchoHooks } from './icmp-echo.js';
+import { Icmpv4Packet, Icmpv4Repr, Icmpv4Type } from '../wire/icmpv4.js';
 
 export interface StackHooks {
   /** A frame for the guest. The stack does not touch `frame` after the call. */
@@ -32,16 +40,74 @@ export interface StackHooks {
   onEvent?(event: string, detail: Record<string, unknown>): void;
   /** A bug: an exception other than a WireError while handling a frame. */
   onError?(err: unknown): void;
+  /** The shell's TCP side; without it TCP is dropped ("tcp-unhandled"). */
+  tcp?: TcpHooks;
+  /** The shell's UDP side; without it UDP is dropped ("udp-unhandled"). */
+  udp?: UdpHooks;
+  /** The shell's ping sockets; without them echo to outside addresses is dropped. */
+  echo?: EchoHooks;
+}
+
+export interface StackOptions {
+  nat?: NatOptions;
+  udpIdleMs?: number;
+  /** Initial sequence numbers for new TCP connections (the shell passes crypto randomness; tests a counter). */
+  iss?: () => number;
+  /** Overrides for TCP connection parameters (tests). */
+  tcp?: TcpTableOptions['conn'];
 }
 
 export class Stack implements StackContext {
   readonly counters = new Counters();
   readonly neighbors = new NeighborTable();
 
+  readonly tcp: TcpTable | undefined;
+  readonly udp: UdpTable | undefined;
+  readonly echo: EchoTable | undefined;
+
   constructor(
     readonly config: StackConfig,
     private readonly hooks: StackHooks,
-  ) {}
+    opts: StackOptions = {},
+  ) {
+    let issCounter = 0x1000;
+    const iss = opts.iss ?? (() => (issCounter = (issCounter + 0x10000) >>> 0));
+    this.tcp = hooks.tcp ? new TcpTable(this, hooks.tcp, { nat: opts.nat, iss, conn: opts.tcp }) : undefined;
+    this.udp = hooks.udp ? new UdpTable(this, hooks.udp, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS, opts.nat) : undefined;
+    this.echo = hooks.echo ? new EchoTable(this, hooks.echo, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS) : undefined;
+  }
+
+  event(name: string, detail: Record<string, unknown>): void {
+    this.hooks.onEvent?.(name, detail);
+  }
+
+  /** Sends what became due after frames or host events (end of a batch). Never throws. */
+  flush(now: number): void {
+    this.guard(() => this.tcp?.flush(now));
+  }
+
+  /** Runs timers that are due (retransmissions, delayed ACKs, expiry). Never throws. */
+  poll(now: number): void {
+    this.guard(() => {
+      this.tcp?.poll(now);
+      this.udp?.expire(now);
+      this.echo?.expire(now);
+    });
+  }
+
+  /** When poll() next has work (Infinity: nothing scheduled). */
+  pollAt(): number {
+    return Math.min(this.tcp?.pollAt() ?? Infinity, this.udp?.pollAt() ?? Infinity, this.echo?.pollAt() ?? Infinity);
+  }
+
+  private guard(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.drop('internal-error', e instanceof Error ? e.message : String(e));
+      this.hooks.onError?.(e);
+    }
+  }
 
   /** Handles one frame from the guest. Never throws. */
   receive(now: number, frame: Buffer): void {
@@ -135,15 +201,21 @@ export class Stack implements StackContext {
       case IpProtocol.ICMP:
         if (this.isOwnAddress(dst)) {
           processIcmpv4(this, now, eth, ip);
+        } else if (this.echo) {
+          const icmp = Icmpv4Repr.parse(Icmpv4Packet.newChecked(ip.payload));
+          if (icmp.type === Icmpv4Type.EchoRequest) this.echo.request(now, eth, ip, icmp);
+          else this.drop('icmp-type-unhandled', String(icmp.type));
         } else {
           this.drop('icmp-to-external-unhandled', ipv4ToString(dst));
         }
         return;
       case IpProtocol.TCP:
-        this.drop('tcp-unhandled', ipv4ToString(dst));
+        if (!this.tcp) this.drop('tcp-unhandled', ipv4ToString(dst));
+        else this.tcp.input(now, eth, ip, TcpPacket.newChecked(ip.payload));
         return;
       case IpProtocol.UDP:
-        this.drop('udp-unhandled', ipv4ToString(dst));
+        if (!this.udp) this.drop('udp-unhandled', ipv4ToString(dst));
+        else this.udp.input(now, eth, ip, UdpPacket.newChecked(ip.payload));
         return;
       default:
         this.drop('ipv4-unknown-protocol', String(ip.protocol));

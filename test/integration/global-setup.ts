@@ -60,7 +60,7 @@ export default function setup(project: TestProject): () => void {
   fs.chmodSync(stage, 0o755);
   if (!skip) {
     fs.copyFileSync(path.join(root, 'package.json'), path.join(stage, 'package.json'));
-    execFileSync('cp', ['-a', path.join(root, 'dist'), path.join(root, 'node_modules'), stage]);
+    execFileSync('cp', ['-a', path.join(root, 'dist'), path.join(root, 'node_modules'), path.join(root, 'test/integration/guest'), stage]);
     execFileSync('chmod', ['-R', 'a+rX', stage]);
   }
   project.provide('stageDir', stage);

@@ -12,6 +12,8 @@ export const stageDir = inject('stageDir');
 export const runAs = inject('runAs');
 export const integrationSkip = inject('integrationSkip');
 export const tsnetMain = path.join(stageDir, 'dist/src/cli/main.js');
+/** The guest-side test client (test/integration/guest/guest.py), readable by the test user. */
+export const guestPy = path.join(stageDir, 'guest/guest.py');
 
 const started = new Set<ChildProcess>();
 
@@ -96,6 +98,13 @@ export class Netns {
   /** Runs a command inside the namespace (as the namespace's root). */
   exec(args: string[], timeoutMs = 20_000): Promise<RunResult> {
     return runAsUser('nsenter', ['--preserve-credentials', '-U', '-n', '-t', String(this.pid), ...args], { timeoutMs });
+  }
+
+  /** Runs guest.py inside the namespace; resolves with its trimmed stdout (rejects on failure). */
+  async guest(args: string[], timeoutMs = 60_000): Promise<string> {
+    const r = await this.exec(['/usr/bin/python3', guestPy, ...args], timeoutMs);
+    if (r.code !== 0) throw new Error(`guest.py ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout.trim();
   }
 
   async destroy(): Promise<void> {

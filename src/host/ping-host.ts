@@ -1,0 +1,79 @@
+// The host side of ICMP echo to outside addresses: one unprivileged ping
+// socket (native/ping.ts) per guest echo flow. When the machine's
+// net.ipv4.ping_group_range excludes us, pings to outside addresses are
+// dropped and one warning at start says why and how to fix it; pings to the
+// virtual addresses are answered by the stack regardless.
+
+import { performance } from 'node:perf_hooks';
+import { echoRequest, parseEcho, PingSocket, pingAllowed } from '../../native/index.js';
+import type { EchoFlow, EchoHooks, EchoTable } from '../stack/icmp-echo.js';
+import { ipv4FromString, ipv4ToString } from '../wire/address.js';
+import type { Logger } from './log.js';
+
+export class PingHost implements EchoHooks {
+  private readonly sockets = new Map<number, PingSocket>();
+  private table!: EchoTable;
+  private readonly rbuf = Buffer.allocUnsafe(65536);
+
+  constructor(
+    private readonly log: Logger,
+    private readonly kick: () => void,
+  ) {}
+
+  /** Whether ping sockets can be used; logs the one warning when not. */
+  static available(log: Logger): boolean {
+    const p = pingAllowed();
+    if (!p.ok) {
+      log.warn(
+        `ICMP echo to outside addresses is disabled: ${p.reason ?? 'ping sockets are not permitted'}; ` +
+          'ping to the gateway and DNS addresses still works',
+      );
+    }
+    return p.ok;
+  }
+
+  bind(table: EchoTable): void {
+    this.table = table;
+  }
+
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  send(flow: EchoFlow, addr: number, seq: number, data: Buffer): void {
+    let sock = this.sockets.get(flow.id);
+    if (!sock) {
+      try {
+        sock = PingSocket.open(4);
+      } catch (e) {
+        this.log.debug({ err: (e as Error).message }, 'ping socket failed');
+        return;
+      }
+      const s = sock;
+      this.sockets.set(flow.id, s);
+      s.watch(() => {
+        for (;;) {
+          const r = s.receive(this.rbuf);
+          if (!r) break;
+          const echo = parseEcho(this.rbuf.subarray(0, r.len));
+          if (!echo || echo.type !== 0) continue;
+          this.table.deliver(performance.now(), flow.id, ipv4FromString(r.from), echo.seq, Buffer.from(echo.payload));
+        }
+        this.kick();
+      });
+    }
+    sock.send(ipv4ToString(addr), echoRequest(4, 0, seq, data));
+  }
+
+  close(flow: EchoFlow): void {
+    const s = this.sockets.get(flow.id);
+    if (!s) return;
+    this.sockets.delete(flow.id);
+    void s.close();
+  }
+
+  closeAll(): void {
+    for (const s of this.sockets.values()) void s.close();
+    this.sockets.clear();
+  }
+}

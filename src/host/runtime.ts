@@ -1,0 +1,149 @@
+// The running stack: the pure Stack wired to its host side — TCP and UDP
+// sockets, the DNS forwarder's nameservers — with one timer for all
+// protocol deadlines and flushes coalesced per event-loop turn. attach (and
+// later run) build one of these around a Port.
+//
+// Scheduling:
+//   frames from the guest → stack.receive(...) ×N → end of batch → flush
+//   host socket events   → stack tables → kick() → setImmediate flush
+//   timer at stack.pollAt() → stack.poll(now) → re-arm
+
+import crypto from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { StackConfig } from '../stack/config.js';
+import { Stack } from '../stack/stack.js';
+import type { Logger } from './log.js';
+import type { Port } from './port.js';
+import { PingHost } from './ping-host.js';
+import { Resolvers } from './resolv.js';
+import { TcpHost } from './tcp-host.js';
+import { UdpHost } from './udp-host.js';
+
+export interface RuntimeOptions {
+  config: StackConfig;
+  log: Logger;
+  resolvConf?: string;
+  disableDns?: boolean;
+  outboundAddr?: string;
+  udpIdleMs?: number;
+}
+
+export class Runtime {
+  readonly stack: Stack;
+  readonly tcpHost: TcpHost;
+  readonly udpHost: UdpHost;
+  readonly pingHost: PingHost | undefined;
+  readonly resolvers: Resolvers;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private flushQueued = false;
+  private stopped = false;
+
+  constructor(
+    private readonly port: Port,
+    private readonly opts: RuntimeOptions,
+  ) {
+    const log = opts.log;
+    this.resolvers = new Resolvers(opts.resolvConf ?? '/etc/resolv.conf');
+    const nameservers = () => this.resolvers.get();
+    if (!opts.disableDns && nameservers().length === 0) {
+      log.warn({ file: this.resolvers.path }, 'no nameservers found: DNS queries to the DNS address will fail');
+    }
+    this.tcpHost = new TcpHost({ outboundAddr: opts.outboundAddr, nameservers, log }, () => this.kick());
+    this.udpHost = new UdpHost({ outboundAddr: opts.outboundAddr, nameservers, log });
+    this.pingHost = PingHost.available(log) ? new PingHost(log, () => this.kick()) : undefined;
+    const debug = log.isLevelEnabled('debug');
+    this.stack = new Stack(
+      opts.config,
+      {
+        transmit: (frame) => port.send(frame),
+        onDrop: debug ? (reason, detail) => log.debug({ reason, detail }, 'frame dropped') : undefined,
+        onEvent: (event, detail) => {
+          if (event.startsWith('guest')) log.info(detail, event);
+          else if (debug) log.debug(detail, event);
+        },
+        onError: (err) => log.error({ err }, 'internal error while handling a frame (dropped)'),
+        tcp: this.tcpHost,
+        udp: this.udpHost,
+        echo: this.pingHost,
+      },
+      {
+        nat: { disableDns: opts.disableDns },
+        udpIdleMs: opts.udpIdleMs,
+        // RFC 6528: unpredictable initial sequence numbers.
+        iss: () => crypto.randomBytes(4).readUInt32BE(0),
+      },
+    );
+    this.tcpHost.bind(this.stack.tcp!);
+    this.udpHost.bind(this.stack.udp!);
+    if (this.pingHost) this.pingHost.bind(this.stack.echo!);
+    port.setReceiver((frame) => this.stack.receive(performance.now(), frame));
+  }
+
+  /** End of an I/O batch from the TAP: send what became due, flush the ports. */
+  onBatchEnd(): void {
+    this.flushNow();
+  }
+
+  /** Host-side events made output due: flush once, later in this loop turn. */
+  kick(): void {
+    if (this.flushQueued || this.stopped) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      this.flushNow();
+    });
+  }
+
+  private flushNow(): void {
+    if (this.stopped) return;
+    this.stack.flush(performance.now());
+    this.port.flush();
+    this.arm();
+  }
+
+  private arm(): void {
+    const at = this.stack.pollAt();
+    if (at === this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = at;
+    if (at === Infinity) return;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - performance.now()));
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    if (this.stopped) return;
+    this.stack.poll(performance.now());
+    this.port.flush();
+    this.arm();
+  }
+
+  /** Resets every connection, closes every host socket, stops the timer. */
+  stop(): void {
+    if (this.stopped) return;
+    const now = performance.now();
+    this.stack.tcp?.abortAll(now);
+    this.stack.udp?.closeAll();
+    this.stack.echo?.closeAll();
+    this.port.flush();
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.tcpHost.closeAll();
+    this.udpHost.closeAll();
+    this.pingHost?.closeAll();
+  }
+
+  stats(): Record<string, unknown> {
+    return {
+      ...this.stack.counters.snapshot(),
+      tcpFlows: this.stack.tcp?.size ?? 0,
+      udpFlows: this.stack.udp?.size ?? 0,
+      hostTcpSockets: this.tcpHost.size,
+      hostUdpSockets: this.udpHost.sockets,
+      echoFlows: this.stack.echo?.size ?? 0,
+    };
+  }
+}

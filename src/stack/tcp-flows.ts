@@ -1,0 +1,371 @@
+// The TCP flow table, pure: every guest TCP connection (and, for port
+// forwarding, every connection tsnet opens toward the guest) is a TcpFlow
+// around one TcpConnection (src/stack/tcp/connection.ts). This layer owns
+// the IP side — lookup by 4-tuple, NAT routing of new SYNs, resets for
+// segments that match nothing (RFC 9293 §3.10.7.1), ICMP errors for failed
+// connects, and framing emitted segments into Ethernet/IPv4 — and relays the
+// byte stream to the shell through TcpHooks.
+//
+// Output is batched: anything that may produce segments marks the flow
+// dirty; flush(now) dispatches dirty flows once, at the end of an I/O batch
+// or host event, so ACKs coalesce and data goes out in full segments.
+
+import { ipv4ToString } from '../wire/address.js';
+import { pseudoV4 } from '../wire/checksum.js';
+import type { EthernetFrame } from '../wire/ethernet.js';
+import { IpProtocol, Ipv4Repr, type Ipv4Packet } from '../wire/ipv4.js';
+import { TcpFlags, TcpPacket, TcpRepr } from '../wire/tcp.js';
+import { WireError } from '../wire/errors.js';
+import type { StackContext } from './context.js';
+import { icmpUnreachableFrame, ipv4Frame } from './emit.js';
+import { routeFor, type NatOptions, type Route } from './nat.js';
+import { TcpConnection, type TcpAppEvents, type TcpConnectionConfig, type TcpSegmentOut } from './tcp/connection.js';
+
+export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'dns' }>;
+
+export interface TcpFlow {
+  readonly id: number;
+  readonly guestIp: number;
+  readonly guestPort: number;
+  /** The address:port the guest talks to (virtual: 10.0.2.2 stays 10.0.2.2). */
+  readonly peerIp: number;
+  readonly peerPort: number;
+  guestMac: number;
+  readonly conn: TcpConnection;
+  readonly route: TcpRoute | undefined;
+  /** 'outbound': the guest connected out; 'inbound': tsnet connected into the guest (port forward). */
+  readonly direction: 'outbound' | 'inbound';
+  /** The SYN that opened an outbound flow, kept until the host connect resolves (for ICMP errors). */
+  synDatagram: Buffer | undefined;
+}
+
+/** What the shell does for TCP. Calls come synchronously from inside the stack. */
+export interface TcpHooks {
+  /** A guest SYN for route: connect a host socket, then call accepted/refused/unreachable. */
+  open(flow: TcpFlow, route: TcpRoute): void;
+  /** In-order bytes from the guest. Call consumed(flow.id, n) once they are handed to the host socket. */
+  data(flow: TcpFlow, data: Buffer): void;
+  /** The guest sent FIN after all its data: end() the host socket. */
+  eof(flow: TcpFlow): void;
+  /** The handshake with the guest completed (inbound flows). */
+  established(flow: TcpFlow): void;
+  /** The send buffer toward the guest has room again: resume the host socket. */
+  sendSpace(flow: TcpFlow): void;
+  /** The connection died (guest RST, retransmission timeout): reset the host socket. */
+  reset(flow: TcpFlow, reason: string): void;
+  /** The flow is gone from the table. */
+  closed(flow: TcpFlow): void;
+}
+
+export interface TcpTableOptions {
+  nat?: NatOptions;
+  /** Random initial sequence numbers (RFC 6528); the shell passes crypto randomness. */
+  iss: () => number;
+  /** Overrides for the connection configuration (tests). */
+  conn?: Partial<TcpConnectionConfig>;
+}
+
+const MAX_BUFFER = 4 * 1024 * 1024;
+/**
+ * rootlesskit PR #615: the TAP queue holds txqueuelen (1000) frames; a window
+ * of more segments than that invites drops. Keep windows and send buffers to
+ * at most this many full segments.
+ */
+const MAX_SEGMENTS_IN_FLIGHT = 512;
+
+export function connectionConfig(mtu: number, iss: number, over: Partial<TcpConnectionConfig> = {}): TcpConnectionConfig {
+  const mss = mtu - 40;
+  const buf = Math.min(MAX_BUFFER, MAX_SEGMENTS_IN_FLIGHT * mss);
+  return { mss, rcvBufSize: buf, sndBufSize: buf, iss, ...over };
+}
+
+export class TcpTable {
+  /** guestIp*65536+guestPort → (peerIp*65536+peerPort → flow) */
+  private readonly flows = new Map<number, Map<number, TcpFlow>>();
+  private readonly byId = new Map<number, TcpFlow>();
+  private readonly dirty = new Set<TcpFlow>();
+  private nextId = 1;
+  private now = 0;
+  private readonly emitFns = new Map<number, (seg: TcpSegmentOut) => void>();
+
+  constructor(
+    private readonly ctx: StackContext,
+    private readonly hooks: TcpHooks,
+    private readonly opts: TcpTableOptions,
+  ) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get(id: number): TcpFlow | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): IterableIterator<TcpFlow> {
+    return this.byId.values();
+  }
+
+  private lookup(guestIp: number, guestPort: number, peerIp: number, peerPort: number): TcpFlow | undefined {
+    return this.flows.get(guestIp * 65536 + guestPort)?.get(peerIp * 65536 + peerPort);
+  }
+
+  private insert(flow: TcpFlow): void {
+    const k = flow.guestIp * 65536 + flow.guestPort;
+    let inner = this.flows.get(k);
+    if (!inner) this.flows.set(k, (inner = new Map()));
+    inner.set(flow.peerIp * 65536 + flow.peerPort, flow);
+    this.byId.set(flow.id, flow);
+  }
+
+  private removeFlow(flow: TcpFlow): void {
+    const k = flow.guestIp * 65536 + flow.guestPort;
+    const inner = this.flows.get(k);
+    if (inner) {
+      inner.delete(flow.peerIp * 65536 + flow.peerPort);
+      if (inner.size === 0) this.flows.delete(k);
+    }
+    if (this.byId.delete(flow.id)) {
+      this.dirty.delete(flow);
+      this.emitFns.delete(flow.id);
+      this.ctx.counters.count('tcp-flow-closed');
+      const s = flow.conn.stats;
+      this.ctx.event?.('tcp flow closed', {
+        flow: flow.id,
+        guest: `${ipv4ToString(flow.guestIp)}:${flow.guestPort}`,
+        peer: `${ipv4ToString(flow.peerIp)}:${flow.peerPort}`,
+        bytesIn: s.bytesIn,
+        bytesOut: s.bytesOut,
+        retransmits: s.retransmits,
+      });
+      this.hooks.closed(flow);
+    }
+  }
+
+  private events(flowRef: () => TcpFlow): TcpAppEvents {
+    return {
+      onData: (data) => this.hooks.data(flowRef(), data),
+      onEof: () => this.hooks.eof(flowRef()),
+      onEstablished: () => this.hooks.established(flowRef()),
+      onSendSpace: () => this.hooks.sendSpace(flowRef()),
+      onReset: (reason) => this.hooks.reset(flowRef(), reason),
+      onClosed: () => this.removeFlow(flowRef()),
+    };
+  }
+
+  /** A segment from the guest (past Ethernet/IPv4 checks). */
+  input(now: number, eth: EthernetFrame, ip: Ipv4Packet, tcp: TcpPacket): void {
+    this.now = now;
+    if (!tcp.verifyChecksumV4(ip.src, ip.dst)) throw new WireError('tcp-bad-checksum');
+    const seg = TcpRepr.parse(tcp);
+    const flow = this.lookup(ip.src, seg.srcPort, ip.dst, seg.dstPort);
+    if (flow) {
+      flow.guestMac = eth.src;
+      flow.conn.process(now, seg);
+      if (this.byId.has(flow.id)) this.dirty.add(flow);
+      return;
+    }
+    const flags = seg.flags;
+    if (flags & TcpFlags.RST) {
+      this.ctx.drop('tcp-rst-no-flow');
+      return;
+    }
+    if ((flags & (TcpFlags.SYN | TcpFlags.ACK)) !== TcpFlags.SYN) {
+      // RFC 9293 §3.10.7.1 (CLOSED): anything but a RST gets a RST.
+      this.ctx.drop('tcp-no-flow');
+      this.sendReset(eth.src, ip.dst, ip.src, seg);
+      return;
+    }
+    const route = routeFor(this.ctx.config, ip.dst, seg.dstPort, 'tcp', this.opts.nat);
+    if (route.kind === 'drop') {
+      this.ctx.drop(route.reason, `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
+      return;
+    }
+    if (route.kind === 'unreachable') {
+      this.ctx.drop(`tcp-unreachable-${route.code}`, `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
+      if (route.code === 3) this.sendReset(eth.src, ip.dst, ip.src, seg);
+      else this.sendIcmp(eth.src, route.code, ip.buffer.subarray(0, ip.totalLen));
+      return;
+    }
+    let flow2: TcpFlow | undefined;
+    const conn = TcpConnection.fromSyn(
+      now,
+      seg,
+      connectionConfig(this.ctx.config.mtu, this.opts.iss(), this.opts.conn),
+      this.events(() => flow2!),
+    );
+    flow2 = {
+      id: this.nextId++,
+      guestIp: ip.src,
+      guestPort: seg.srcPort,
+      peerIp: ip.dst,
+      peerPort: seg.dstPort,
+      guestMac: eth.src,
+      conn,
+      route,
+      direction: 'outbound',
+      synDatagram: Buffer.from(ip.buffer.subarray(0, Math.min(ip.totalLen, 28 + 40))),
+    };
+    this.insert(flow2);
+    this.ctx.counters.count('tcp-flow-opened');
+    this.ctx.event?.('tcp flow opened', {
+      flow: flow2.id,
+      guest: `${ipv4ToString(ip.src)}:${seg.srcPort}`,
+      peer: `${ipv4ToString(ip.dst)}:${seg.dstPort}`,
+      route: route.kind === 'dns' ? 'dns' : ipv4ToString(route.addr),
+    });
+    this.hooks.open(flow2, route);
+  }
+
+  // --- calls from the shell ---------------------------------------------
+
+  /** The host socket connected: answer the guest's SYN. */
+  accepted(now: number, id: number): void {
+    const flow = this.byId.get(id);
+    if (!flow) return;
+    flow.synDatagram = undefined;
+    flow.conn.accept(now);
+    this.dirty.add(flow);
+  }
+
+  /** The host refused the connection: RST to the guest. */
+  refused(now: number, id: number): void {
+    const flow = this.byId.get(id);
+    if (!flow) return;
+    flow.conn.refuse(now);
+    this.dirty.add(flow);
+    this.flush(now);
+  }
+
+  /** The host could not reach the destination: ICMP unreachable (0 net, 1 host) to the guest, forget the flow. */
+  unreachable(now: number, id: number, code: 0 | 1): void {
+    const flow = this.byId.get(id);
+    if (!flow) return;
+    if (flow.synDatagram) this.sendIcmp(flow.guestMac, code, flow.synDatagram);
+    this.now = now;
+    flow.conn.abort();
+    this.removeFlow(flow);
+  }
+
+  /** Data from the host socket; returns how much was taken (the rest must wait for sendSpace). */
+  send(id: number, data: Buffer): number {
+    const flow = this.byId.get(id);
+    if (!flow) return data.length; // gone: swallow
+    const n = flow.conn.send(data);
+    this.dirty.add(flow);
+    return n;
+  }
+
+  consumed(id: number, n: number): void {
+    const flow = this.byId.get(id);
+    if (!flow) return;
+    flow.conn.consumed(n);
+    this.dirty.add(flow);
+  }
+
+  /** The host socket ended its side: FIN to the guest after queued data. */
+  close(id: number): void {
+    const flow = this.byId.get(id);
+    if (!flow) return;
+    flow.conn.close();
+    this.dirty.add(flow);
+  }
+
+  /** The host socket failed or was reset: RST to the guest, forget the flow. */
+  abort(now: number, id: number): void {
+    const flow = this.byId.get(id);
+    if (!flow) return;
+    this.now = now;
+    const emit = this.emitFor(flow);
+    flow.conn.abort();
+    flow.conn.dispatch(now, emit);
+    this.removeFlow(flow);
+  }
+
+  // --- output -------------------------------------------------------------
+
+  private emitFor(flow: TcpFlow): (seg: TcpSegmentOut) => void {
+    let fn = this.emitFns.get(flow.id);
+    if (!fn) {
+      fn = (seg) => this.emitSegment(flow, seg);
+      this.emitFns.set(flow.id, fn);
+    }
+    return fn;
+  }
+
+  private emitSegment(flow: TcpFlow, seg: TcpSegmentOut): void {
+    const cfg = this.ctx.config;
+    const repr = seg.repr;
+    const tcpLen = repr.bufferLen();
+    const ipr = new Ipv4Repr({ src: flow.peerIp, dst: flow.guestIp, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: 64 });
+    const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, flow.guestMac, ipr);
+    repr.emit(payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen));
+    this.ctx.transmit(frame);
+  }
+
+  /** Dispatches every flow with pending work. */
+  flush(now: number): void {
+    this.now = now;
+    if (this.dirty.size === 0) return;
+    for (const flow of this.dirty) {
+      this.dirty.delete(flow);
+      flow.conn.dispatch(now, this.emitFor(flow));
+    }
+  }
+
+  /** Timers: dispatch flows whose deadline passed. */
+  poll(now: number): void {
+    this.now = now;
+    for (const flow of this.byId.values()) {
+      if (flow.conn.pollAt() <= now) this.dirty.add(flow);
+    }
+    this.flush(now);
+  }
+
+  pollAt(): number {
+    let t = Infinity;
+    for (const flow of this.byId.values()) {
+      const p = flow.conn.pollAt();
+      if (p < t) t = p;
+    }
+    return t;
+  }
+
+  /** Resets every connection (shutdown). */
+  abortAll(now: number): void {
+    for (const flow of [...this.byId.values()]) this.abort(now, flow.id);
+  }
+
+  // --- replies that belong to no connection ---------------------------------
+
+  /** RFC 9293 §3.10.7.1: the reset answering `seg`, from `from` to the guest. */
+  private sendReset(guestMac: number, from: number, to: number, seg: TcpRepr): void {
+    const rst =
+      seg.flags & TcpFlags.ACK
+        ? new TcpRepr({ srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: TcpFlags.RST, window: 0 })
+        : new TcpRepr({
+            srcPort: seg.dstPort,
+            dstPort: seg.srcPort,
+            seq: 0,
+            ack: (seg.seq + seg.seqLen()) >>> 0,
+            flags: TcpFlags.RST | TcpFlags.ACK,
+            window: 0,
+          });
+    const len = rst.bufferLen();
+    const { frame, payload } = ipv4Frame(
+      this.ctx.ownMac(from) ?? this.ctx.config.gatewayMac,
+      guestMac,
+      new Ipv4Repr({ src: from, dst: to, protocol: IpProtocol.TCP, payloadLen: len }),
+    );
+    rst.emit(payload, pseudoV4(from, to, IpProtocol.TCP, len));
+    this.ctx.counters.count('tcp-rst-sent');
+    this.ctx.transmit(frame);
+  }
+
+  private sendIcmp(guestMac: number, code: number, datagram: Buffer): void {
+    const cfg = this.ctx.config;
+    const guest = datagram.readUInt32BE(12);
+    this.ctx.counters.count('icmp-unreachable-sent');
+    this.ctx.transmit(icmpUnreachableFrame(cfg.gatewayMac, guestMac, cfg.gateway, guest, code, datagram));
+  }
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Guest-side test client, run inside the namespace behind tsnet.
+
+Each subcommand prints one line of results for the test to parse.
+  download HOST PORT                 read until EOF; print "<bytes> <sha256>"
+  upload HOST PORT NBYTES            send NBYTES random bytes, half-close, wait
+                                     for the server to close; print "<bytes> <sha256>"
+  echo-many HOST PORT N SIZE         N concurrent connections, each sends SIZE
+                                     random bytes to an echo server and checks
+                                     the echo; print "ok <N>" or "fail <detail>"
+  connect HOST PORT                  one connect; print "<result> <ms>"
+                                     (result: ok, or the errno name)
+  udp-echo HOST PORT                 one datagram, wait for the echo; print it
+  udp-refused HOST PORT              send to a closed port; print "refused"
+                                     when the ICMP error arrives as ECONNREFUSED
+  dns-tcp SERVER NAME                A query over TCP; print the addresses
+"""
+import errno
+import hashlib
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+CHUNK = 1 << 20
+
+
+def download(host, port):
+    s = socket.create_connection((host, int(port)), timeout=60)
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        b = s.recv(CHUNK)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    print(n, h.hexdigest())
+
+
+def upload(host, port, nbytes):
+    nbytes = int(nbytes)
+    s = socket.create_connection((host, int(port)), timeout=60)
+    h = hashlib.sha256()
+    left = nbytes
+    while left > 0:
+        b = os.urandom(min(CHUNK, left))
+        s.sendall(b)
+        h.update(b)
+        left -= len(b)
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(CHUNK):
+        pass
+    print(nbytes, h.hexdigest())
+
+
+def echo_many(host, port, n, size):
+    n, size = int(n), int(size)
+    failures = []
+
+    def one(i):
+        try:
+            data = os.urandom(size)
+            s = socket.create_connection((host, int(port)), timeout=120)
+            got = bytearray()
+
+            def reader():
+                while True:
+                    b = s.recv(CHUNK)
+                    if not b:
+                        return
+                    got.extend(b)
+
+            t = threading.Thread(target=reader)
+            t.start()
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            t.join()
+            s.close()
+            if bytes(got) != data:
+                failures.append("conn %d: got %d bytes, mismatch" % (i, len(got)))
+        except Exception as e:  # noqa: BLE001 - report every failure
+            failures.append("conn %d: %r" % (i, e))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("ok %d" % n if not failures else "fail %d %s" % (len(failures), failures[:3]))
+
+
+def connect(host, port):
+    t0 = time.monotonic()
+    try:
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.close()
+        r = "ok"
+    except OSError as e:
+        r = errno.errorcode.get(e.errno, str(e)) if e.errno else type(e).__name__
+    print(r, int((time.monotonic() - t0) * 1000))
+
+
+def udp_echo(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    s.sendto(b"hello tsnet", (host, int(port)))
+    data, addr = s.recvfrom(65535)
+    print(data.decode(), addr[0], addr[1])
+
+
+def udp_refused(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    s.connect((host, int(port)))
+    s.send(b"anyone?")
+    try:
+        s.recv(100)
+        print("answered")
+    except ConnectionRefusedError:
+        print("refused")
+    except socket.timeout:
+        print("timeout")
+
+
+def dns_tcp(server, name):
+    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00" + struct.pack(">HH", 1, 1)
+    s = socket.create_connection((server, 53), timeout=10)
+    s.sendall(struct.pack(">H", len(q)) + q)
+    ln = struct.unpack(">H", s.recv(2))[0]
+    r = b""
+    while len(r) < ln:
+        r += s.recv(ln - len(r))
+    an = struct.unpack(">H", r[6:8])[0]
+    off = len(q)
+    out = []
+    for _ in range(an):
+        off += 2 if r[off] & 0xC0 == 0xC0 else r.index(b"\x00", off) + 1 - off
+        typ, _cls, _ttl, rdlen = struct.unpack(">HHIH", r[off:off + 10])
+        off += 10
+        if typ == 1:
+            out.append(socket.inet_ntoa(r[off:off + 4]))
+        off += rdlen
+    print(" ".join(out) or "none")
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {
+        "download": download,
+        "upload": upload,
+        "echo-many": echo_many,
+        "connect": connect,
+        "udp-echo": udp_echo,
+        "udp-refused": udp_refused,
+        "dns-tcp": dns_tcp,
+    }[cmd](*args)

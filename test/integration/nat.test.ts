@@ -1,0 +1,176 @@
+// TCP and UDP termination end to end, as an unprivileged user: real tools in
+// a rootless namespace behind `tsnet attach -c`, real servers on the host
+// loopback reached through the gateway address (10.0.2.2). Sizes here are
+// small enough for npm test; the full-size runs (1 GiB, 500 connections) are
+// the same code with bigger numbers (see the issue notes).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  integrationSkip,
+  killAll,
+  Netns,
+  readyFrom,
+  runAs,
+  startTsnet,
+  stopTsnet,
+  userTempDir,
+  waitFor,
+  type Tsnet,
+} from './harness.js';
+import { closedPort, dnsServer, echoServer, sinkServer, sourceServer, udpEchoServer } from './servers.js';
+
+const MiB = 1024 * 1024;
+
+async function stats(t: Tsnet): Promise<Record<string, any>> {
+  const before = t.stderr().length;
+  t.proc.kill('SIGUSR1');
+  let line: string | undefined;
+  await waitFor(() => {
+    const m = /tsnet stats (.*)\n/.exec(t.stderr().slice(before));
+    line = m?.[1];
+    return line !== undefined;
+  }, 5000, 'tsnet stats on SIGUSR1');
+  return JSON.parse(line!);
+}
+
+function fdCount(pid: number): number {
+  return fs.readdirSync(`/proc/${pid}/fd`).length;
+}
+
+describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace)', () => {
+  let ns: Netns;
+  let tsnet: Tsnet | undefined;
+  let tmp: string;
+
+  async function attach(extra: string[] = []): Promise<Tsnet> {
+    const t = startTsnet(['attach', '-c', '-r', '3', ...extra, String(ns.pid)], ['pipe']);
+    expect(await readyFrom(t)).toBe('1');
+    tsnet = t;
+    return t;
+  }
+
+  beforeEach(async () => {
+    ns = await Netns.create();
+    tmp = userTempDir('tsnet-nat-');
+  });
+  afterEach(async () => {
+    if (tsnet) await stopTsnet(tsnet);
+    tsnet = undefined;
+    await ns.destroy();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  afterAll(killAll);
+
+  for (const mtu of [1500, 65520]) {
+    it(`downloads and uploads 32 MiB through 10.0.2.2 at MTU ${mtu}, sha256 identical`, async () => {
+      await attach(['--mtu', String(mtu)]);
+      const src = await sourceServer(32 * MiB);
+      const sink = await sinkServer();
+      try {
+        const down = await ns.guest(['download', '10.0.2.2', String(src.port)]);
+        expect(down).toBe(`${32 * MiB} ${src.sent[0]}`);
+        const up = await ns.guest(['upload', '10.0.2.2', String(sink.port), String(32 * MiB)]);
+        const [bytes, sha] = up.split(' ');
+        expect(sink.received).toEqual([{ bytes: Number(bytes), sha256: sha }]);
+      } finally {
+        await src.close();
+        await sink.close();
+      }
+    });
+  }
+
+  it('survives a lossy link: drop=0.05,duplicate=0.01,reorder=0.01,corrupt=0.01 both ways', async () => {
+    await attach(['--fault', 'drop=0.05,duplicate=0.01,reorder=0.01,corrupt=0.01,seed=7']);
+    const src = await sourceServer(4 * MiB);
+    const sink = await sinkServer();
+    try {
+      const down = await ns.guest(['download', '10.0.2.2', String(src.port)], 120_000);
+      expect(down).toBe(`${4 * MiB} ${src.sent[0]}`);
+      const up = await ns.guest(['upload', '10.0.2.2', String(sink.port), String(4 * MiB)], 120_000);
+      const [bytes, sha] = up.split(' ');
+      expect(sink.received).toEqual([{ bytes: Number(bytes), sha256: sha }]);
+      const s = await stats(tsnet!);
+      expect(s.fault.dropped).toBeGreaterThan(0);
+      expect(s.fault.corrupted).toBeGreaterThan(0);
+    } finally {
+      await src.close();
+      await sink.close();
+    }
+  }, 180_000);
+
+  it('runs 100 concurrent echo connections of 256 KiB; afterwards no flow and no fd is left', async () => {
+    const t = await attach();
+    const echo = await echoServer();
+    try {
+      const fds0 = fdCount(t.proc.pid!);
+      expect(await ns.guest(['echo-many', '10.0.2.2', String(echo.port), '100', String(256 * 1024)], 120_000)).toBe('ok 100');
+      expect(echo.connections()).toBe(100);
+      // Flows leave the table once both sides closed (TIME_WAIT, if ours, is short).
+      await waitFor(() => true, 0);
+      let s = await stats(t);
+      const t0 = Date.now();
+      while ((s.tcpFlows !== 0 || s.hostTcpSockets !== 0) && Date.now() - t0 < 10_000) {
+        await new Promise((r) => setTimeout(r, 250));
+        s = await stats(t);
+      }
+      expect(s.tcpFlows).toBe(0);
+      expect(s.hostTcpSockets).toBe(0);
+      expect(fdCount(t.proc.pid!)).toBe(fds0);
+    } finally {
+      await echo.close();
+    }
+  }, 180_000);
+
+  it('refuses a connection to a closed host port immediately (RST)', async () => {
+    await attach();
+    const port = await closedPort();
+    const [result, ms] = (await ns.guest(['connect', '10.0.2.2', String(port)])).split(' ');
+    expect(result).toBe('ECONNREFUSED');
+    expect(Number(ms)).toBeLessThan(1000);
+  });
+
+  it('round-trips UDP through a host echo server and reports a closed port as ECONNREFUSED', async () => {
+    await attach();
+    const echo = await udpEchoServer();
+    try {
+      expect(await ns.guest(['udp-echo', '10.0.2.2', String(echo.port)])).toBe(`hello tsnet 10.0.2.2 ${echo.port}`);
+      expect(await ns.guest(['udp-refused', '10.0.2.2', String(await closedPort())])).toBe('refused');
+    } finally {
+      await echo.close();
+    }
+  });
+
+  it('--disable-host-loopback: TCP and UDP to 10.0.2.2 are unreachable, ping still answers', async () => {
+    await attach(['--disable-host-loopback']);
+    const echo = await echoServer();
+    try {
+      const [result] = (await ns.guest(['connect', '10.0.2.2', String(echo.port)])).split(' ');
+      expect(result).toBe('ENETUNREACH');
+      const ping = await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2']);
+      expect(ping.stdout).toMatch(/1 received/);
+      expect(echo.connections()).toBe(0);
+    } finally {
+      await echo.close();
+    }
+  });
+
+  it.skipIf(runAs === null)('resolves through 10.0.2.3 over UDP and TCP against --resolv-conf nameservers, in order', async () => {
+    // 127.0.0.79 is not listening: the forwarder must fall through to 127.0.0.78.
+    const dns = await dnsServer('127.0.0.78', { 'test.tsnet': '192.0.2.44' });
+    const resolv = path.join(tmp, 'resolv.conf');
+    fs.writeFileSync(resolv, 'nameserver 127.0.0.79\nnameserver 127.0.0.78\n');
+    fs.chmodSync(resolv, 0o644);
+    try {
+      await attach(['--resolv-conf', resolv]);
+      const udp = await ns.exec(['busybox', 'nslookup', 'test.tsnet', '10.0.2.3']);
+      expect(udp.stdout, udp.stderr).toMatch(/Address:\s*192\.0\.2\.44/);
+      expect(await ns.guest(['dns-tcp', '10.0.2.3', 'test.tsnet'])).toBe('192.0.2.44');
+      expect(dns.queries.udp).toBeGreaterThan(0);
+      expect(dns.queries.tcp).toBe(1);
+    } finally {
+      await dns.close();
+    }
+  });
+});
