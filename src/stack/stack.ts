@@ -29,6 +29,7 @@ import type { NatOptions } from './nat.js';
 import { TcpTable, type TcpHooks, type TcpTableOptions } from './tcp-flows.js';
 import { DEFAULT_UDP_IDLE_MS, UdpTable, type UdpHooks } from './udp.js';
 import { EchoTable, type EchoHooks } from './icmp-echo.js';
+import { DhcpServer, isForDhcpServer, processDhcp } from './dhcp.js';
 import { Icmpv4Packet, Icmpv4Repr, Icmpv4Type } from '../wire/icmpv4.js';
 
 export interface StackHooks {
@@ -60,6 +61,7 @@ export interface StackOptions {
 export class Stack implements StackContext {
   readonly counters = new Counters();
   readonly neighbors = new NeighborTable();
+  readonly dhcp = new DhcpServer();
 
   readonly tcp: TcpTable | undefined;
   readonly udp: UdpTable | undefined;
@@ -213,10 +215,14 @@ export class Stack implements StackContext {
         if (!this.tcp) this.drop('tcp-unhandled', ipv4ToString(dst));
         else this.tcp.input(now, eth, ip, TcpPacket.newChecked(ip.payload));
         return;
-      case IpProtocol.UDP:
-        if (!this.udp) this.drop('udp-unhandled', ipv4ToString(dst));
-        else this.udp.input(now, eth, ip, UdpPacket.newChecked(ip.payload));
+      case IpProtocol.UDP: {
+        const udp = UdpPacket.newChecked(ip.payload);
+        // DHCP before NAT: it is answered by the stack itself, hooks or not.
+        if (isForDhcpServer(this.config, dst, udp.dstPort)) processDhcp(this, now, eth, ip, udp);
+        else if (!this.udp) this.drop('udp-unhandled', ipv4ToString(dst));
+        else this.udp.input(now, eth, ip, udp);
         return;
+      }
       default:
         this.drop('ipv4-unknown-protocol', String(ip.protocol));
     }

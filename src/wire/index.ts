@@ -11,5 +11,6 @@ export * from './ipv6.js';
 export * from './icmpv4.js';
 export * from './icmpv6.js';
 export * from './udp.js';
+export * from './dhcp.js';
 export * from './tcp.js';
 export * from './virtio-net.js';

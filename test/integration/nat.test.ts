@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  guestPy,
   integrationSkip,
   killAll,
   Netns,
@@ -122,6 +123,18 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
       await echo.close();
     }
   }, 180_000);
+
+  it('leases an address to busybox udhcpc without --configure (DHCP)', async () => {
+    const t = startTsnet(['attach', '-r', '3', '--mtu', '9000', String(ns.pid)], ['pipe']);
+    expect(await readyFrom(t)).toBe('1');
+    tsnet = t;
+    await ns.exec(['ip', 'link', 'set', 'tap0', 'up']);
+    const script = path.join(path.dirname(guestPy), 'udhcpc.sh');
+    const r = await ns.exec(['busybox', 'udhcpc', '-i', 'tap0', '-f', '-q', '-n', '-t', '5', '-s', script]);
+    expect(r.stdout, r.stderr).toMatch(/lease ip=10\.0\.2\.15 mask=24 router=10\.0\.2\.2 dns=10\.0\.2\.3 mtu=9000/);
+    const ping = await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2']);
+    expect(ping.stdout).toMatch(/1 received/);
+  });
 
   it('refuses a connection to a closed host port immediately (RST)', async () => {
     await attach();
