@@ -2,11 +2,14 @@
 // create rootless namespaces (unshare -Urn) and run tools inside them, start
 // tsnet from the staged package, and clean up every process by its own PID.
 
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
+import { collect, killAll, run as runProc, spawnAs as spawnProc, waitFor, type RunResult } from '../../bench/proc.js';
+
+export { collect, killAll, waitFor, type RunResult };
 
 export const stageDir = inject('stageDir');
 export const runAs = inject('runAs');
@@ -15,62 +18,12 @@ export const tsnetMain = path.join(stageDir, 'dist/src/cli/main.js');
 /** The guest-side test client (test/integration/guest/guest.py), readable by the test user. */
 export const guestPy = path.join(stageDir, 'guest/guest.py');
 
-const started = new Set<ChildProcess>();
-
 export function spawnAs(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-  const child = spawn(cmd, args, {
-    ...opts,
-    ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: os.tmpdir(), ...(opts.env ?? {}) },
-  });
-  started.add(child);
-  child.on('exit', () => started.delete(child));
-  return child;
-}
-
-export interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-export function collect(child: ChildProcess, timeoutMs = 20_000): Promise<RunResult> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`timed out after ${timeoutMs} ms: ${child.spawnargs.join(' ')}\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return spawnProc(runAs, cmd, args, opts);
 }
 
 export function runAsUser(cmd: string, args: string[], opts: SpawnOptions & { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  const child = spawnAs(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...opts });
-  if (opts.input !== undefined) {
-    child.stdin!.on('error', () => {}); // the command may exit without reading
-    child.stdin!.end(opts.input);
-  }
-  return collect(child, opts.timeoutMs);
-}
-
-export async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return runProc(runAs, cmd, args, opts);
 }
 
 /** A rootless user+net namespace held open by `sleep`, created as the test user. */
@@ -164,18 +117,6 @@ export async function stopTsnet(t: Tsnet, graceMs = 5000): Promise<{ code: numbe
   const r = await t.exited;
   clearTimeout(timer);
   return r;
-}
-
-/** Kills every process this file started that is still running (afterAll). */
-export async function killAll(): Promise<void> {
-  const waits: Promise<unknown>[] = [];
-  for (const c of started) {
-    if (c.exitCode === null && c.signalCode === null) {
-      waits.push(new Promise((r) => c.once('exit', r)));
-      c.kill('SIGKILL');
-    }
-  }
-  await Promise.all(waits);
 }
 
 /** A temp dir the test user can write to. */

@@ -1,0 +1,353 @@
+// `npm run bench`: tsnet side by side with slirp4netns and pasta (when
+// installed) and the kernel's veth ceiling (when run as root), in one run,
+// as ratios. Every stack gets a fresh rootless namespace (`unshare -Urn`)
+// and is driven by the same clients inside it; servers listen on the host
+// loopback only. Speed is measured here, never asserted in `npm test`.
+//
+// Metrics per stack: iperf3 container→host and host→container (-R) at MTU
+// 65520 and 1500, 1-byte TCP request/response latency p50/p99 and
+// connect+request+close rate (bench/rr.py), launch-to-ready time, peak RSS of
+// the stack process. Prints a table and writes JSON (--out).
+//
+// Usage: npm run bench -- [--secs N] [--stacks tsnet,slirp4netns,pasta]
+//                         [--mtus 65520,1500] [--out FILE] [--no-veth]
+
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { collect, killAll, run, spawnAs, stop, waitFor } from './proc.js';
+import { prepareTun, stagePackage, unprivilegedUser, type RunAs } from './stage.js';
+
+interface Args {
+  secs: number;
+  stacks: string[];
+  mtus: number[];
+  out: string;
+  veth: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { secs: 5, stacks: ['tsnet', 'slirp4netns', 'pasta'], mtus: [65520, 1500], out: 'bench-results.json', veth: true };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    const v = () => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${k} needs a value`);
+      return x;
+    };
+    if (k === '--secs') a.secs = Number(v());
+    else if (k === '--stacks') a.stacks = v().split(',');
+    else if (k === '--mtus') a.mtus = v().split(',').map(Number);
+    else if (k === '--out') a.out = v();
+    else if (k === '--no-veth') a.veth = false;
+    else throw new Error(`unknown argument ${k} (see the header of bench/run.ts)`);
+  }
+  return a;
+}
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+let runAs: RunAs | null = null;
+let stage = '';
+
+interface Attached {
+  proc: ChildProcess | undefined;
+  pid: number;
+  dst: string;
+  readyMs: number;
+  cleanup: () => Promise<void>;
+}
+
+/** A fresh rootless namespace held by `sleep`. */
+async function namespace(): Promise<ChildProcess> {
+  const ns = spawnAs(runAs, 'unshare', ['-Urn', 'sleep', '3600'], { stdio: 'ignore' });
+  await waitFor(() => {
+    try {
+      return fs.readFileSync(`/proc/${ns.pid}/comm`, 'utf8').trim() === 'sleep';
+    } catch {
+      return false;
+    }
+  }, 5000, 'unshare');
+  return ns;
+}
+
+function readyFd(proc: ChildProcess, t0: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = proc.stdio[3] as NodeJS.ReadableStream;
+    s.once('data', () => resolve(performance.now() - t0));
+    proc.once('exit', (c) => reject(new Error(`exited with ${c} before ready`)));
+  });
+}
+
+function hostDefaultGateway(): string | undefined {
+  const out = execFileSync('ip', ['-4', 'route', 'show', 'default'], { encoding: 'utf8' });
+  return /default via (\S+)/.exec(out)?.[1];
+}
+
+async function attach(stack: string, mtu: number, nsPid: number): Promise<Attached> {
+  const t0 = performance.now();
+  if (stack === 'tsnet') {
+    const proc = spawnAs(runAs, process.execPath, [path.join(stage, 'dist/src/cli/main.js'), 'attach', '-c', '--mtu', String(mtu), '-r', '3', String(nsPid)], {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    });
+    const readyMs = await readyFd(proc, t0);
+    return { proc, pid: proc.pid!, dst: '10.0.2.2', readyMs, cleanup: () => stop(proc) };
+  }
+  if (stack === 'slirp4netns') {
+    const proc = spawnAs(runAs, 'slirp4netns', ['--configure', `--mtu=${mtu}`, '-r', '3', String(nsPid), 'tap0'], {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    });
+    const readyMs = await readyFd(proc, t0);
+    return { proc, pid: proc.pid!, dst: '10.0.2.2', readyMs, cleanup: () => stop(proc) };
+  }
+  // pasta daemonizes once the namespace is configured; its PID comes from -P.
+  const gw = hostDefaultGateway();
+  if (!gw) throw new Error('pasta needs a default route on the host (its gateway address maps to the host)');
+  // The stage dir is root's; the pid file must be writable by the user pasta runs as.
+  const pidDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnet-bench-pasta-'));
+  fs.chmodSync(pidDir, 0o777);
+  const pidFile = path.join(pidDir, 'pasta.pid');
+  const r = await run(runAs, 'pasta', ['--config-net', '--mtu', String(mtu), '-T', 'none', '-U', 'none', '-t', 'none', '-u', 'none', '-P', pidFile, String(nsPid)], {
+    timeoutMs: 20_000,
+  });
+  if (r.code !== 0) throw new Error(`pasta exited with ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
+  const readyMs = performance.now() - t0;
+  const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  fs.rmSync(pidDir, { recursive: true, force: true });
+  return {
+    proc: undefined,
+    pid,
+    dst: gw,
+    readyMs,
+    cleanup: async () => {
+      try {
+        process.kill(pid, 'SIGTERM');
+        await waitFor(() => !fs.existsSync(`/proc/${pid}`), 5000, 'pasta to exit');
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+function peakRssMiB(pid: number): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let nextPort = 25201;
+
+/** iperf3 client in `exec` against a one-off server on the host loopback; Gbit/s received. */
+async function iperf(exec: (args: string[], t: number) => Promise<string>, dst: string, secs: number, reverse: boolean, bind = '127.0.0.1'): Promise<number> {
+  const port = nextPort++;
+  const server = spawnAs(runAs, 'iperf3', ['-s', '-1', '-p', String(port), '-B', bind], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const done = collect(server, (secs + 30) * 1000);
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    const out = await exec(['iperf3', '-c', dst, '-p', String(port), '-t', String(secs), '-J', ...(reverse ? ['-R'] : [])], (secs + 30) * 1000);
+    const j = JSON.parse(out);
+    return j.end.sum_received.bits_per_second / 1e9;
+  } finally {
+    await done.catch(() => {});
+  }
+}
+
+interface Rr {
+  p50: number;
+  p99: number;
+  crr: number;
+}
+
+async function rr(exec: (args: string[], t: number) => Promise<string>, dst: string, bind = '127.0.0.1'): Promise<Rr> {
+  const port = nextPort++;
+  const rrPy = path.join(stage, 'bench/rr.py');
+  const server = spawnAs(runAs, '/usr/bin/python3', [rrPy, 'server', String(port), bind], { stdio: ['ignore', 'pipe', 'ignore'] });
+  await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()));
+  try {
+    const out = await exec(['/usr/bin/python3', rrPy, 'client', dst, String(port)], 60_000);
+    const m = /rr_p50_us=(\d+) rr_p99_us=(\d+) crr_per_s=(\d+)/.exec(out);
+    if (!m) throw new Error(`rr.py: ${out}`);
+    return { p50: Number(m[1]), p99: Number(m[2]), crr: Number(m[3]) };
+  } finally {
+    await stop(server);
+  }
+}
+
+type Row = Record<string, number | string | undefined>;
+
+async function benchStack(stack: string, args: Args): Promise<Row> {
+  const row: Row = {};
+  for (const mtu of args.mtus) {
+    const ns = await namespace();
+    let att: Attached | undefined;
+    try {
+      att = await attach(stack, mtu, ns.pid!);
+      const a = att;
+      const exec = async (cmd: string[], t: number) => {
+        const r = await run(runAs, 'nsenter', ['--preserve-credentials', '-U', '-n', '-t', String(ns.pid), ...cmd], { timeoutMs: t });
+        if (r.code !== 0) throw new Error(`${cmd.join(' ')}: ${r.stderr.trim() || r.stdout.trim()}`);
+        return r.stdout;
+      };
+      if (mtu === args.mtus[0]) row.readyMs = a.readyMs;
+      row[`up${mtu}`] = await iperf(exec, a.dst, args.secs, false);
+      row[`down${mtu}`] = await iperf(exec, a.dst, args.secs, true);
+      if (mtu === 65520) {
+        const r = await rr(exec, a.dst);
+        row.rrP50 = r.p50;
+        row.rrP99 = r.p99;
+        row.crr = r.crr;
+      }
+      const rss = peakRssMiB(a.pid);
+      if (rss !== undefined) row[`rss${mtu}`] = rss;
+    } catch (e) {
+      row[`error${mtu}`] = (e as Error).message.split('\n')[0];
+    } finally {
+      await att?.cleanup();
+      await stop(ns);
+    }
+  }
+  return row;
+}
+
+/** The kernel's own veth between a namespace and the host: the ceiling (root only). */
+async function benchVeth(args: Args): Promise<Row> {
+  const row: Row = {};
+  const ns = `tsnet-bench-${process.pid}`;
+  const ip = (...a: string[]) => execFileSync('ip', a, { stdio: 'ignore' });
+  for (const mtu of args.mtus) {
+    try {
+      ip('netns', 'add', ns);
+      ip('link', 'add', 'tsb-h', 'type', 'veth', 'peer', 'name', 'tsb-c');
+      ip('link', 'set', 'tsb-c', 'netns', ns);
+      ip('addr', 'add', '10.203.0.1/24', 'dev', 'tsb-h');
+      ip('link', 'set', 'tsb-h', 'mtu', String(mtu), 'up');
+      ip('-n', ns, 'addr', 'add', '10.203.0.2/24', 'dev', 'tsb-c');
+      ip('-n', ns, 'link', 'set', 'tsb-c', 'mtu', String(mtu), 'up');
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      const saved = runAs;
+      runAs = null; // ip netns exec needs root; servers bind the veth address
+      try {
+        const exec = async (cmd: string[], t: number) => {
+          const r = await run(null, 'ip', ['netns', 'exec', ns, ...cmd], { timeoutMs: t });
+          if (r.code !== 0) throw new Error(r.stderr);
+          return r.stdout;
+        };
+        row[`up${mtu}`] = await iperf(exec, '10.203.0.1', args.secs, false, '10.203.0.1');
+        row[`down${mtu}`] = await iperf(exec, '10.203.0.1', args.secs, true, '10.203.0.1');
+        if (mtu === 65520) {
+          const r = await rr(exec, '10.203.0.1', '10.203.0.1');
+          row.rrP50 = r.p50;
+          row.rrP99 = r.p99;
+          row.crr = r.crr;
+        }
+      } finally {
+        runAs = saved;
+      }
+    } catch (e) {
+      row[`error${mtu}`] = (e as Error).message.split('\n')[0];
+    } finally {
+      try {
+        ip('link', 'del', 'tsb-h');
+      } catch {
+        // gone with the namespace
+      }
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        // never created
+      }
+    }
+  }
+  return row;
+}
+
+function fmt(v: number | string | undefined, digits = 2): string {
+  if (v === undefined) return '—';
+  if (typeof v === 'string') return v;
+  return v.toFixed(digits);
+}
+
+function table(results: Record<string, Row>, args: Args): string {
+  const cols = Object.keys(results);
+  const metrics: Array<[string, string, number, boolean]> = [];
+  for (const mtu of args.mtus) {
+    metrics.push([`up${mtu}`, `container→host Gbit/s, MTU ${mtu}`, 2, true]);
+    metrics.push([`down${mtu}`, `host→container Gbit/s, MTU ${mtu}`, 2, true]);
+  }
+  metrics.push(['rrP50', 'TCP RR p50 µs (MTU 65520)', 0, false]);
+  metrics.push(['rrP99', 'TCP RR p99 µs (MTU 65520)', 0, false]);
+  metrics.push(['crr', 'connect+1B+close per s', 0, true]);
+  metrics.push(['readyMs', 'launch to ready, ms', 0, false]);
+  for (const mtu of args.mtus) metrics.push([`rss${mtu}`, `peak RSS MiB (MTU ${mtu} run)`, 1, false]);
+  const header = ['metric', ...cols, 'tsnet/slirp4netns'];
+  const lines = [header];
+  for (const [key, label, digits] of metrics) {
+    const vals = cols.map((c) => fmt(results[c]![key] as number | undefined, digits));
+    const t = results.tsnet?.[key];
+    const s = results.slirp4netns?.[key];
+    const ratio = typeof t === 'number' && typeof s === 'number' && s > 0 ? `${(t / s).toFixed(2)}×` : '—';
+    lines.push([label, ...vals, ratio]);
+  }
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  const render = (l: string[]) => '| ' + l.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
+  return [render(lines[0]!), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.slice(1).map(render)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  for (const tool of ['iperf3', 'unshare', 'nsenter', 'python3']) {
+    if (!has(tool)) throw new Error(`${tool} is required (apt-get install iperf3 util-linux python3)`);
+  }
+  runAs = unprivilegedUser();
+  const tunProblem = prepareTun();
+  if (tunProblem) throw new Error(tunProblem);
+  stage = stagePackage(root, ['bench']);
+  const results: Record<string, Row> = {};
+  try {
+    for (const stack of args.stacks) {
+      if (stack !== 'tsnet' && !has(stack)) {
+        process.stderr.write(`bench: ${stack} not installed, skipped\n`);
+        continue;
+      }
+      process.stderr.write(`bench: ${stack}...\n`);
+      results[stack] = await benchStack(stack, args);
+    }
+    if (args.veth && process.getuid!() === 0) {
+      process.stderr.write('bench: kernel veth...\n');
+      results['kernel veth'] = await benchVeth(args);
+    }
+  } finally {
+    await killAll();
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+  const errors = Object.entries(results).flatMap(([s, r]) =>
+    Object.entries(r)
+      .filter(([k]) => k.startsWith('error'))
+      .map(([k, v]) => `${s} (${k.slice(5)}): ${v}`),
+  );
+  const doc = { date: new Date().toISOString(), host: { cpus: os.cpus().length, kernel: os.release(), node: process.version }, secs: args.secs, results };
+  fs.writeFileSync(args.out, JSON.stringify(doc, null, 2) + '\n');
+  process.stdout.write(`${table(results, args)}\n`);
+  if (errors.length) process.stdout.write(`\nerrors:\n${errors.map((e) => `  ${e}`).join('\n')}\n`);
+  process.stdout.write(`\nJSON written to ${args.out}\n`);
+}
+
+main().catch(async (e) => {
+  process.stderr.write(`bench: ${(e as Error).message}\n`);
+  await killAll();
+  process.exitCode = 1;
+});
