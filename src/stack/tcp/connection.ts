@@ -194,6 +194,13 @@ export class TcpConnection {
   private sndUna: number;
   private sndNxt: number;
   private sndMax: number;
+  /**
+   * End of the last zero-window probe byte (RFC 9293 §3.8.6.1). The probe
+   * byte is not counted in sndMax — our ACKs carry SEQ = sndMax and must stay
+   * acceptable to a receiver whose window is zero — but an ACK covering it
+   * is valid.
+   */
+  private probeEnd: number;
   /** Peer's window in bytes (already scaled). */
   private sndWnd = 0;
   private sndWl1 = 0;
@@ -244,6 +251,8 @@ export class TcpConnection {
   private rttTiming = false;
   private rttSeq = 0;
   private rttTime = 0;
+  /** Our TSval when we last retransmitted anything (undefined: never). */
+  private lastRtxTs: number | undefined;
   /** Sender SACK scoreboard: sorted disjoint [start, end) pairs above SND.UNA. */
   private sacked: number[] = [];
   /** Next sequence number to consider for a hole retransmission in recovery. */
@@ -295,6 +304,7 @@ export class TcpConnection {
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
+    this.probeEnd = this.iss;
     this.rtxNext = this.iss;
     this.sndMss = Math.max(MIN_SND_MSS, Math.min(cfg.mss, DEFAULT_PEER_MSS));
     this.rcvShift = windowShiftFor(cfg.rcvBufSize);
@@ -418,7 +428,8 @@ export class TcpConnection {
     // only once it has grown by a worthwhile amount — here 2*MSS, or half the
     // buffer when the buffer is small.
     const adv = Math.max(0, seqDiff(this.rcvAdvRight, this.rcvNxt));
-    const avail = this.rcvAvail();
+    // What the window field can express at most (65535 << our shift).
+    const avail = Math.min(this.rcvAvail(), 0xffff * 2 ** this.rcvShift);
     if (avail - adv >= Math.min(2 * this.mss, this.rcvBufSize / 2)) this.ackNow = true;
   }
 
@@ -591,7 +602,11 @@ export class TcpConnection {
       this.sendNewData(now);
       this.updatePersist(now);
     }
-    if (this.ackNow) this.emitSegment(now, ACK, this.sndNxt, EMPTY);
+    // RFC 9293 §3.10.7.4: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. The RFC's
+    // SND.NXT is our sndMax (sndNxt may have been rewound for go-back-N, and
+    // a receiver would drop an ACK whose sequence number lies below its
+    // RCV.NXT as a duplicate).
+    if (this.ackNow) this.emitSegment(now, ACK, this.sndMax, EMPTY);
   }
 
   private sendSyn(now: number): void {
@@ -619,7 +634,7 @@ export class TcpConnection {
     if (synAck) this.rcvAdvRight = seqAdd(this.rcvNxt, repr.window);
     this.send1(repr, EMPTY);
     if (synAck) this.ackSent();
-    if (retransmit) this.stats.retransmits++;
+    if (retransmit) this.noteRetransmit(now);
     else {
       this.rttTiming = true;
       this.rttSeq = this.iss;
@@ -697,7 +712,7 @@ export class TcpConnection {
       const retransmit = seqLt(seq, this.sndMax);
       this.emitData(now, seq, n, fin);
       if (retransmit) {
-        this.stats.retransmits++;
+        this.noteRetransmit(now);
         const fresh = seqDiff(seqAdd(seq, n), this.sndMax);
         if (fresh > 0) this.stats.bytesOut += fresh;
       } else {
@@ -772,8 +787,7 @@ export class TcpConnection {
         return;
       }
       this.emitData(now, s, len, fin);
-      this.stats.retransmits++;
-      this.rttTiming = false;
+      this.noteRetransmit(now);
       this.rtxNext = seqAdd(s, len + (fin ? 1 : 0));
       this.rtxBudget--;
       if (this.rtoAt === Infinity) this.rtoAt = now + this.rtt.rto();
@@ -817,15 +831,20 @@ export class TcpConnection {
       return;
     }
     this.emitData(now, this.sndNxt, 1, false);
-    // The byte counts as sent (ACKs up to it are valid) but SND.NXT stays, so
-    // it is sent again with the data that follows once the window opens.
-    const end = seqAdd(this.sndNxt, 1);
-    if (seqGt(end, this.sndMax)) {
-      this.sndMax = end;
-      this.stats.bytesOut += 1;
-    } else this.stats.retransmits++;
+    // ACKs up to the probe byte are valid from now on, but SND.NXT (and
+    // sndMax) stay: the byte goes again with the data that follows once the
+    // window opens.
+    this.probeEnd = seqAdd(this.sndNxt, 1);
+    this.noteRetransmit(now);
     this.persistBackoff++;
     this.persistAt = now + this.persistInterval();
+  }
+
+  /** Something was sent again: count it, and stop RTT timing (Karn). */
+  private noteRetransmit(now: number): void {
+    this.stats.retransmits++;
+    this.rttTiming = false;
+    this.lastRtxTs = this.tsNow(now);
   }
 
   private emitData(now: number, seq: number, len: number, fin: boolean): void {
@@ -1026,6 +1045,13 @@ export class TcpConnection {
     // RFC 7323 §4.1: with timestamps every ACK of new data yields a sample
     // from TSecr, unambiguous even for retransmissions (Karn's rule is moot).
     if (this.tsOk && seg.tsEcr !== undefined && seg.tsEcr !== 0) {
+      // An echo older than our last retransmission is suspect: when the
+      // peer's ACK of the original was lost, our retransmission reaches it
+      // as a duplicate, which (RFC 7323 §4.3) does not refresh TS.Recent, so
+      // its ACK echoes the original's TSval and would measure the whole
+      // timeout as RTT. Such samples are skipped (Karn's rule applied to
+      // timestamps), as are echoes from the future.
+      if (this.lastRtxTs !== undefined && seqLt(seg.tsEcr, this.lastRtxTs)) return;
       const r = seqDiff(this.tsNow(now), seg.tsEcr);
       if (r >= 0 && r < MAX_RTO_MS) {
         this.rtt.sample(r);
@@ -1071,7 +1097,11 @@ export class TcpConnection {
     const wnd = Math.max(0, seqDiff(this.rcvAdvRight, this.rcvNxt));
     let acceptable: boolean;
     if (segLen === 0) {
-      acceptable = wnd === 0 ? seq === this.rcvNxt : inWindow(seq, this.rcvNxt, wnd);
+      // RFC 9293 says RCV.NXT ≤ SEG.SEQ < RCV.NXT+RCV.WND; like Linux
+      // (tcp_sequence) we also take SEG.SEQ = RCV.NXT+RCV.WND: it is what a
+      // peer that filled our window sends in a pure ACK while some of that
+      // data is still missing here, and dropping it would lose its ACK.
+      acceptable = wnd === 0 ? seq === this.rcvNxt : inWindow(seq, this.rcvNxt, wnd + 1);
     } else if (wnd === 0) {
       // RFC 9293 §3.10.7.4: with a zero window no segment is acceptable, but
       // "special allowance should be made to accept valid ACKs, URGs, and
@@ -1189,8 +1219,12 @@ export class TcpConnection {
     // RFC 9293: "If the ACK acks something not yet sent (SEG.ACK > SND.NXT)
     // then send an ACK, drop the segment, and return."
     if (seqGt(ack, this.sndMax)) {
-      this.ackNow = true;
-      return false;
+      if (!(this.sndMax === this.sndUna && ack === this.probeEnd && seqGt(this.probeEnd, this.sndMax))) {
+        this.ackNow = true;
+        return false;
+      }
+      // The peer took our zero-window probe byte.
+      this.sndMax = ack;
     }
     // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT];
     // older ones are answered with an ACK and the segment is dropped.
@@ -1205,19 +1239,19 @@ export class TcpConnection {
     if (acked > 0) {
       this.newAck(now, seg, ack, acked);
       if (this.isClosed()) return false;
-    } else if (
-      acked === 0 &&
-      // RFC 5681 §2 (DUPLICATE ACKNOWLEDGMENT): outstanding data, no data,
-      // no SYN/FIN, ACK = SND.UNA, same window.
-      seqGt(this.sndMax, this.sndUna) &&
-      seg.payload.length === 0 &&
-      !(seg.flags & (SYN | FIN)) &&
-      segWnd === this.sndWnd &&
-      // Answers to zero-window probes repeat the ACK but are not loss signals.
-      segWnd !== 0
-    ) {
-      this.dupAck(ack);
+    } else if (acked === 0 && seqGt(this.sndMax, this.sndUna) && seg.payload.length === 0 && !(seg.flags & (SYN | FIN))) {
+      if (segWnd === this.sndWnd && segWnd !== 0) {
+        // RFC 5681 §2 (DUPLICATE ACKNOWLEDGMENT): outstanding data, no data,
+        // no SYN/FIN, ACK = SND.UNA, same window. (Answers to zero-window
+        // probes repeat the ACK but are no loss signal.)
+        this.dupAck(ack);
+      } else if (this.cc.inRecovery && this.sackOk && seg.sackBlocks !== undefined) {
+        // Not a duplicate by RFC 5681's letter (the window moved), but it
+        // reports a segment leaving the network: one hole may go out.
+        this.rtxBudget++;
+      }
     }
+    if (!this.cc.inRecovery && this.sackOk && this.sacked.length > 0) this.sackLossCheck(ack);
 
     // RFC 9293 §3.10.7.4: window update if SND.WL1 < SEG.SEQ, or
     // SND.WL1 = SEG.SEQ and SND.WL2 ≤ SEG.ACK (never from an older segment).
@@ -1299,6 +1333,24 @@ export class TcpConnection {
     }
     // RFC 5681 §3.2 step 2: the third duplicate ACK triggers fast retransmit.
     if (this.dupAcks === 3 && this.cc.onThirdDupAck(ack, seqDiff(this.sndMax, this.sndUna), this.sndMax)) {
+      this.stats.fastRetransmits++;
+      this.rtxNext = this.sndUna;
+      this.rtxBudget = 1;
+      this.rttTiming = false;
+    }
+  }
+
+  /**
+   * RFC 6675 §5 (IsLost / DupThresh): with SACK, loss is also inferred when
+   * more than (DupThresh − 1) * SMSS bytes above SND.UNA have been SACKed,
+   * even if the duplicate ACKs did not qualify (e.g. the window changed).
+   */
+  private sackLossCheck(ack: number): void {
+    const sk = this.sacked;
+    let bytes = 0;
+    for (let i = 0; i < sk.length; i += 2) bytes += seqDiff(sk[i + 1], sk[i]);
+    if (bytes <= 2 * this.cc.mss) return;
+    if (this.cc.onThirdDupAck(ack, seqDiff(this.sndMax, this.sndUna), this.sndMax)) {
       this.stats.fastRetransmits++;
       this.rtxNext = this.sndUna;
       this.rtxBudget = 1;

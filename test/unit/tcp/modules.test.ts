@@ -1,0 +1,222 @@
+// The small modules under the connection: sequence arithmetic, the RFC 6298
+// estimator, reassembly, the send buffer, NewReno and the state table.
+
+import { describe, expect, it } from 'vitest';
+import { Assembler } from '../../../src/stack/tcp/assembler.js';
+import { NewReno, initialWindow } from '../../../src/stack/tcp/congestion.js';
+import { MAX_RTO_MS, MIN_RTO_MS, RttEstimator } from '../../../src/stack/tcp/rtt.js';
+import { SendBuffer } from '../../../src/stack/tcp/send-buffer.js';
+import { inWindow, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from '../../../src/stack/tcp/seq.js';
+import { TRANSITIONS, TcpState, transition } from '../../../src/stack/tcp/state.js';
+import { pattern } from './helpers.js';
+
+describe('seq', () => {
+  it('compares across the 2^32 wrap', () => {
+    expect(seqLt(0xfffffff0, 0x10)).toBe(true);
+    expect(seqGt(0x10, 0xfffffff0)).toBe(true);
+    expect(seqLe(5, 5) && seqGe(5, 5)).toBe(true);
+    expect(seqAdd(0xffffffff, 2)).toBe(1);
+    expect(seqAdd(1, -2)).toBe(0xffffffff);
+    expect(seqDiff(0x10, 0xfffffff0)).toBe(0x20);
+    expect(seqDiff(0xfffffff0, 0x10)).toBe(-0x20);
+    expect(seqMax(0xfffffff0, 0x10)).toBe(0x10);
+    expect(seqMin(0xfffffff0, 0x10)).toBe(0xfffffff0);
+    expect(inWindow(0x5, 0xfffffffe, 10)).toBe(true);
+    expect(inWindow(0xfffffffe + 10, 0xfffffffe, 10)).toBe(false);
+    expect(inWindow(7, 7, 0)).toBe(false);
+  });
+});
+
+describe('RttEstimator (RFC 6298)', () => {
+  it('starts at 1 s, follows SRTT + 4*RTTVAR, floors at 200 ms and backs off to 60 s', () => {
+    const r = new RttEstimator();
+    expect(r.rto()).toBe(1000);
+    r.sample(400);
+    // SRTT = 400, RTTVAR = 200 → 400 + 800.
+    expect(r.rto()).toBe(1200);
+    r.sample(400);
+    // RTTVAR = 0.75*200 = 150, SRTT = 400 → 1000.
+    expect(r.rto()).toBe(1000);
+    r.backoff();
+    expect(r.rto()).toBe(2000);
+    for (let i = 0; i < 10; i++) r.backoff();
+    expect(r.rto()).toBe(MAX_RTO_MS);
+    for (let i = 0; i < 50; i++) r.sample(1);
+    expect(r.rto()).toBe(MIN_RTO_MS);
+  });
+});
+
+describe('Assembler', () => {
+  const base = 0xffffff00; // wraps inside the tests
+  it('holds out-of-order data, trims overlaps and pops it in order', () => {
+    const a = new Assembler();
+    expect(a.insert(base, seqAdd(base, 100), pattern(100, 50), 1000)).toBe(50);
+    expect(a.insert(base, seqAdd(base, 120), pattern(120, 60), 1000)).toBe(30); // overlap: 150..180 new
+    expect(a.insert(base, seqAdd(base, 100), pattern(100, 80), 1000)).toBe(0); // duplicate
+    expect(a.insert(base, seqAdd(base, 300), pattern(300, 10), 1000)).toBe(10);
+    // One segment spanning a stored piece fills both gaps around it.
+    expect(a.insert(base, seqAdd(base, 90), pattern(90, 220), 1000)).toBe(10 + 120);
+    expect(a.bytes).toBe(50 + 30 + 10 + 130);
+    expect(a.pop(base)).toBeUndefined();
+    let next = seqAdd(base, 90);
+    const got: Buffer[] = [];
+    for (let b = a.pop(next); b; b = a.pop(next)) {
+      got.push(b);
+      next = seqAdd(next, b.length);
+    }
+    expect(Buffer.concat(got)).toEqual(pattern(90, 220));
+    expect(a.isEmpty).toBe(true);
+    expect(a.bytes).toBe(0);
+  });
+
+  it('never holds data outside the window', () => {
+    const a = new Assembler();
+    expect(a.insert(base, seqAdd(base, 900), pattern(900, 200), 1000)).toBe(100);
+    expect(a.insert(base, seqAdd(base, 1000), pattern(1000, 10), 1000)).toBe(0);
+    expect(a.insert(base, seqAdd(base, -50), pattern(0, 20), 1000)).toBe(0);
+    expect(a.sackBlocks(base)).toEqual([[seqAdd(base, 900), seqAdd(base, 1000)]]);
+  });
+
+  it('is bounded in pieces', () => {
+    const a = new Assembler(4);
+    for (let i = 0; i < 10; i++) a.insert(0, 10 * i + 5, Buffer.alloc(1), 1000);
+    expect(a.pieceCount).toBe(4);
+  });
+
+  it('reports at most 4 SACK blocks, most recent first (RFC 2018 §4)', () => {
+    const a = new Assembler();
+    for (const off of [100, 300, 500, 700, 900]) a.insert(0, off, Buffer.alloc(10), 10_000);
+    expect(a.sackBlocks(0)).toEqual([
+      [900, 910],
+      [700, 710],
+      [500, 510],
+      [300, 310],
+    ]);
+    a.insert(0, 100, Buffer.alloc(5), 10_000); // refreshes the first block
+    expect(a.sackBlocks(0, 3)).toEqual([
+      [100, 110],
+      [900, 910],
+      [700, 710],
+    ]);
+  });
+
+  it('keeps its own copy of the data', () => {
+    const a = new Assembler();
+    const src = Buffer.from('abcdef');
+    a.insert(0, 10, src, 100);
+    src.fill(0);
+    a.insert(0, 0, Buffer.from('0123456789'), 100);
+    expect(a.pop(10)!.toString()).toBe('abcdef');
+  });
+});
+
+describe('SendBuffer', () => {
+  it('is bounded, slices across chunks and releases acknowledged data', () => {
+    const b = new SendBuffer(10_000);
+    expect(b.push(pattern(0, 6000))).toBe(6000);
+    expect(b.push(pattern(6000, 6000))).toBe(4000);
+    expect(b.space).toBe(0);
+    expect(b.slice(0, 100)).toEqual(pattern(0, 100));
+    expect(b.slice(5900, 200)).toEqual(pattern(5900, 200)); // spans two chunks
+    b.ack(5950);
+    expect(b.length).toBe(4050);
+    expect(b.slice(0, 100)).toEqual(pattern(5950, 100));
+    expect(b.slice(4000, 50)).toEqual(pattern(9950, 50));
+    expect(() => b.slice(4000, 51)).toThrow(RangeError);
+    b.ack(4050);
+    expect(b.length).toBe(0);
+    expect(b.push(pattern(10_000, 10))).toBe(10);
+    expect(b.slice(0, 10)).toEqual(pattern(10_000, 10));
+  });
+
+  it('returns views for in-chunk slices and coalesces small writes', () => {
+    const big = pattern(0, 8192);
+    const b = new SendBuffer(1 << 20);
+    b.push(big);
+    const v = b.slice(100, 1000);
+    expect(v.buffer).toBe(big.buffer);
+    for (let i = 0; i < 1000; i++) b.push(pattern(8192 + i, 1));
+    // 1000 one-byte writes share one block: a 500-byte slice is a view.
+    expect(b.slice(8192 + 100, 500).buffer).toBe(b.slice(8192, 1).buffer);
+    const expected = Buffer.concat([big, Buffer.from(Array.from({ length: 1000 }, (_, i) => pattern(8192 + i, 1)[0]))]);
+    expect(b.slice(0, b.length)).toEqual(expected);
+  });
+
+  it('survives many chunks being acknowledged (compaction)', () => {
+    const b = new SendBuffer(1 << 20);
+    let pushed = 0;
+    let acked = 0;
+    for (let round = 0; round < 500; round++) {
+      pushed += b.push(pattern(pushed, 3000));
+      if (round % 3 === 0 && b.length > 7100) {
+        const n = 7000;
+        b.ack(n);
+        acked += n;
+      }
+      expect(b.slice(0, 10)).toEqual(pattern(acked, 10));
+      expect(b.slice(b.length - 10, 10)).toEqual(pattern(pushed - 10, 10));
+    }
+  });
+});
+
+describe('NewReno', () => {
+  it('initial window per RFC 6928', () => {
+    expect(initialWindow(1460)).toBe(14600);
+    expect(initialWindow(536)).toBe(5360);
+    expect(initialWindow(65480)).toBe(2 * 65480);
+  });
+
+  it('slow start, fast recovery, congestion avoidance, timeout', () => {
+    const cc = new NewReno(1000, 0);
+    expect(cc.cwnd).toBe(10_000);
+    cc.onAck(2000);
+    expect(cc.cwnd).toBe(12_000);
+    // Third duplicate ACK with 12000 in flight: ssthresh 6000, cwnd 9000.
+    expect(cc.onThirdDupAck(1000, 12_000, 13_000)).toBe(true);
+    expect([cc.ssthresh, cc.cwnd, cc.inRecovery]).toEqual([6000, 9000, true]);
+    cc.onDupAckInRecovery();
+    expect(cc.cwnd).toBe(10_000);
+    expect(cc.onAckInRecovery(5000, 4000, 8000)).toBe('partial');
+    expect(cc.cwnd).toBe(7000);
+    expect(cc.onAckInRecovery(13_000, 8000, 0)).toBe('full');
+    expect(cc.cwnd).toBe(2000); // min(ssthresh, max(flight, MSS) + MSS)
+    expect(cc.inRecovery).toBe(false);
+    // Duplicates at or below "recover" do not start another recovery.
+    expect(cc.onThirdDupAck(13_000, 5000, 20_000)).toBe(false);
+    // Congestion avoidance: one MSS per cwnd of bytes acknowledged.
+    cc.cwnd = 6000;
+    cc.onAck(3000);
+    expect(cc.cwnd).toBe(6000);
+    cc.onAck(3000);
+    expect(cc.cwnd).toBe(7000);
+    cc.onRto(7000, 30_000);
+    expect([cc.cwnd, cc.ssthresh]).toEqual([1000, 3500]);
+    // A second timeout for the same loss keeps ssthresh (RFC 5681 §3.1).
+    cc.onRto(1000, 30_000);
+    expect(cc.ssthresh).toBe(3500);
+  });
+});
+
+describe('state table', () => {
+  it('has the RFC 9293 arms', () => {
+    const S = TcpState;
+    expect(transition(S.Listen, 'accept')).toBe(S.SynReceived);
+    expect(transition(S.Closed, 'connect')).toBe(S.SynSent);
+    expect(transition(S.SynSent, 'rcv-syn-ack')).toBe(S.Established);
+    expect(transition(S.SynSent, 'rcv-syn')).toBe(S.SynReceived);
+    expect(transition(S.SynReceived, 'rcv-ack-of-syn')).toBe(S.Established);
+    expect(transition(S.Established, 'close')).toBe(S.FinWait1);
+    expect(transition(S.CloseWait, 'close')).toBe(S.LastAck);
+    expect(transition(S.Established, 'rcv-fin')).toBe(S.CloseWait);
+    expect(transition(S.FinWait1, 'rcv-fin')).toBe(S.Closing);
+    expect(transition(S.FinWait2, 'rcv-fin')).toBe(S.TimeWait);
+    expect(transition(S.FinWait1, 'rcv-ack-of-fin')).toBe(S.FinWait2);
+    expect(transition(S.Closing, 'rcv-ack-of-fin')).toBe(S.TimeWait);
+    expect(transition(S.LastAck, 'rcv-ack-of-fin')).toBe(S.Closed);
+    expect(transition(S.TimeWait, 'timeout')).toBe(S.Closed);
+    expect(transition(S.Established, 'timeout')).toBeUndefined();
+    for (const s of Object.values(S)) {
+      if (s !== S.Closed) expect(TRANSITIONS.reset[s]).toBe(S.Closed);
+    }
+  });
+});
