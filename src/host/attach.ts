@@ -129,6 +129,7 @@ export async function runAttach(o: AttachOptions): Promise<number> {
   tap.onBatchEnd = () => runtime.onBatchEnd();
   tap.onFailure = (err) => stop(`TAP device failed: ${err.message}`, 1);
   tap.start();
+  log.info({ engine: tap.engine }, 'TAP read engine');
 
   const onSignal = (sig: NodeJS.Signals) => stop(`received ${sig}`);
   // SIGUSR1: one JSON line of counters on stderr (flows, bytes, drops by reason).

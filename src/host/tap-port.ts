@@ -1,11 +1,20 @@
 // The TAP device as the bottom Port: the I/O loop around the TAP fd
-// (DESIGN.md §4). The fd is non-blocking; when the shared Poller reports it
-// readable, frames are drained synchronously until EAGAIN (at most BATCH per
-// wake-up, so timers and sockets get their turn), handed up one by one, and
-// then onBatchEnd runs so the layers above can flush their writes. Writes go
-// straight to the fd; a write that would block is counted and dropped (the
-// peer's TCP recovers it), never queued without bound.
+// (DESIGN.md §4). Reading has two engines:
+//   - "stream" (default): the fd is wrapped in a libuv pipe handle
+//     (pipe_wrap; uv_pipe_open accepts any fd), so readiness comes from the
+//     event loop's own epoll and libuv drains it synchronously, one frame per
+//     read(2), up to 32 per wake-up. No threadpool hop: measured p50 latency
+//     and connect rate improve markedly over the poll engine.
+//   - "poll": a koffi async poll(2) on the libuv threadpool, then a
+//     synchronous drain until EAGAIN (at most BATCH per wake-up). Used when
+//     the pipe_wrap binding is unavailable (TSNET_TAP_ENGINE=poll forces it).
+// After each burst onBatchEnd runs (once, via setImmediate for the stream
+// engine) so the layers above flush their writes. Writes always go straight
+// to the fd with write(2) — never through the libuv stream, whose writev
+// would glue frames together; a write that would block is counted and
+// dropped (the peer's TCP recovers it), never queued without bound.
 
+import net from 'node:net';
 import { NativeError, POLLERR, POLLHUP, POLLNVAL, readFrame, setNonBlocking, sharedPoller, writeFrame, closeFd } from '../../native/index.js';
 import type { FrameHandler, Port } from './port.js';
 
@@ -40,11 +49,40 @@ export class TapPort implements Port {
     this.up = handler;
   }
 
+  private stream: net.Socket | undefined;
+  private batchQueued = false;
+
+  /** Which read engine runs (see the file header). */
+  get engine(): 'stream' | 'poll' {
+    return this.stream ? 'stream' : 'poll';
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;
-    sharedPoller().add(this.fd, (revents) => this.onReadable(revents));
+    const stream = process.env.TSNET_TAP_ENGINE === 'poll' ? undefined : openStream(this.fd);
+    if (!stream) {
+      sharedPoller().add(this.fd, (revents) => this.onReadable(revents));
+      return;
+    }
+    this.stream = stream;
+    stream.on('data', (frame: Buffer) => {
+      if (!this.running) return;
+      this.stats.rxFrames++;
+      this.up(frame);
+      if (!this.batchQueued) {
+        this.batchQueued = true;
+        setImmediate(this.endBatch);
+      }
+    });
+    stream.on('error', (err) => this.fail(err));
+    stream.on('end', () => this.fail(new Error(`TAP device ${this.name} hung up`)));
   }
+
+  private readonly endBatch = (): void => {
+    this.batchQueued = false;
+    if (this.running) this.onBatchEnd();
+  };
 
   private onReadable(revents: number): void {
     if (!this.running) return;
@@ -71,7 +109,7 @@ export class TapPort implements Port {
   private fail(err: Error): void {
     if (!this.running) return;
     this.running = false;
-    void sharedPoller().remove(this.fd);
+    if (!this.stream) void sharedPoller().remove(this.fd);
     this.onFailure(err);
   }
 
@@ -95,7 +133,34 @@ export class TapPort implements Port {
     if (this.closed) return;
     this.running = false;
     this.closed = true;
+    if (this.stream) {
+      // libuv owns the fd now: destroying the handle closes it.
+      const s = this.stream;
+      await new Promise<void>((resolve) => {
+        s.once('close', () => resolve());
+        s.destroy();
+      });
+      return;
+    }
     await sharedPoller().remove(this.fd);
     closeFd(this.fd);
   }
+}
+
+interface PipeBinding {
+  Pipe: new (type: number) => { open(fd: number): number };
+  constants: { SOCKET: number };
+}
+
+/** Wraps fd in a libuv pipe handle as a read-only net.Socket, or undefined when the binding is unavailable. */
+function openStream(fd: number): net.Socket | undefined {
+  let binding: PipeBinding;
+  try {
+    binding = (process as unknown as { binding(name: string): PipeBinding }).binding('pipe_wrap');
+  } catch {
+    return undefined;
+  }
+  const handle = new binding.Pipe(binding.constants.SOCKET);
+  if (handle.open(fd) !== 0) return undefined;
+  return new net.Socket({ handle, readable: true, writable: false } as net.SocketConstructorOpts);
 }
