@@ -102,13 +102,17 @@ export class Runtime {
     this.arm();
   }
 
+  /**
+   * Keeps one timer at or before the stack's next deadline. Deadlines move
+   * on nearly every segment (delayed ACKs, RTO restarts); re-creating the
+   * timer each time costs more than letting an early timer fire and
+   * re-arm, so the timer is only moved earlier, never later.
+   */
   private arm(): void {
     const at = this.stack.pollAt();
-    if (at === this.timerAt) return;
+    if (at === Infinity || (this.timer && at >= this.timerAt)) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
     this.timerAt = at;
-    if (at === Infinity) return;
     this.timer = setTimeout(() => this.fire(), Math.max(0, at - performance.now()));
   }
 

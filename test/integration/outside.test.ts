@@ -1,0 +1,101 @@
+// Beyond the host loopback: a test host in a network namespace this test
+// creates (veth pair, 10.201.0.0/24 — never any other address), reached by
+// the guest through tsnet's NAT like any outside address. Root only (ip
+// netns, sysctl); CI runs as root. Covers ICMP echo through unprivileged
+// ping sockets, ICMP host unreachable for a dead address, and TCP/UDP to a
+// non-loopback host.
+
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { createInterface } from 'node:readline';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { integrationSkip, killAll, Netns, readyFrom, runAs, startTsnet, stopTsnet, type Tsnet } from './harness.js';
+
+const TESTNS = `tsnet-test-host-${process.pid}`;
+const HOST_SIDE = 'tsnt-h';
+const HOST_IP = '10.201.0.1';
+const PEER_IP = '10.201.0.2';
+const DEAD_IP = '10.201.0.77';
+const PING_RANGE = '/proc/sys/net/ipv4/ping_group_range';
+
+const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+
+describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (test host in a veth namespace)', () => {
+  let ns: Netns;
+  let tsnet: Tsnet | undefined;
+  let savedRange = '';
+
+  beforeAll(() => {
+    ip('netns', 'add', TESTNS);
+    ip('link', 'add', HOST_SIDE, 'type', 'veth', 'peer', 'name', 'tsnt-p');
+    ip('link', 'set', 'tsnt-p', 'netns', TESTNS);
+    ip('addr', 'add', `${HOST_IP}/24`, 'dev', HOST_SIDE);
+    ip('link', 'set', HOST_SIDE, 'up');
+    ip('-n', TESTNS, 'addr', 'add', `${PEER_IP}/24`, 'dev', 'tsnt-p');
+    ip('-n', TESTNS, 'link', 'set', 'tsnt-p', 'up');
+    ip('-n', TESTNS, 'link', 'set', 'lo', 'up');
+    savedRange = fs.readFileSync(PING_RANGE, 'utf8').trim().replace(/\s+/, ' ');
+    // Let the unprivileged test user open ping sockets, as distributions do.
+    fs.writeFileSync(PING_RANGE, `0 2147483647`);
+  });
+  afterAll(async () => {
+    await killAll();
+    if (savedRange) fs.writeFileSync(PING_RANGE, savedRange);
+    try {
+      ip('link', 'del', HOST_SIDE);
+    } catch {
+      // removed with the namespace
+    }
+    ip('netns', 'del', TESTNS);
+  });
+  beforeEach(async () => {
+    ns = await Netns.create();
+    tsnet = startTsnet(['attach', '-c', '-r', '3', String(ns.pid)], ['pipe']);
+    expect(await readyFrom(tsnet)).toBe('1');
+  });
+  afterEach(async () => {
+    if (tsnet) await stopTsnet(tsnet);
+    tsnet = undefined;
+    await ns.destroy();
+  });
+
+  it('forwards ping to an outside host through a ping socket', async () => {
+    const r = await ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', PEER_IP]);
+    expect(r.stdout, r.stderr + tsnet!.stderr()).toMatch(/3 packets transmitted, 3 received/);
+  });
+
+  it('reaches a TCP server on the test host (sha256 compared)', async () => {
+    // The server runs inside the test namespace, bound to its own address.
+    const server = await sourceServerIn(TESTNS, 4 * 1024 * 1024);
+    try {
+      const out = await ns.guest(['download', PEER_IP, String(server.port)]);
+      expect(out).toBe(`${4 * 1024 * 1024} ${await server.sha}`);
+    } finally {
+      server.stop();
+    }
+  });
+
+  it('reports a dead outside address as host unreachable (ICMP), not a hang', async () => {
+    const [result, ms] = (await ns.guest(['connect', DEAD_IP, '80'], 30_000)).split(' ');
+    expect(['EHOSTUNREACH', 'ENETUNREACH']).toContain(result);
+    expect(Number(ms)).toBeLessThan(15_000);
+  }, 40_000);
+});
+
+/** A one-shot TCP source inside `netns`: python streams n random bytes; `sha` resolves to their sha256. */
+async function sourceServerIn(netns: string, n: number): Promise<{ port: number; sha: Promise<string>; stop: () => void }> {
+  const code = `
+import socket, os, hashlib
+s = socket.socket(); s.bind(("${PEER_IP}", 0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept(); h = hashlib.sha256(); left = ${n}
+while left > 0:
+    b = os.urandom(min(1 << 20, left)); c.sendall(b); h.update(b); left -= len(b)
+c.close(); print(h.hexdigest(), flush=True)
+`;
+  const p = spawn('ip', ['netns', 'exec', netns, '/usr/bin/python3', '-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: p.stdout! })[Symbol.asyncIterator]();
+  const port = Number((await lines.next()).value);
+  const sha = lines.next().then((r) => String(r.value ?? ''));
+  return { port, sha, stop: () => p.kill('SIGKILL') };
+}
