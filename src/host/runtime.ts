@@ -144,6 +144,7 @@ export class Runtime {
     return {
       ...this.stack.counters.snapshot(),
       tcpFlows: this.stack.tcp?.size ?? 0,
+      tcp: this.stack.tcp?.stats(),
       udpFlows: this.stack.udp?.size ?? 0,
       hostTcpSockets: this.tcpHost.size,
       hostUdpSockets: this.udpHost.sockets,

@@ -19,7 +19,7 @@ import { WireError } from '../wire/errors.js';
 import type { StackContext } from './context.js';
 import { icmpUnreachableFrame, ipv4Frame } from './emit.js';
 import { routeFor, type NatOptions, type Route } from './nat.js';
-import { TcpConnection, type TcpAppEvents, type TcpConnectionConfig, type TcpSegmentOut } from './tcp/connection.js';
+import { TcpConnection, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
 
 export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'dns' }>;
 
@@ -87,6 +87,8 @@ export class TcpTable {
   private nextId = 1;
   private now = 0;
   private readonly emitFns = new Map<number, (seg: TcpSegmentOut) => void>();
+  /** Counters of flows that are gone; stats() adds the live ones. */
+  private readonly closedTotals: TcpConnectionStats = emptyStats();
 
   constructor(
     private readonly ctx: StackContext,
@@ -104,6 +106,13 @@ export class TcpTable {
 
   all(): IterableIterator<TcpFlow> {
     return this.byId.values();
+  }
+
+  /** Totals over every connection, open and closed: bytes, segments, retransmissions. */
+  stats(): TcpConnectionStats {
+    const t = { ...this.closedTotals };
+    for (const f of this.byId.values()) addStats(t, f.conn.stats);
+    return t;
   }
 
   private lookup(guestIp: number, guestPort: number, peerIp: number, peerPort: number): TcpFlow | undefined {
@@ -130,6 +139,7 @@ export class TcpTable {
       this.emitFns.delete(flow.id);
       this.ctx.counters.count('tcp-flow-closed');
       const s = flow.conn.stats;
+      addStats(this.closedTotals, s);
       this.ctx.event?.('tcp flow closed', {
         flow: flow.id,
         guest: `${ipv4ToString(flow.guestIp)}:${flow.guestPort}`,
@@ -368,4 +378,12 @@ export class TcpTable {
     this.ctx.counters.count('icmp-unreachable-sent');
     this.ctx.transmit(icmpUnreachableFrame(cfg.gatewayMac, guestMac, cfg.gateway, guest, code, datagram));
   }
+}
+
+function emptyStats(): TcpConnectionStats {
+  return { bytesIn: 0, bytesOut: 0, retransmits: 0, segmentsIn: 0, segmentsOut: 0, dupAcks: 0, fastRetransmits: 0, rtoFired: 0, outOfOrder: 0 };
+}
+
+function addStats(into: TcpConnectionStats, s: TcpConnectionStats): void {
+  for (const k of Object.keys(into) as Array<keyof TcpConnectionStats>) into[k] += s[k];
 }
