@@ -192,4 +192,18 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
       await dns.close();
     }
   });
+
+  it.skipIf(runAs === null)('--disable-dns drops queries to 10.0.2.3 silently', async () => {
+    const dns = await dnsServer('127.0.0.78', { 'test.tsnet': '192.0.2.44' });
+    const resolv = path.join(tmp, 'resolv.conf');
+    fs.writeFileSync(resolv, 'nameserver 127.0.0.78\n');
+    fs.chmodSync(resolv, 0o644);
+    try {
+      await attach(['--resolv-conf', resolv, '--disable-dns']);
+      expect(await ns.guest(['dns-udp', '10.0.2.3', 'test.tsnet'])).toBe('timeout');
+      expect(dns.queries.udp).toBe(0);
+    } finally {
+      await dns.close();
+    }
+  });
 });

@@ -14,6 +14,8 @@ Each subcommand prints one line of results for the test to parse.
   udp-refused HOST PORT              send to a closed port; print "refused"
                                      when the ICMP error arrives as ECONNREFUSED
   dns-tcp SERVER NAME                A query over TCP; print the addresses
+  dns-udp SERVER NAME                A query over UDP (2 s); print the addresses,
+                                     or "timeout"
 """
 import errno
 import hashlib
@@ -125,17 +127,38 @@ def udp_refused(host, port):
         print("timeout")
 
 
-def dns_tcp(server, name):
+def dns_query(name):
     q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
     for label in name.split("."):
         q += bytes([len(label)]) + label.encode()
-    q += b"\x00" + struct.pack(">HH", 1, 1)
+    return q + b"\x00" + struct.pack(">HH", 1, 1)
+
+
+def dns_tcp(server, name):
+    q = dns_query(name)
     s = socket.create_connection((server, 53), timeout=10)
     s.sendall(struct.pack(">H", len(q)) + q)
     ln = struct.unpack(">H", s.recv(2))[0]
     r = b""
     while len(r) < ln:
         r += s.recv(ln - len(r))
+    print_answers(q, r)
+
+
+def dns_udp(server, name):
+    q = dns_query(name)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(q, (server, 53))
+    try:
+        r, _ = s.recvfrom(65535)
+    except socket.timeout:
+        print("timeout")
+        return
+    print_answers(q, r)
+
+
+def print_answers(q, r):
     an = struct.unpack(">H", r[6:8])[0]
     off = len(q)
     out = []
@@ -159,4 +182,5 @@ if __name__ == "__main__":
         "udp-echo": udp_echo,
         "udp-refused": udp_refused,
         "dns-tcp": dns_tcp,
+        "dns-udp": dns_udp,
     }[cmd](*args)
