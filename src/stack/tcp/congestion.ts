@@ -9,7 +9,8 @@
 // `recover`, compared with seq.ts.
 //
 // RFC 5681 §3.1 (slow start, congestion avoidance), RFC 5681 §3.2 + RFC 6582
-// (fast retransmit / NewReno fast recovery), RFC 6928 (initial window),
+// (fast retransmit / NewReno fast recovery) for peers without SACK, RFC 6675
+// §5 (SACK-based recovery: enterRecovery / exitRecovery) for peers with it,
 // RFC 3465 (byte counting).
 
 import { seqGe, seqGt } from './seq.js';
@@ -17,10 +18,32 @@ import { seqGe, seqGt } from './seq.js';
 /** Upper bound on cwnd: far beyond any window, and keeps arithmetic small. */
 const MAX_CWND = 1 << 30;
 
-/** RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)) — 10 segments at a 1460-byte MSS. */
+/**
+ * Initial window: 10 segments whatever the MSS, as Linux (TCP_INIT_CWND).
+ * RFC 6928 §2 caps IW at 14600 bytes — 10 segments at a 1460-byte MSS but
+ * only 2 at tsnet's 65480-byte MSS on a 65520-byte-MTU TAP. That cap exists
+ * for Internet paths with shallow bottleneck queues; tsnet's peer is a
+ * kernel on the other end of a local TAP with no bottleneck between us, and
+ * the burst is bounded anyway by the guest's advertised window (Linux offers
+ * ~64 KiB initially, so at MSS 65480 this is still one or two segments).
+ */
+export const INITIAL_WINDOW_SEGMENTS = 10;
 export function initialWindow(mss: number): number {
-  return Math.min(10 * mss, Math.max(2 * mss, 14600));
+  return INITIAL_WINDOW_SEGMENTS * mss;
 }
+
+/**
+ * RFC 5681 §3.1 sets cwnd to the loss window LW = 1 SMSS after a timeout. We
+ * use 2 SMSS when at least two segments are outstanding: a lone segment
+ * that does not fill a hole is held by the guest's delayed-ACK timer (40 ms
+ * on Linux, up to 200 ms), and that stall repeats after every RTO; two
+ * full-sized segments are ACKed at once (RFC 5681 §4.2 "at least every
+ * second full-sized segment"). The extra segment is one SMSS on an idle
+ * path (the RTO means nothing of ours is queued), RFC 5681 already lets a
+ * restart after idle send min(IW, cwnd), and Linux's RTO recovery likewise
+ * lets RACK-marked losses go out beyond one segment.
+ */
+export const LOSS_WINDOW_SEGMENTS = 2;
 
 export class NewReno {
   cwnd: number;
@@ -133,14 +156,47 @@ export class NewReno {
     return true;
   }
 
-  /** The retransmission timer expired. */
-  onRto(flight: number, sndMax: number): void {
+  /**
+   * RFC 6675 §5 steps 4.1-4.2 (SACK-based recovery, loss detected by RACK,
+   * RFC 8985 §5): RecoveryPoint = HighData, ssthresh = cwnd = FlightSize/2
+   * (at least 2 SMSS, RFC 5681 eq. 4). RACK names the lost segments
+   * themselves, so unlike RFC 6582's duplicate-ACK rule no "recover" guard
+   * is needed; the caller does not call this during RTO recovery.
+   */
+  enterRecovery(flight: number, sndMax: number): boolean {
+    if (this.inRecovery) return false;
+    this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss);
+    this.cwnd = this.ssthresh;
+    this.recover = sndMax;
+    this.inRecovery = true;
+    this.bytesAcked = 0;
+    return true;
+  }
+
+  /** RFC 6675 §5: a cumulative ACK at or beyond RecoveryPoint ends recovery (cwnd stays ssthresh). */
+  exitRecovery(): void {
+    this.inRecovery = false;
+    this.cwnd = Math.min(this.cwnd, this.ssthresh);
+  }
+
+  /**
+   * RFC 8985 §7.4: a tail loss probe repaired a loss — one congestion
+   * response, without entering recovery (Linux: CWR, ssthresh = cwnd/2).
+   */
+  onProbeRepairedLoss(): void {
+    this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 2 * this.mss);
+    this.cwnd = Math.min(this.cwnd, this.ssthresh);
+    this.bytesAcked = 0;
+  }
+
+  /** The retransmission timer expired. `lwSegments`: segments allowed out now (see LOSS_WINDOW_SEGMENTS). */
+  onRto(flight: number, sndMax: number, lwSegments = 1): void {
     // RFC 5681 §3.1 eq. 4: ssthresh = max(FlightSize/2, 2*SMSS) — on the
     // first timeout only; later back-to-back timeouts keep it (§3.1 note:
     // ssthresh is not halved again for a retransmission that is lost).
     if (!this.inTimeoutLoss) this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss);
-    // RFC 5681 §3.1: after a timeout cwnd = LW = 1 SMSS.
-    this.cwnd = this.mss;
+    // RFC 5681 §3.1: after a timeout cwnd = LW (1 SMSS; see LOSS_WINDOW_SEGMENTS).
+    this.cwnd = lwSegments * this.mss;
     this.inRecovery = false;
     this.inTimeoutLoss = true;
     this.bytesAcked = 0;

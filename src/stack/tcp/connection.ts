@@ -22,14 +22,24 @@
 //   the app directly; out-of-order data waits in the Assembler.
 // - Segment arrival follows RFC 9293 §3.10.7 in order: sequence check, RST,
 //   SYN, ACK, (URG ignored), data, FIN — see processSynchronized().
-// - Loss recovery: RFC 6298 timer + go-back-N on timeout, RFC 5681/6582
-//   fast retransmit/NewReno, with SACK (RFC 2018) used to retransmit only the
-//   holes and skip what the peer already holds.
+// - Loss recovery (sender): every segment sent is a record in the
+//   Scoreboard (scoreboard.ts) with its transmit time and sacked / lost /
+//   retransmitted flags; retransmissions are always of records marked lost,
+//   in sequence order, while RFC 6675's pipe < cwnd. Losses are marked by
+//   - RACK (RFC 8985 §6, rack.ts) when the peer does SACK: by time, from
+//     SACKs and cumulative ACKs, including lost retransmissions;
+//   - NewReno (RFC 5681/6582) duplicate ACKs and partial ACKs without SACK;
+//   - the RTO (RFC 6298): everything not SACKed. SND.NXT never rewinds.
+//   A Tail Loss Probe (RFC 8985 §7) replaces most RTOs for SACK peers: when
+//   ACKs stop, new data or the last segment goes out after ~2 RTTs so the
+//   peer's SACKs let RACK find the losses. See processAck() and output().
 
 import { TcpFlags, TcpRepr } from '../../wire/tcp.js';
 import { Assembler } from './assembler.js';
-import { NewReno } from './congestion.js';
+import { LOSS_WINDOW_SEGMENTS, NewReno } from './congestion.js';
+import { Rack } from './rack.js';
 import { RttEstimator, MAX_RTO_MS } from './rtt.js';
+import { Scoreboard, type SegRecord } from './scoreboard.js';
 import { SendBuffer } from './send-buffer.js';
 import { inWindow, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { TcpState, acceptsData, canSendData, isSynchronized, transition, type TcpEvent } from './state.js';
@@ -130,8 +140,24 @@ const DEFAULT_MAX_SYNACK_RETRIES = 5;
 const DEFAULT_MAX_RETRIES = 15;
 /** RFC 5961 §7: challenge ACKs are rate limited; at most this many per second per connection. */
 const CHALLENGE_ACK_LIMIT = 10;
-/** Sender scoreboard: at most this many SACKed ranges are remembered. */
-const MAX_SACKED_RANGES = 32;
+/**
+ * RFC 8985 §7.2: PTO = 2*SRTT, plus WCDelAckT when only one segment is in
+ * flight (the peer may hold its ACK for a lone segment). Linux's delayed-ACK
+ * timer starts at 40 ms (TCP_DELACK_MIN) for bulk data; 50 ms leaves a
+ * margin, and a probe that turns out spurious costs one duplicate segment.
+ */
+const TLP_WC_DEL_ACK_MS = 50;
+/**
+ * Floor of the PTO. On tsnet's local link SRTT is well under 1 ms, so
+ * 2*SRTT alone would probe before a guest busy for a moment could answer.
+ * Linux adds 2 ms (TCP_TIMEOUT_MIN) for flights above one segment; we floor
+ * at MIN_PTO_MS, a few event-loop turns. A probe sent too early costs one
+ * segment (new data, which is never wasted, or a duplicate of the last one
+ * that the guest answers at once with a D-SACK).
+ */
+const MIN_PTO_MS = 2;
+/** RFC 8985 §7.2: PTO without an RTT sample. */
+const TLP_INITIAL_PTO_MS = 1000;
 /** Pending control segments (RSTs) are capped; more are simply not sent. */
 const MAX_CTL_QUEUE = 4;
 
@@ -178,6 +204,17 @@ export class TcpConnection {
     fastRetransmits: 0,
     rtoFired: 0,
     outOfOrder: 0,
+  };
+  /** Loss-recovery counters beyond TcpConnectionStats (diagnostics, tests). */
+  readonly lossStats = {
+    /** Tail loss probes sent (RFC 8985 §7.3). */
+    tlpProbes: 0,
+    /** Probes that repaired a loss (RFC 8985 §7.4). */
+    tlpRepairs: 0,
+    /** Segments (re)declared lost by RACK. */
+    rackLost: 0,
+    /** D-SACK blocks received (RFC 2883). */
+    dsacks: 0,
   };
 
   private readonly mss: number;
@@ -253,12 +290,27 @@ export class TcpConnection {
   private rttTime = 0;
   /** Our TSval when we last retransmitted anything (undefined: never). */
   private lastRtxTs: number | undefined;
-  /** Sender SACK scoreboard: sorted disjoint [start, end) pairs above SND.UNA. */
-  private sacked: number[] = [];
-  /** Next sequence number to consider for a hole retransmission in recovery. */
-  private rtxNext = 0;
-  /** Hole retransmissions allowed by ACKs received in recovery (packet conservation). */
-  private rtxBudget = 0;
+  /** Every segment in [SND.UNA, SND.MAX) with its send time and fate. */
+  private readonly sb = new Scoreboard();
+  private readonly rack: Rack;
+  /**
+   * Retransmissions that may go out regardless of pipe and cwnd: the first
+   * one of a recovery (RFC 6675 §5 step 4.3), NewReno's (RFC 6582 §3.2
+   * steps 2 and 5) and the RTO's (RFC 6298 §5.4).
+   */
+  private forcedRtx = 0;
+  /** RFC 8985 "RTO recovery": from a timeout until SND.UNA passes cc.recover. */
+  private rtoRecovery = false;
+  /** RACK reordering timer (RFC 8985 §6.3). */
+  private reoAt = Infinity;
+  /** TLP: the PTO timer (RFC 8985 §7.2), a probe due in output(), and the episode (§7.4). */
+  private tlpAt = Infinity;
+  private tlpDue = false;
+  private tlpRearm = false;
+  private tlpEndSeq: number | undefined;
+  private tlpIsRetrans = false;
+  /** Receiver side: a duplicate to report in the next ACK as a D-SACK (RFC 2883). */
+  private dsackOut: [number, number] | undefined;
 
   // --- timers (absolute ms, Infinity = off) ---
   private rtoAt = Infinity;
@@ -305,7 +357,7 @@ export class TcpConnection {
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.probeEnd = this.iss;
-    this.rtxNext = this.iss;
+    this.rack = new Rack(this.iss);
     this.sndMss = Math.max(MIN_SND_MSS, Math.min(cfg.mss, DEFAULT_PEER_MSS));
     this.rcvShift = windowShiftFor(cfg.rcvBufSize);
     this.rcvMss = Math.min(DEFAULT_PEER_MSS, cfg.mss);
@@ -478,13 +530,21 @@ export class TcpConnection {
     if (this.closedNotified) return Infinity;
     if (this.ctlQueue.length > 0 || this.isClosed()) return 0;
     if (this.state === TcpState.Listen) return Infinity;
-    if (this.ackNow || this.rtxBudget > 0) return 0;
+    if (this.ackNow || this.tlpDue || this.retransmitReady()) return 0;
     if ((this.state === TcpState.SynSent || this.state === TcpState.SynReceived) && this.sndNxt === this.iss) return 0;
     if (this.nextSendLen() >= 0) return 0;
     // A zero window blocks pending data and the persist timer is not armed
     // yet (send() has no clock): dispatch() arms it.
     if (this.persistAt === Infinity && this.persistNeeded()) return 0;
-    return Math.min(this.rtoAt, this.persistAt, this.delayedAckAt, this.closeTimerAt, this.keepaliveAt());
+    return Math.min(
+      this.rtoAt,
+      this.tlpAt,
+      this.reoAt,
+      this.persistAt,
+      this.delayedAckAt,
+      this.closeTimerAt,
+      this.keepaliveAt(),
+    );
   }
 
   /** Emits everything due at `now`. */
@@ -497,6 +557,7 @@ export class TcpConnection {
         this.runTimers(now);
         this.flushCtl();
         if (!this.isClosed()) this.output(now);
+        if (!this.isClosed()) this.updateTlp(now);
       }
       if (this.isClosed()) this.notifyClosed();
     } finally {
@@ -530,10 +591,20 @@ export class TcpConnection {
         return;
       }
     }
+    if (this.reoAt <= now) {
+      // RFC 8985 §6.3: the reordering window of the oldest undecided segment passed.
+      this.reoAt = Infinity;
+      if (this.sackOk) this.rackDetect(now);
+    }
     if (this.rtoAt <= now) {
       this.rtoAt = Infinity;
+      this.tlpAt = Infinity;
       this.onRetransmitTimeout(now);
       if (this.isClosed()) return;
+    } else if (this.tlpAt <= now) {
+      // RFC 8985 §7.3: the PTO expired; output() sends the probe.
+      this.tlpAt = Infinity;
+      this.tlpDue = true;
     }
     if (this.keepaliveAt() <= now) {
       if (this.keepaliveProbes >= KEEPALIVE_PROBES) {
@@ -570,22 +641,26 @@ export class TcpConnection {
       this.giveUp('timeout', now);
       return;
     }
-    // RFC 5681 §3.1: ssthresh and cwnd = 1 SMSS (congestion.ts).
-    this.cc.onRto(seqDiff(this.sndMax, this.sndUna), this.sndMax);
+    // RFC 5681 §3.1: ssthresh, and cwnd = LW (congestion.ts explains why
+    // LW is 2 segments when two or more are outstanding).
+    const lw = this.sb.outBytes > this.cc.mss ? LOSS_WINDOW_SEGMENTS : 1;
+    this.cc.onRto(seqDiff(this.sndMax, this.sndUna), this.sndMax, lw);
     // RFC 6298 §5.5: back off the timer.
     this.rtt.backoff();
     // RFC 6298 §3 (Karn): no RTT sample from what we are about to resend.
     this.rttTiming = false;
-    // RFC 2018 §8 / RFC 6675 §5.1: after a timeout, forget SACK information
-    // (the receiver may have reneged). The next ACKs rebuild it, so the
-    // go-back-N pass below still skips what the peer holds.
-    this.sacked.length = 0;
+    // RFC 6675 §5.1 / RFC 8985 §6.3: everything not SACKed is lost. SACK
+    // information is kept (RFC 6675 §5.1 recommends using it: reneging is
+    // rare, and is detected in sackAck() if it happens).
+    this.sb.markAllLost();
+    this.rtoRecovery = true;
     this.dupAcks = 0;
-    this.rtxBudget = 0;
-    // RFC 6298 §5.4: retransmit the earliest unacknowledged segment; we go
-    // back N and resend from SND.UNA as cwnd allows (RFC 5681 §3.1 note).
-    this.sndNxt = this.sndUna;
-    this.rtxNext = this.sndUna;
+    // RFC 6298 §5.4: retransmit the earliest unacknowledged segment; the
+    // rest follows in sequence order as cwnd allows (RFC 5681 §3.1 note).
+    this.forcedRtx = 1;
+    this.tlpDue = false;
+    this.tlpEndSeq = undefined;
+    this.reoAt = Infinity;
     // RFC 6298 §5.6: the timer restarts when the retransmission goes out.
   }
 
@@ -597,6 +672,7 @@ export class TcpConnection {
       return;
     }
     if (canSendData(s)) {
+      if (this.tlpDue) this.sendLossProbe(now);
       this.sendRetransmissions(now);
       this.sendProbe(now);
       this.sendNewData(now);
@@ -654,8 +730,8 @@ export class TcpConnection {
   /** Option bytes on a data segment we send now (timestamps, SACK blocks). */
   private dataOptionsLen(): number {
     let n = this.tsOk ? TS_OPT_LEN : 0;
-    if (this.sackOk && !this.asm.isEmpty) {
-      const blocks = Math.min(this.asm.pieceCount, this.tsOk ? 3 : 4);
+    if (this.sackOk && (!this.asm.isEmpty || this.dsackOut !== undefined)) {
+      const blocks = Math.min(this.asm.pieceCount + (this.dsackOut ? 1 : 0), this.tsOk ? 3 : 4);
       n += 4 + 8 * blocks;
     }
     return n;
@@ -670,8 +746,10 @@ export class TcpConnection {
    * Length of the next new-data segment from SND.NXT if it may go out now:
    * ≥ 1 for data, 0 for a bare FIN, −1 when nothing may be sent. The rules
    * here decide both dispatch() and pollAt(), so they always agree.
+   * `ignoreCwnd`: a loss probe (RFC 8985 §7.3 sends new data if the peer's
+   * window allows, whatever cwnd says).
    */
-  private nextSendLen(): number {
+  private nextSendLen(ignoreCwnd = false): number {
     if (!canSendData(this.state)) return -1;
     const off = seqDiff(this.sndNxt, this.sndUna);
     const avail = this.sendBuf.length - off;
@@ -681,10 +759,11 @@ export class TcpConnection {
       return this.finQueued && this.sndNxt === this.finSeq ? 0 : -1;
     }
     const maxSeg = Math.max(1, this.sndMss - this.dataOptionsLen());
-    const flight = off;
-    // Respect both the peer's window (RFC 9293 §3.8.6) and cwnd (RFC 5681 §3.1).
-    const wndLimit = this.sndWnd - flight;
-    const cwndLimit = this.cc.cwnd - flight;
+    // Respect both the peer's window (RFC 9293 §3.8.6: sequence space beyond
+    // SND.UNA) and cwnd (RFC 5681 §3.1), the latter against RFC 6675's pipe:
+    // SACKed and lost segments are not in the network.
+    const wndLimit = this.sndWnd - off;
+    const cwndLimit = ignoreCwnd ? Infinity : this.cc.cwnd - this.sb.pipe;
     const usable = Math.min(wndLimit, cwndLimit);
     const len = Math.min(avail, maxSeg, usable);
     if (len <= 0) return -1;
@@ -693,105 +772,141 @@ export class TcpConnection {
     // window, or nothing is in flight (no ACK would come to open the window).
     // Data-limited short segments go out at once (like TCP_NODELAY: dispatch
     // runs once per I/O batch, which already coalesces small writes).
-    if (len < maxSeg && len < avail && flight > 0 && len < this.maxSndWnd / 2) return -1;
+    if (len < maxSeg && len < avail && off > 0 && len < this.maxSndWnd / 2) return -1;
     return len;
   }
 
   private sendNewData(now: number): void {
     for (;;) {
-      // Go-back-N after a timeout skips what the peer SACKed since.
-      if (this.sacked.length > 0) this.skipSacked();
       const len = this.nextSendLen();
       if (len < 0) return;
-      const seq = this.sndNxt;
-      let n = len;
-      if (this.sacked.length > 0) n = this.clipToSacked(seq, n);
-      const idle = this.sndMax === this.sndUna && now - this.lastDataSentAt > this.rtt.rto();
-      if (idle && n > 0 && this.lastDataSentAt !== -Infinity) this.cc.onIdleRestart();
-      const fin = this.finQueued && seqAdd(seq, n) === this.finSeq;
-      const retransmit = seqLt(seq, this.sndMax);
-      this.emitData(now, seq, n, fin);
-      if (retransmit) {
-        this.noteRetransmit(now);
-        const fresh = seqDiff(seqAdd(seq, n), this.sndMax);
-        if (fresh > 0) this.stats.bytesOut += fresh;
-      } else {
-        this.stats.bytesOut += n;
-        // RFC 6298 §3 (Karn) / classic RTT timing: time one fresh segment per
-        // round trip when timestamps are not available.
-        if (!this.rttTiming && !this.tsOk && n > 0) {
-          this.rttTiming = true;
-          this.rttSeq = seq;
-          this.rttTime = now;
-        }
-      }
-      this.sndNxt = seqAdd(seq, n + (fin ? 1 : 0));
-      if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
-      // RFC 6298 §5.1: start the timer when data goes out and it is not running.
-      if (this.rtoAt === Infinity) this.rtoAt = now + this.rtt.rto();
-      if (fin || n === 0) return;
+      if (this.sendNewSegment(now, len) || len === 0) return;
     }
   }
 
-  /** SND.NXT sits inside a SACKed range: jump over it. */
-  private skipSacked(): void {
-    const sk = this.sacked;
-    for (let i = 0; i < sk.length; i += 2) {
-      if (seqGe(this.sndNxt, sk[i]) && seqLt(this.sndNxt, sk[i + 1])) {
-        this.sndNxt = sk[i + 1];
-        return;
-      }
+  /** Sends `n` new bytes from SND.NXT (with the FIN if they end at it); returns whether the FIN went. */
+  private sendNewSegment(now: number, n: number): boolean {
+    const seq = this.sndNxt;
+    const idle = this.sndMax === this.sndUna && now - this.lastDataSentAt > this.rtt.rto();
+    if (idle && n > 0 && this.lastDataSentAt !== -Infinity) this.cc.onIdleRestart();
+    const fin = this.finQueued && seqAdd(seq, n) === this.finSeq;
+    this.emitData(now, seq, n, fin);
+    this.stats.bytesOut += n;
+    // RFC 6298 §3 (Karn) / classic RTT timing: time one fresh segment per
+    // round trip when timestamps are not available.
+    if (!this.rttTiming && !this.tsOk && n > 0) {
+      this.rttTiming = true;
+      this.rttSeq = seq;
+      this.rttTime = now;
     }
+    this.sndNxt = seqAdd(seq, n + (fin ? 1 : 0));
+    if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
+    this.sb.add(seq, this.sndNxt, fin, now);
+    // RFC 6298 §5.1: start the timer when data goes out and it is not running.
+    if (this.rtoAt === Infinity) this.rtoAt = now + this.rtt.rto();
+    // RFC 8985 §7.2: (re)arm the PTO after sending new data.
+    this.tlpRearm = true;
+    return fin;
   }
 
-  /** Shortens a segment starting at seq so that it ends where SACKed data begins. */
-  private clipToSacked(seq: number, len: number): number {
-    const sk = this.sacked;
-    for (let i = 0; i < sk.length; i += 2) {
-      if (seqGt(sk[i], seq)) return Math.min(len, seqDiff(sk[i], seq));
-    }
-    return len;
+  /** A lost segment may be retransmitted now (same test as sendRetransmissions()). */
+  private retransmitReady(): boolean {
+    if (!canSendData(this.state)) return false;
+    const r = this.sb.nextLost();
+    return r !== undefined && (this.forcedRtx > 0 || this.cc.cwnd - this.sb.pipe >= Math.min(seqDiff(r.end, r.start), this.cc.mss));
   }
 
   /**
-   * Fast retransmit / fast recovery: resend holes, one per budget unit
-   * (one per ACK received in recovery). With SACK, the holes are the
-   * un-SACKed ranges below the highest SACKed byte, each sent once per
-   * recovery episode; without SACK, NewReno resends the segment at SND.UNA
-   * (RFC 6582 §3.2 steps 2 and 5).
+   * RFC 6675 §5 step (C) with NextSeg() rule 1: while cwnd − pipe ≥ 1 SMSS
+   * (or a retransmission is owed regardless, see forcedRtx), resend the
+   * lowest lost segment not yet resent. Each ACK in recovery can thus
+   * release as many segments as it took out of the pipe — retransmissions
+   * first, then new data (rule 2) in sendNewData().
    */
   private sendRetransmissions(now: number): void {
-    while (this.rtxBudget > 0) {
-      let s = seqMax(this.rtxNext, this.sndUna);
-      const sk = this.sacked;
-      let limit: number;
-      if (this.sackOk && sk.length > 0) {
-        for (let i = 0; i < sk.length; i += 2) {
-          if (seqGe(s, sk[i]) && seqLt(s, sk[i + 1])) s = sk[i + 1];
-        }
-        limit = sk[sk.length - 1];
-      } else {
-        limit = seqAdd(this.sndUna, 1);
-      }
-      if (!seqLt(s, limit) || !seqLt(s, this.sndMax)) {
-        this.rtxBudget = 0;
-        return;
-      }
-      const dataEnd = this.dataEndSeq();
-      let len = Math.min(Math.max(1, this.sndMss - this.dataOptionsLen()), Math.max(0, seqDiff(dataEnd, s)));
-      len = Math.min(len, seqDiff(this.sndMax, s));
-      if (sk.length > 0) len = this.clipToSacked(s, len);
-      const fin = this.finQueued && seqGt(this.sndMax, this.finSeq) && seqAdd(s, len) === this.finSeq;
-      if (len <= 0 && !fin) {
-        this.rtxBudget = 0;
-        return;
-      }
-      this.emitData(now, s, len, fin);
-      this.noteRetransmit(now);
-      this.rtxNext = seqAdd(s, len + (fin ? 1 : 0));
-      this.rtxBudget--;
-      if (this.rtoAt === Infinity) this.rtoAt = now + this.rtt.rto();
+    for (let r = this.sb.nextLost(); r !== undefined; r = this.sb.nextLost()) {
+      if (this.forcedRtx > 0) this.forcedRtx--;
+      else if (this.cc.cwnd - this.sb.pipe < Math.min(seqDiff(r.end, r.start), this.cc.mss)) return;
+      this.retransmitRecord(now, r);
     }
+    this.forcedRtx = 0;
+  }
+
+  /** Sends record `r` again (cut to what fits with today's options; the rest stays lost). */
+  private retransmitRecord(now: number, r: SegRecord): void {
+    const maxSeg = Math.max(1, this.sndMss - this.dataOptionsLen());
+    let len = seqDiff(r.end, r.start) - (r.fin ? 1 : 0);
+    if (len > maxSeg) {
+      this.sb.split(r, maxSeg);
+      len = maxSeg;
+    }
+    this.emitData(now, r.start, len, r.fin);
+    this.noteRetransmit(now);
+    this.sb.retransmitted(r, now);
+    if (this.rtoAt === Infinity) this.rtoAt = now + this.rtt.rto();
+  }
+
+  /**
+   * RFC 8985 §7.3: the PTO expired. Send one new segment if the peer's
+   * window allows (ignoring cwnd), else resend the highest segment sent, so
+   * that whatever ACK it draws shows RACK what is missing.
+   */
+  private sendLossProbe(now: number): void {
+    this.tlpDue = false;
+    if (this.tlpEndSeq === undefined && this.sndMax !== this.sndUna) {
+      const len = this.nextSendLen(true);
+      if (len >= 0) {
+        this.sendNewSegment(now, len);
+        this.tlpIsRetrans = false;
+        this.tlpEndSeq = this.sndMax;
+        this.lossStats.tlpProbes++;
+      } else {
+        const r = this.sb.last();
+        if (r !== undefined && !r.sacked && !r.lost) {
+          this.retransmitRecord(now, r);
+          this.tlpIsRetrans = true;
+          this.tlpEndSeq = this.sndMax;
+          this.lossStats.tlpProbes++;
+        }
+      }
+    }
+    // RFC 8985 §7.3: after a probe (sent or not) re-arm the RTO, not the PTO.
+    this.tlpRearm = false;
+    if (this.sndMax !== this.sndUna) this.rtoAt = now + this.rtt.rto();
+  }
+
+  /**
+   * RFC 8985 §7.2: arm the PTO after new data went out or new data was
+   * acknowledged — for SACK peers, outside recovery, with nothing SACKed
+   * (RACK's reordering timer covers that case) and no probe outstanding.
+   */
+  private updateTlp(now: number): void {
+    if (
+      !this.sackOk ||
+      this.cc.inRecovery ||
+      this.rtoRecovery ||
+      this.sndMax === this.sndUna ||
+      this.sb.sackedBytes > 0 ||
+      this.tlpEndSeq !== undefined ||
+      !canSendData(this.state)
+    ) {
+      this.tlpAt = Infinity;
+      this.tlpRearm = false;
+      return;
+    }
+    if (!this.tlpRearm) return;
+    this.tlpRearm = false;
+    let pto: number;
+    const srtt = this.rack.hasSrtt ? this.rack.srtt : this.rtt.hasSample ? this.rtt.srtt : undefined;
+    if (srtt === undefined) pto = TLP_INITIAL_PTO_MS;
+    else {
+      pto = 2 * srtt;
+      // FlightSize of one segment: the guest may be delaying its ACK.
+      if (this.sb.first() === this.sb.last()) pto += TLP_WC_DEL_ACK_MS;
+      pto = Math.max(pto, MIN_PTO_MS);
+    }
+    // RFC 8985 §7.2: never later than the RTO.
+    this.tlpAt = Math.min(now + pto, this.rtoAt);
   }
 
   /** RFC 9293 §3.8.6.1: the persist timer is armed while the peer's zero window blocks pending data. */
@@ -874,9 +989,14 @@ export class TcpConnection {
       repr.tsVal = this.tsNow(now);
       repr.tsEcr = this.tsRecent;
     }
-    if (this.sackOk && !this.asm.isEmpty) {
-      // RFC 2018 §4: report the out-of-order data we hold (3 blocks fit next to timestamps).
-      repr.sackBlocks = this.asm.sackBlocks(this.rcvNxt, this.tsOk ? 3 : 4);
+    if (this.sackOk && (!this.asm.isEmpty || this.dsackOut !== undefined)) {
+      // RFC 2018 §4: report the out-of-order data we hold (3 blocks fit next
+      // to timestamps); RFC 2883 §4: a D-SACK block goes first, once.
+      const max = this.tsOk ? 3 : 4;
+      const d = this.dsackOut;
+      this.dsackOut = undefined;
+      const blocks = this.asm.isEmpty ? [] : this.asm.sackBlocks(this.rcvNxt, d ? max - 1 : max);
+      repr.sackBlocks = d ? [d, ...blocks] : blocks;
     }
     this.send1(repr, payload);
     this.ackSent();
@@ -916,7 +1036,9 @@ export class TcpConnection {
     this.closedNotified = true;
     this.rtoAt = this.persistAt = this.delayedAckAt = this.closeTimerAt = Infinity;
     this.ackNow = false;
-    this.rtxBudget = 0;
+    this.forcedRtx = 0;
+    this.tlpDue = false;
+    this.tlpAt = this.reoAt = Infinity;
     this.events.onClosed();
   }
 
@@ -964,7 +1086,10 @@ export class TcpConnection {
     if (s === TcpState.Listen) this.processListen(now, seg);
     else if (s === TcpState.SynSent) this.processSynSent(now, seg);
     else this.processSynchronized(now, seg);
-    if (!this.isClosed() && this.state !== TcpState.Listen) this.updatePersist(now);
+    if (!this.isClosed() && this.state !== TcpState.Listen) {
+      this.updatePersist(now);
+      this.updateTlp(now);
+    }
   }
 
   /** Waiting for accept(): absorb retransmitted SYNs; honour the guest's RST. */
@@ -1034,7 +1159,6 @@ export class TcpConnection {
   private synAcked(now: number, seg: TcpRepr): void {
     this.sndUna = seqAdd(this.iss, 1);
     if (seqLt(this.sndNxt, this.sndUna)) this.sndNxt = this.sndUna;
-    this.rtxNext = this.sndUna;
     this.rttSample(now, seg, this.sndUna);
     this.rtoAt = Infinity;
     this.synRetries = 0;
@@ -1116,6 +1240,10 @@ export class TcpConnection {
       // sent in reply (unless the RST bit is set)", and the segment dropped.
       if (!(f & RST)) {
         this.ackNow = true;
+        // RFC 2883: report a duplicate of data we already have as a D-SACK.
+        if (this.sackOk && payloadLen > 0 && seqLe(seqAdd(seq, payloadLen), this.rcvNxt)) {
+          this.dsackOut = [seq, seqAdd(seq, payloadLen)];
+        }
         // RFC 9293 §3.10.7.4 (TIME-WAIT): a retransmitted FIN restarts 2*MSL.
         if (this.state === TcpState.TimeWait && f & FIN) this.closeTimerAt = now + this.timeWaitMs;
       }
@@ -1234,24 +1362,20 @@ export class TcpConnection {
     }
     const acked = seqDiff(ack, this.sndUna);
     const segWnd = seg.window * 2 ** this.sndShift;
-    if (this.sackOk && seg.sackBlocks !== undefined) this.takeSack(seg.sackBlocks);
+    this.rack.advanced = false;
 
     if (acked > 0) {
       this.newAck(now, seg, ack, acked);
-      if (this.isClosed()) return false;
     } else if (acked === 0 && seqGt(this.sndMax, this.sndUna) && seg.payload.length === 0 && !(seg.flags & (SYN | FIN))) {
       if (segWnd === this.sndWnd && segWnd !== 0) {
         // RFC 5681 §2 (DUPLICATE ACKNOWLEDGMENT): outstanding data, no data,
         // no SYN/FIN, ACK = SND.UNA, same window. (Answers to zero-window
         // probes repeat the ACK but are no loss signal.)
-        this.dupAck(ack);
-      } else if (this.cc.inRecovery && this.sackOk && seg.sackBlocks !== undefined) {
-        // Not a duplicate by RFC 5681's letter (the window moved), but it
-        // reports a segment leaving the network: one hole may go out.
-        this.rtxBudget++;
+        this.stats.dupAcks++;
+        if (!this.sackOk) this.dupAck(ack);
       }
     }
-    if (!this.cc.inRecovery && this.sackOk && this.sacked.length > 0) this.sackLossCheck(ack);
+    if (this.sackOk) this.sackAck(now, seg, ack, acked);
 
     // RFC 9293 §3.10.7.4: window update if SND.WL1 < SEG.SEQ, or
     // SND.WL1 = SEG.SEQ and SND.WL2 ≤ SEG.ACK (never from an older segment).
@@ -1270,7 +1394,21 @@ export class TcpConnection {
         this.move('rcv-ack-of-fin', now);
       }
     }
+
+    if (acked > 0 && this.sendBlocked) {
+      const space = this.sendBuf.space;
+      if (space >= this.sendBuf.capacity / 4 || this.sendBuf.length === 0) {
+        this.sendBlocked = false;
+        if (!this.finQueued) this.events.onSendSpace();
+      }
+    }
     return true;
+  }
+
+  /** Our TSecr echoed back, as a time on our clock (ms, floored), or undefined. */
+  private echoMs(seg: TcpRepr): number | undefined {
+    if (!this.tsOk || seg.tsEcr === undefined || seg.tsEcr === 0) return undefined;
+    return (seg.tsEcr - this.tsOffset) >>> 0;
   }
 
   private newAck(now: number, seg: TcpRepr, ack: number, acked: number): void {
@@ -1279,29 +1417,36 @@ export class TcpConnection {
     let dataAcked = acked;
     if (this.finQueued && seqGt(ack, this.finSeq)) dataAcked -= 1;
     this.sendBuf.ack(Math.min(dataAcked, this.sendBuf.length));
+    const echo = this.echoMs(seg);
+    this.sb.ackTo(ack, (r) => this.rack.onDelivered(r, now, echo));
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     this.retries = 0;
     this.probesOut = 0;
     this.cc.onProgress();
-    if (this.sacked.length > 0) this.pruneSacked();
+    // RFC 8985 §7.2: (re)arm the PTO on an ACK of new data.
+    this.tlpRearm = true;
     const flight = seqDiff(this.sndMax, this.sndUna);
     let restartTimer = true;
-    if (this.cc.inRecovery) {
+    if (this.rtoRecovery && seqGe(ack, this.cc.recover)) this.rtoRecovery = false;
+    if (this.sackOk) {
+      // RFC 6675 §5: cwnd does not grow during fast recovery; RTO recovery
+      // and normal operation follow RFC 5681 (slow start / CA).
+      if (!this.cc.inRecovery) this.cc.onAck(acked);
+      this.dupAcks = 0;
+    } else if (this.cc.inRecovery) {
       if (this.cc.onAckInRecovery(ack, acked, flight) === 'partial') {
-        // RFC 6582 §3.2 step 5: retransmit the next hole.
-        if (this.sackOk && this.sacked.length > 0) {
-          this.rtxNext = seqMax(this.rtxNext, this.sndUna);
-          this.rtxBudget++;
-        } else {
-          this.rtxNext = this.sndUna;
-          this.rtxBudget = 1;
+        // RFC 6582 §3.2 step 5: retransmit the first unacknowledged segment.
+        const head = this.sb.first();
+        if (head !== undefined) {
+          this.sb.markLost(head);
+          this.forcedRtx = 1;
         }
         // RFC 6582 §3.2 step 5 ("Impatient"): reset the timer for the first partial ACK only.
         restartTimer = this.cc.takeFirstPartial();
       } else {
         this.dupAcks = 0;
-        this.rtxBudget = 0;
+        this.forcedRtx = 0;
       }
     } else {
       this.cc.onAck(acked);
@@ -1309,91 +1454,116 @@ export class TcpConnection {
     }
     // RFC 6298 §5.2: all outstanding data acknowledged → stop the timer;
     // §5.3: new data acknowledged → restart it.
-    if (this.sndUna === this.sndMax) this.rtoAt = Infinity;
-    else if (restartTimer || this.rtoAt === Infinity) this.rtoAt = now + this.rtt.rto();
-
-    if (this.sendBlocked) {
-      const space = this.sendBuf.space;
-      if (space >= this.sendBuf.capacity / 4 || this.sendBuf.length === 0) {
-        this.sendBlocked = false;
-        if (!this.finQueued) this.events.onSendSpace();
-      }
-    }
+    if (this.sndUna === this.sndMax) {
+      this.rtoAt = Infinity;
+      this.tlpAt = Infinity;
+      this.reoAt = Infinity;
+    } else if (restartTimer || this.rtoAt === Infinity) this.rtoAt = now + this.rtt.rto();
   }
 
+  /** RFC 5681 §3.2 / RFC 6582 (peers without SACK): a duplicate ACK. */
   private dupAck(ack: number): void {
     this.dupAcks++;
-    this.stats.dupAcks++;
     if (this.cc.inRecovery) {
-      // RFC 5681 §3.2 step 4: inflate; with SACK each duplicate ACK also
-      // lets one more hole be retransmitted (one segment out per one in).
+      // RFC 5681 §3.2 step 4: inflate cwnd by one segment per duplicate.
       this.cc.onDupAckInRecovery();
-      if (this.sackOk && this.sacked.length > 0) this.rtxBudget++;
       return;
     }
     // RFC 5681 §3.2 step 2: the third duplicate ACK triggers fast retransmit.
     if (this.dupAcks === 3 && this.cc.onThirdDupAck(ack, seqDiff(this.sndMax, this.sndUna), this.sndMax)) {
       this.stats.fastRetransmits++;
-      this.rtxNext = this.sndUna;
-      this.rtxBudget = 1;
+      const head = this.sb.first();
+      if (head !== undefined) this.sb.markLost(head);
+      this.forcedRtx = 1;
       this.rttTiming = false;
     }
   }
 
   /**
-   * RFC 6675 §5 (IsLost / DupThresh): with SACK, loss is also inferred when
-   * more than (DupThresh − 1) * SMSS bytes above SND.UNA have been SACKed,
-   * even if the duplicate ACKs did not qualify (e.g. the window changed).
+   * Loss detection for SACK peers, after the cumulative ACK was taken:
+   * SACK blocks into the scoreboard (RFC 2018, D-SACK per RFC 2883), end of
+   * recovery, RACK's reordering window and loss marking (RFC 8985 §6.2),
+   * the TLP episode (§7.4), and the start of fast recovery (RFC 6675 §5).
    */
-  private sackLossCheck(ack: number): void {
-    const sk = this.sacked;
-    let bytes = 0;
-    for (let i = 0; i < sk.length; i += 2) bytes += seqDiff(sk[i + 1], sk[i]);
-    if (bytes <= 2 * this.cc.mss) return;
-    if (this.cc.onThirdDupAck(ack, seqDiff(this.sndMax, this.sndUna), this.sndMax)) {
+  private sackAck(now: number, seg: TcpRepr, ack: number, acked: number): void {
+    let dsack = false;
+    const blocks = seg.sackBlocks;
+    if (blocks !== undefined && blocks.length > 0) {
+      const echo = this.echoMs(seg);
+      for (let i = 0; i < blocks.length; i++) {
+        const l = blocks[i][0] >>> 0;
+        const r = blocks[i][1] >>> 0;
+        if (!seqLt(l, r)) continue;
+        // RFC 2883 §4: the first block reports a duplicate when it lies below
+        // the cumulative ACK or inside the second block.
+        if (i === 0 && (seqLe(r, ack) || (blocks.length > 1 && seqGe(l, blocks[1][0] >>> 0) && seqLe(r, blocks[1][1] >>> 0)))) {
+          dsack = true;
+          this.lossStats.dsacks++;
+          continue;
+        }
+        // Ignore nonsense and anything beyond what we sent.
+        if (seqLe(r, this.sndUna) || seqGt(r, this.sndMax)) continue;
+        this.sb.sack(seqMax(l, this.sndUna), r, (rec) => this.rack.onDelivered(rec, now, echo));
+      }
+    }
+    // RFC 2018 §8: the peer may drop data it SACKed; a cumulative ACK that
+    // stops exactly at a SACKed segment says it did. Resend all of it.
+    const head = this.sb.first();
+    if (head !== undefined && head.sacked && head.start === this.sndUna) this.sb.renege();
+
+    let exited = false;
+    if (this.cc.inRecovery && seqGe(this.sndUna, this.cc.recover)) {
+      // RFC 6675 §5: a cumulative ACK covering RecoveryPoint ends recovery.
+      this.cc.exitRecovery();
+      exited = true;
+    }
+    if (this.rtoRecovery && seqGe(this.sndUna, this.cc.recover)) {
+      this.rtoRecovery = false;
+      exited = true;
+    }
+    this.rack.updateReoWnd(dsack, this.sndUna, this.sndMax, exited);
+    this.tlpAck(ack, acked, dsack, seg);
+    this.rackDetect(now);
+  }
+
+  /** RFC 8985 §6.2 step 5, and the start of recovery when it finds losses. */
+  private rackDetect(now: number): void {
+    const recovering = this.cc.inRecovery || this.rtoRecovery;
+    const reoWnd = this.rack.reoWnd(recovering, this.sb.sackedSegs, this.rtt.srtt);
+    let marked = 0;
+    const wait = this.rack.detectLoss(this.sb, now, reoWnd, () => marked++);
+    // RFC 8985 §6.3: the reordering timer fires when the oldest undecided
+    // segment's window passes.
+    this.reoAt = wait > 0 ? now + wait : Infinity;
+    if (marked === 0) return;
+    this.lossStats.rackLost += marked;
+    if (!recovering && this.cc.enterRecovery(seqDiff(this.sndMax, this.sndUna), this.sndMax)) {
+      // RFC 6675 §5 step 4.3: the first loss goes out at once.
       this.stats.fastRetransmits++;
-      this.rtxNext = this.sndUna;
-      this.rtxBudget = 1;
+      this.forcedRtx = 1;
       this.rttTiming = false;
+      this.tlpAt = Infinity;
     }
   }
 
-  /** RFC 2018 §4: merge the peer's SACK blocks into the scoreboard. */
-  private takeSack(blocks: [number, number][]): void {
-    for (const [l0, r0] of blocks) {
-      const l = l0 >>> 0;
-      const r = r0 >>> 0;
-      // Ignore nonsense and D-SACKs (RFC 2883) of data below SND.UNA, and
-      // anything beyond what we sent.
-      if (!seqLt(l, r) || seqLe(r, this.sndUna) || seqGt(r, this.sndMax)) continue;
-      this.addSacked(seqMax(l, this.sndUna), r);
+  /**
+   * RFC 8985 §7.4 (TLP_process_ack): once the probe is acknowledged, decide
+   * whether it repaired a loss (then reduce cwnd once) or both the original
+   * and the probe arrived (D-SACK, or a pure duplicate ACK: no loss).
+   */
+  private tlpAck(ack: number, acked: number, dsack: boolean, seg: TcpRepr): void {
+    const end = this.tlpEndSeq;
+    if (end === undefined || seqLt(ack, end)) return;
+    if (!this.tlpIsRetrans || dsack) {
+      this.tlpEndSeq = undefined;
+    } else if (seqGt(ack, end)) {
+      // The ACK moved past the probe without a D-SACK: the probe filled a hole.
+      this.tlpEndSeq = undefined;
+      this.lossStats.tlpRepairs++;
+      this.cc.onProbeRepairedLoss();
+    } else if (acked === 0 && seg.payload.length === 0 && (seg.sackBlocks === undefined || seg.sackBlocks.length === 0)) {
+      this.tlpEndSeq = undefined;
     }
-  }
-
-  private addSacked(l: number, r: number): void {
-    const sk = this.sacked;
-    // Find the first range whose end ≥ l (touching ranges merge).
-    let i = 0;
-    while (i < sk.length && seqLt(sk[i + 1], l)) i += 2;
-    let j = i;
-    let nl = l;
-    let nr = r;
-    while (j < sk.length && seqLe(sk[j], nr)) {
-      if (seqLt(sk[j], nl)) nl = sk[j];
-      if (seqGt(sk[j + 1], nr)) nr = sk[j + 1];
-      j += 2;
-    }
-    sk.splice(i, j - i, nl, nr);
-    // Bounded: drop the highest ranges beyond the cap.
-    if (sk.length > 2 * MAX_SACKED_RANGES) sk.length = 2 * MAX_SACKED_RANGES;
-  }
-
-  private pruneSacked(): void {
-    const sk = this.sacked;
-    let i = 0;
-    while (i < sk.length && seqLe(sk[i + 1], this.sndUna)) i += 2;
-    if (i > 0) sk.splice(0, i);
-    if (sk.length > 0 && seqLt(sk[0], this.sndUna)) sk[0] = this.sndUna;
   }
 
   /** RFC 9293 §3.10.7.4 (seventh): segment text in ESTABLISHED / FIN-WAIT-1 / FIN-WAIT-2. */
@@ -1414,6 +1584,8 @@ export class TcpConnection {
     const start = -off;
     const end = Math.min(payload.length, start + wnd);
     if (start > 0 || end < payload.length) this.ackNow = true;
+    // RFC 2883: the part we already had goes back as a D-SACK.
+    if (start > 0 && this.sackOk) this.dsackOut = [seq, seqAdd(seq, Math.min(start, payload.length))];
     if (end <= start) return;
     const hadHoles = !this.asm.isEmpty;
     // One copy: the app owns what it gets.
@@ -1477,7 +1649,9 @@ export class TcpConnection {
       case TcpState.Closed:
         this.rtoAt = this.persistAt = this.delayedAckAt = this.closeTimerAt = Infinity;
         this.ackNow = false;
-        this.rtxBudget = 0;
+        this.forcedRtx = 0;
+        this.tlpDue = false;
+        this.tlpAt = this.reoAt = Infinity;
         this.asm.clear();
         break;
       default:

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Assembler } from '../../../src/stack/tcp/assembler.js';
 import { NewReno, initialWindow } from '../../../src/stack/tcp/congestion.js';
 import { MAX_RTO_MS, MIN_RTO_MS, RttEstimator } from '../../../src/stack/tcp/rtt.js';
+import { Scoreboard } from '../../../src/stack/tcp/scoreboard.js';
 import { SendBuffer } from '../../../src/stack/tcp/send-buffer.js';
 import { inWindow, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from '../../../src/stack/tcp/seq.js';
 import { TRANSITIONS, TcpState, transition } from '../../../src/stack/tcp/state.js';
@@ -160,10 +161,10 @@ describe('SendBuffer', () => {
 });
 
 describe('NewReno', () => {
-  it('initial window per RFC 6928', () => {
+  it('initial window is 10 segments whatever the MSS (Linux TCP_INIT_CWND, not RFC 6928\'s 14600-byte cap)', () => {
     expect(initialWindow(1460)).toBe(14600);
     expect(initialWindow(536)).toBe(5360);
-    expect(initialWindow(65480)).toBe(2 * 65480);
+    expect(initialWindow(65480)).toBe(10 * 65480);
   });
 
   it('slow start, fast recovery, congestion avoidance, timeout', () => {
@@ -194,6 +195,34 @@ describe('NewReno', () => {
     // A second timeout for the same loss keeps ssthresh (RFC 5681 §3.1).
     cc.onRto(1000, 30_000);
     expect(cc.ssthresh).toBe(3500);
+  });
+});
+
+describe('Scoreboard', () => {
+  it('keeps RFC 6675 pipe = out - sacked - lost + retransmitted across ACK, SACK, loss and RTO', () => {
+    const base = 0xfffff000; // wraps inside the test
+    const sb = new Scoreboard();
+    for (let i = 0; i < 6; i++) sb.add(seqAdd(base, i * 1000), seqAdd(base, (i + 1) * 1000), false, i);
+    expect(sb.pipe).toBe(6000);
+    const delivered: number[] = [];
+    sb.sack(seqAdd(base, 2000), seqAdd(base, 4000), (r) => delivered.push(seqDiff(r.start, base)));
+    // Overlapping block: only the newly covered record is reported.
+    sb.sack(seqAdd(base, 2000), seqAdd(base, 5000), (r) => delivered.push(seqDiff(r.start, base)));
+    expect(delivered).toEqual([2000, 3000, 4000]);
+    expect(sb.pipe).toBe(3000);
+    expect(sb.oldest!.start).toBe(base); // time order: records 0, 1, 5 in flight
+    sb.markLost(sb.first()!);
+    expect(sb.pipe).toBe(2000);
+    const lost = sb.nextLost()!;
+    sb.retransmitted(lost, 10);
+    expect(sb.pipe).toBe(3000);
+    expect(sb.nextLost()).toBeUndefined();
+    sb.ackTo(seqAdd(base, 1000), () => {});
+    expect(sb.pipe).toBe(2000);
+    sb.markAllLost();
+    expect([sb.pipe, sb.lostBytes]).toEqual([0, 2000]);
+    sb.ackTo(seqAdd(base, 6000), () => {});
+    expect([sb.isEmpty, sb.pipe, sb.outBytes, sb.sackedBytes, sb.lostBytes, sb.rtxOutBytes]).toEqual([true, 0, 0, 0, 0, 0]);
   });
 });
 

@@ -101,14 +101,18 @@ describe('sending data', () => {
     h.conn.send(pattern(0, 1448 * 6));
     h.out();
     const at = (i: number) => o(i * 1448);
-    h.fire(); // RTO: segment 0 again (cwnd = 1 MSS)
+    // RFC 8985 §7: first the tail loss probe (the last segment again)...
+    expect(h.fire().map((s) => s.seq)).toEqual([at(5)]);
+    expect(h.conn.lossStats.tlpProbes).toBe(1);
+    // ...then the RTO: segments 0 and 1 again (cwnd = LW = 2 MSS).
+    expect(h.fire().map((s) => s.seq)).toEqual([at(0), at(1)]);
     expect(h.conn.stats.rtoFired).toBe(1);
-    // Segment 0 arrives; the guest holds 2..5 and says so.
+    // Segment 0 arrives; the guest holds 2..5 and says so: nothing more to resend.
     h.in(ack(1448, { ...T, sackBlocks: [[at(2), at(6)]] }));
-    const segs = h.out();
-    expect(segs.map((s) => s.seq)).toEqual([at(1)]);
+    expect(h.out()).toEqual([]);
     h.in(ack(1448 * 6, T));
     expect(h.out()).toEqual([]);
+    expect(h.conn.stats.retransmits).toBe(3);
   });
 
   it('zero window: persist probes with backoff then resumes', () => {
@@ -186,7 +190,8 @@ describe('sending data', () => {
   });
 
   it('takes RTT samples from timestamp echoes', () => {
-    const h = established({}, LINUX_SYN);
+    // Without SACK there is no tail loss probe: pollAt() is the RTO.
+    const h = established({}, { ...LINUX_SYN, sackPermitted: false });
     h.now = 1000;
     h.conn.send(pattern(0, 100));
     const [s] = h.out();
