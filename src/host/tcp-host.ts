@@ -68,8 +68,7 @@ export class TcpHost implements TcpHooks {
   private tryConnect(flow: TcpFlow, targets: ReadonlyArray<readonly [string, number]>, i: number): void {
     const [host, port] = targets[i]!;
     const socket = net.connect({ host, port, localAddress: this.opts.outboundAddr, allowHalfOpen: true, noDelay: true });
-    const c: HostConn = { socket, connected: false, pending: undefined, ended: false };
-    this.conns.set(flow.id, c);
+    const c = this.wire(flow.id, socket, false);
     socket.setTimeout(this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     socket.once('timeout', () => {
       if (c.connected) return;
@@ -84,24 +83,43 @@ export class TcpHost implements TcpHooks {
       this.table.accepted(performance.now(), flow.id);
       this.kick();
     });
-    socket.on('data', (chunk: Buffer) => this.fromHost(flow.id, c, chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (!c.connected) this.connectFailed(flow, targets, i, err.code ?? 'EIO');
+    });
+  }
+
+  /**
+   * Port forwarding: a client socket accepted on a host listener, already
+   * bound to an inbound flow. Its bytes wait in the connection until the
+   * guest completes the handshake.
+   */
+  adopt(flowId: number, socket: net.Socket): void {
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    this.wire(flowId, socket, true);
+    this.kick();
+  }
+
+  /** Relays a host socket to flow `id` in both directions (see the file header). */
+  private wire(id: number, socket: net.Socket, connected: boolean): HostConn {
+    const c: HostConn = { socket, connected, pending: undefined, ended: false };
+    this.conns.set(id, c);
+    socket.on('data', (chunk: Buffer) => this.fromHost(id, c, chunk));
     socket.on('end', () => {
       // The host peer finished sending: FIN to the guest after queued data.
       if (c.pending) return; // sendSpace() will close after the rest
-      this.table.close(flow.id);
+      this.table.close(id);
       this.kick();
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!c.connected) {
-        this.connectFailed(flow, targets, i, err.code ?? 'EIO');
-        return;
-      }
-      this.opts.log.debug({ flow: flow.id, err: err.code }, 'host socket error');
+      if (!c.connected) return; // the connect path handles it
+      this.opts.log.debug({ flow: id, err: err.code }, 'host socket error');
       c.ended = true;
-      this.conns.delete(flow.id);
-      this.table.abort(performance.now(), flow.id);
+      if (this.conns.get(id) === c) this.conns.delete(id);
+      this.table.abort(performance.now(), id);
       this.kick();
     });
+    return c;
   }
 
   private connectFailed(flow: TcpFlow, targets: ReadonlyArray<readonly [string, number]>, i: number, code: string): void {

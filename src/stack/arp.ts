@@ -4,6 +4,7 @@
 
 import { ArpOperation, ArpPacket, ArpRepr } from '../wire/arp.js';
 import { EtherType, EthernetRepr, ETH_HEADER_LEN } from '../wire/ethernet.js';
+import { MAC_BROADCAST } from '../wire/address.js';
 import type { StackContext } from './context.js';
 
 /** Handles one ARP packet (the Ethernet payload). */
@@ -11,7 +12,7 @@ export function processArp(ctx: StackContext, now: number, payload: Buffer): voi
   const repr = ArpRepr.parse(ArpPacket.newChecked(payload));
   // RFC 5227 §2.1.1: a probe has sender IP 0.0.0.0 and must not update caches.
   if (repr.senderIp !== 0 && ctx.inNetwork(repr.senderIp) && !ctx.isOwnAddress(repr.senderIp)) {
-    ctx.neighbors.learn(repr.senderIp, repr.senderMac, now);
+    ctx.learnNeighbor(repr.senderIp, repr.senderMac, now);
   }
   if (repr.operation !== ArpOperation.Request) {
     ctx.counters.count('arp-reply-received');
@@ -37,4 +38,14 @@ export function processArp(ctx: StackContext, now: number, payload: Buffer): voi
   }).emit(frame.subarray(ETH_HEADER_LEN));
   ctx.counters.count('arp-reply-sent');
   ctx.transmit(frame);
+}
+
+/** RFC 826: a who-has request for ip, from the gateway, broadcast. */
+export function arpRequestFrame(gatewayMac: number, gateway: number, ip: number): Buffer {
+  const frame = Buffer.alloc(ETH_HEADER_LEN + 28);
+  new EthernetRepr({ src: gatewayMac, dst: MAC_BROADCAST, ethertype: EtherType.ARP }).emit(frame);
+  new ArpRepr({ operation: ArpOperation.Request, senderMac: gatewayMac, senderIp: gateway, targetMac: 0, targetIp: ip }).emit(
+    frame.subarray(ETH_HEADER_LEN),
+  );
+  return frame;
 }

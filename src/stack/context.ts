@@ -12,10 +12,18 @@ export interface StackContext {
   readonly neighbors: NeighborTable;
   /** Sends a complete Ethernet frame toward the guest. */
   transmit(frame: Buffer): void;
+  /**
+   * Sends a frame to guest address ip whose destination MAC is not known
+   * yet: fills it in from the neighbor table, or queues the frame and asks
+   * with ARP (sent when the guest answers).
+   */
+  sendToGuest(ip: number, frame: Buffer): void;
   /** Reports something worth a log line (flow opened/closed, ...). */
   event?(name: string, detail: Record<string, unknown>): void;
   /** Counts (and reports) a dropped frame. */
   drop(reason: string, detail?: string): void;
+  /** Records that ip is at mac (and sends frames waiting for it). */
+  learnNeighbor(ip: number, mac: number, now: number): void;
   /** Is ip inside the virtual network? */
   inNetwork(ip: number): boolean;
   /** Is ip one of the stack's own addresses (gateway, DNS)? */

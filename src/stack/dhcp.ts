@@ -311,7 +311,7 @@ function onRequest(ctx: DhcpContext, s: DhcpServer, now: number, msg: DhcpRepr, 
   const l = s.claim(want, key, msg.chaddr, 'bound', now + s.leaseTimeS * 1000, msg.hostname);
   // A router learns who has the address as it hands it out; frames the stack
   // originates toward the guest can then be addressed before the guest speaks.
-  ctx.neighbors.learn(want, msg.chaddr, now);
+  ctx.learnNeighbor(want, msg.chaddr, now);
   reply(ctx, msg, DhcpMessageType.Ack, want, s.leaseTimeS);
   ctx.counters.count('dhcp-ack-sent');
   ctx.event?.('dhcp lease bound', {

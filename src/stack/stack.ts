@@ -19,7 +19,7 @@ import { IpProtocol, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpPacket } from '../wire/tcp.js';
 import { UdpPacket } from '../wire/udp.js';
 import { ipv4ToString, isMacMulticast, macToString } from '../wire/address.js';
-import { processArp } from './arp.js';
+import { arpRequestFrame, processArp } from './arp.js';
 import type { StackConfig } from './config.js';
 import type { StackContext } from './context.js';
 import { Counters } from './counters.js';
@@ -31,6 +31,12 @@ import { DEFAULT_UDP_IDLE_MS, UdpTable, type UdpHooks } from './udp.js';
 import { EchoTable, type EchoHooks } from './icmp-echo.js';
 import { DhcpServer, isForDhcpServer, processDhcp } from './dhcp.js';
 import { Icmpv4Packet, Icmpv4Repr, Icmpv4Type } from '../wire/icmpv4.js';
+
+/** Bounds on frames held while ARP resolves a guest address. */
+const MAX_ARP_PENDING_HOSTS = 64;
+const MAX_ARP_PENDING_FRAMES = 32;
+/** Ask again after this long without an answer. */
+const ARP_RETRY_MS = 250;
 
 export interface StackHooks {
   /** A frame for the guest. The stack does not touch `frame` after the call. */
@@ -62,6 +68,10 @@ export class Stack implements StackContext {
   readonly counters = new Counters();
   readonly neighbors = new NeighborTable();
   readonly dhcp = new DhcpServer();
+  /** Frames for guest addresses whose MAC we are asking for with ARP. */
+  private readonly awaitingArp = new Map<number, { frames: Buffer[]; askedAt: number }>();
+  /** The latest time passed in (for ARP retry pacing). */
+  private now = 0;
 
   readonly tcp: TcpTable | undefined;
   readonly udp: UdpTable | undefined;
@@ -85,11 +95,13 @@ export class Stack implements StackContext {
 
   /** Sends what became due after frames or host events (end of a batch). Never throws. */
   flush(now: number): void {
+    this.now = now;
     this.guard(() => this.tcp?.flush(now));
   }
 
   /** Runs timers that are due (retransmissions, delayed ACKs, expiry). Never throws. */
   poll(now: number): void {
+    this.now = now;
     this.guard(() => {
       this.tcp?.poll(now);
       this.udp?.expire(now);
@@ -113,6 +125,7 @@ export class Stack implements StackContext {
 
   /** Handles one frame from the guest. Never throws. */
   receive(now: number, frame: Buffer): void {
+    this.now = now;
     this.counters.rxFrames++;
     this.counters.rxBytes += frame.length;
     try {
@@ -157,9 +170,45 @@ export class Stack implements StackContext {
     return this.neighbors.lookup(ip);
   }
 
-  private learn(ip: number, mac: number, now: number): void {
+  learnNeighbor(ip: number, mac: number, now: number): void {
+    this.now = now;
     if (this.neighbors.learn(ip, mac, now)) {
       this.hooks.onEvent?.('guest address learned', { ip: ipv4ToString(ip), mac: macToString(mac) });
+    }
+    const waiting = this.awaitingArp.get(ip);
+    if (waiting) {
+      this.awaitingArp.delete(ip);
+      for (const frame of waiting.frames) {
+        frame.writeUIntBE(mac, 0, 6);
+        this.transmit(frame);
+      }
+    }
+  }
+
+  sendToGuest(ip: number, frame: Buffer): void {
+    const mac = this.neighbors.lookup(ip);
+    if (mac !== undefined) {
+      frame.writeUIntBE(mac, 0, 6);
+      this.transmit(frame);
+      return;
+    }
+    let w = this.awaitingArp.get(ip);
+    if (!w) {
+      if (this.awaitingArp.size >= MAX_ARP_PENDING_HOSTS) {
+        this.drop('arp-pending-full', ipv4ToString(ip));
+        return;
+      }
+      w = { frames: [], askedAt: -Infinity };
+      this.awaitingArp.set(ip, w);
+    }
+    if (w.frames.length >= MAX_ARP_PENDING_FRAMES) this.drop('arp-pending-full', ipv4ToString(ip));
+    else w.frames.push(Buffer.from(frame));
+    // RFC 1122 §2.3.2.1: at most one request per address per second... we
+    // ask again after ARP_RETRY_MS so a lost request does not stall a flow.
+    if (this.now - w.askedAt >= ARP_RETRY_MS) {
+      w.askedAt = this.now;
+      this.counters.count('arp-request-sent');
+      this.transmit(arpRequestFrame(this.config.gatewayMac, this.config.gateway, ip));
     }
   }
 
@@ -192,7 +241,7 @@ export class Stack implements StackContext {
     // RFC 1122 §3.2.1.2: a datagram with a bad header checksum is silently discarded.
     if (!ip.verifyChecksum()) throw new WireError('ipv4-bad-checksum');
     const src = ip.src;
-    if (src !== 0 && this.inNetwork(src) && !this.isOwnAddress(src)) this.learn(src, eth.src, now);
+    if (src !== 0 && this.inNetwork(src) && !this.isOwnAddress(src)) this.learnNeighbor(src, eth.src, now);
     if (ip.isFragment) {
       // Reassembly arrives with TCP/UDP termination; until then fragments are dropped.
       this.drop('ipv4-fragment');

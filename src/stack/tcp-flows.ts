@@ -66,6 +66,8 @@ export interface TcpTableOptions {
 }
 
 const MAX_BUFFER = 4 * 1024 * 1024;
+/** SYN retransmissions toward the guest before a forwarded client is reset (≈7 s). */
+const INBOUND_SYN_RETRIES = 2;
 /**
  * rootlesskit PR #615: the TAP queue holds txqueuelen (1000) frames; a window
  * of more segments than that invites drops. Keep windows and send buffers to
@@ -227,6 +229,47 @@ export class TcpTable {
     this.hooks.open(flow2, route);
   }
 
+  /**
+   * Port forwarding: opens a connection from peerIp:peerPort (the client as
+   * the guest will see it) to guestIp:guestPort. Returns undefined when that
+   * 4-tuple is taken (the caller picks another peer port).
+   */
+  connectInbound(now: number, peerIp: number, peerPort: number, guestIp: number, guestPort: number): TcpFlow | undefined {
+    if (this.lookup(guestIp, guestPort, peerIp, peerPort)) return undefined;
+    let flow: TcpFlow | undefined;
+    // A guest that never answers must not leave the client hanging: give up
+    // after SYN retransmissions at 1, 2 and 4 s (RFC 6298 backoff).
+    const conn = TcpConnection.connect(
+      now,
+      peerPort,
+      guestPort,
+      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, ...this.opts.conn }),
+      this.events(() => flow!),
+    );
+    flow = {
+      id: this.nextId++,
+      guestIp,
+      guestPort,
+      peerIp,
+      peerPort,
+      guestMac: this.ctx.neighbors.lookup(guestIp) ?? -1,
+      conn,
+      route: undefined,
+      direction: 'inbound',
+      synDatagram: undefined,
+    };
+    this.insert(flow);
+    this.ctx.counters.count('tcp-flow-opened');
+    this.ctx.event?.('tcp flow opened', {
+      flow: flow.id,
+      guest: `${ipv4ToString(guestIp)}:${guestPort}`,
+      peer: `${ipv4ToString(peerIp)}:${peerPort}`,
+      direction: 'inbound',
+    });
+    this.dirty.add(flow);
+    return flow;
+  }
+
   // --- calls from the shell ---------------------------------------------
 
   /** The host socket connected: answer the guest's SYN. */
@@ -308,9 +351,12 @@ export class TcpTable {
     const repr = seg.repr;
     const tcpLen = repr.bufferLen();
     const ipr = new Ipv4Repr({ src: flow.peerIp, dst: flow.guestIp, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: 64 });
-    const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, flow.guestMac, ipr);
+    if (flow.guestMac < 0) flow.guestMac = this.ctx.neighbors.lookup(flow.guestIp) ?? -1;
+    const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, Math.max(0, flow.guestMac), ipr);
     repr.emit(payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen));
-    this.ctx.transmit(frame);
+    // An inbound flow may start before the guest has said anything: ARP first.
+    if (flow.guestMac < 0) this.ctx.sendToGuest(flow.guestIp, frame);
+    else this.ctx.transmit(frame);
   }
 
   /** Dispatches every flow with pending work. */

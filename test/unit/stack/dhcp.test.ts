@@ -57,10 +57,15 @@ function setup(opts?: DhcpServerOptions, cfgIn?: ConfigInput) {
   const drops: string[] = [];
   const events: string[] = [];
   const counters = new Counters();
+  const neighbors = new NeighborTable();
   const ctx: DhcpContext = {
     config,
     counters,
-    neighbors: new NeighborTable(),
+    neighbors,
+    learnNeighbor: (a, mac, now) => void neighbors.learn(a, mac, now),
+    sendToGuest: () => {
+      throw new Error('DHCP replies never wait for ARP');
+    },
     dhcp: new DhcpServer(opts),
     transmit: (f) => out.push(Buffer.from(f)),
     drop: (r) => {
