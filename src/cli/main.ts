@@ -15,6 +15,7 @@ import {
   mtuOption,
   netnsTypeOption,
   outboundAddrOption,
+  publishOption,
   secondsOption,
 } from './options.js';
 import { DEFAULT_CIDR, DEFAULT_MTU } from '../stack/config.js';
@@ -51,6 +52,13 @@ program
   .option('--resolv-conf <file>', 'nameservers for the DNS address, tried in order', '/etc/resolv.conf')
   .option('--outbound-addr <addr>', 'local IPv4 address (or interface name) for outgoing TCP/UDP sockets', outboundAddrOption)
   .option('--udp-idle-timeout <seconds>', 'close a UDP flow after this long without traffic', secondsOption, 60)
+  .option(
+    '-p, --publish <spec>',
+    'publish a guest port on the host: [HOSTADDR:]HOSTPORT:GUESTPORT[/tcp|/udp], HOSTADDR IPv4 or [IPv6], ranges 8000-8010:8000-8010; repeatable',
+    publishOption,
+    [],
+  )
+  .option('-a, --api-socket <path>', 'slirp4netns-compatible JSON API socket (add_hostfwd, list_hostfwd, remove_hostfwd, get_stats)')
   .option('--pcap <file>', 'write every frame, both directions, to a pcap file (tshark -r reads it)')
   .option(
     '--fault <spec>',
@@ -79,6 +87,8 @@ program
       disableDns: o.disableDns,
       outboundAddr: o.outboundAddr,
       udpIdleMs: o.udpIdleTimeout * 1000,
+      publish: o.publish,
+      apiSocket: o.apiSocket,
     });
     process.exitCode = code;
   });

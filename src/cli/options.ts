@@ -9,6 +9,7 @@ import { parseMtu, parseCidr, parseMac, ConfigError } from '../stack/config.js';
 import { parseFaultSpec, FaultSpecError } from '../host/fault.js';
 import { LOG_LEVELS, type LogLevel } from '../host/log.js';
 import type { NetnsType } from '../launcher/target.js';
+import { parsePublish, PublishSpecError, type ForwardSpec } from '../host/forward-spec.js';
 
 function wrap<T>(f: (s: string) => T): (s: string) => T {
   return (s: string) => {
@@ -65,4 +66,14 @@ export function outboundAddrOption(s: string): string {
   if (!addrs) throw new InvalidArgumentError(`"${s}" is neither an IPv4 address nor a network interface`);
   if (!v4) throw new InvalidArgumentError(`interface ${s} has no IPv4 address`);
   return v4.address;
+}
+
+/** -p, repeatable: accumulates the parsed forwards. */
+export function publishOption(s: string, previous: ForwardSpec[] = []): ForwardSpec[] {
+  try {
+    return [...previous, ...parsePublish(s)];
+  } catch (e) {
+    if (e instanceof PublishSpecError) throw new InvalidArgumentError(e.message);
+    throw e;
+  }
 }

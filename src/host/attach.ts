@@ -16,6 +16,9 @@ import { makeLogger, type LogLevel, type Logger } from './log.js';
 import { PcapPort } from './pcap-port.js';
 import { PcapWriter } from './pcap.js';
 import type { Port } from './port.js';
+import { ApiServer, ForwardTable } from './api.js';
+import { Forwarder } from './forward.js';
+import type { ForwardSpec } from './forward-spec.js';
 import { Runtime } from './runtime.js';
 import { TapPort } from './tap-port.js';
 
@@ -38,6 +41,8 @@ export interface AttachOptions {
   disableDns?: boolean;
   outboundAddr?: string;
   udpIdleMs?: number;
+  publish?: ForwardSpec[];
+  apiSocket?: string;
 }
 
 function checkFd(fd: number, flag: string): void {
@@ -127,6 +132,30 @@ export async function runAttach(o: AttachOptions): Promise<number> {
     udpIdleMs: o.udpIdleMs,
   });
   tap.onBatchEnd = () => runtime.onBatchEnd();
+
+  const forwarder = new Forwarder(runtime, log);
+  const forwards = new ForwardTable(forwarder, ipv4ToString(cfg.guest));
+  let api: ApiServer | undefined;
+  try {
+    for (const spec of o.publish ?? []) {
+      await forwards.add(spec).catch((e: Error) => {
+        throw new PrereqError(`cannot publish ${spec.hostAddr}:${spec.hostPort} -> ${spec.guestPort}/${spec.proto}: ${e.message}`);
+      });
+    }
+    if (o.apiSocket !== undefined) {
+      api = new ApiServer(o.apiSocket, forwards, log);
+      await api.start().catch((e: Error) => {
+        throw new PrereqError(e.message);
+      });
+    }
+  } catch (e) {
+    forwarder.closeAll();
+    runtime.stop();
+    await tap.close();
+    await cancelPidWatch?.();
+    await sharedPoller().close();
+    throw e;
+  }
   tap.onFailure = (err) => stop(`TAP device failed: ${err.message}`, 1);
   tap.start();
   log.info({ engine: tap.engine }, 'TAP read engine');
@@ -159,6 +188,8 @@ export async function runAttach(o: AttachOptions): Promise<number> {
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   process.off('SIGHUP', onSignal);
+  await api?.close();
+  forwarder.closeAll();
   runtime.stop();
   await tap.close();
   await cancelPidWatch?.();

@@ -16,6 +16,10 @@ Each subcommand prints one line of results for the test to parse.
   dns-tcp SERVER NAME                A query over TCP; print the addresses
   dns-udp SERVER NAME                A query over UDP (2 s); print the addresses,
                                      or "timeout"
+  serve-peer PORT N                  accept N connections on PORT; answer each
+                                     with "peer=ADDR:PORT" and close
+  serve-sink PORT                    accept one connection, read to EOF, answer
+                                     "<bytes> <sha256>", close
 """
 import errno
 import hashlib
@@ -172,6 +176,37 @@ def print_answers(q, r):
     print(" ".join(out) or "none")
 
 
+def serve_peer(port, n):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", int(port)))
+    ls.listen(64)
+    print("listening", flush=True)
+    for _ in range(int(n)):
+        c, addr = ls.accept()
+        c.sendall(("peer=%s:%d\n" % addr).encode())
+        c.close()
+
+
+def serve_sink(port):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", int(port)))
+    ls.listen(1)
+    print("listening", flush=True)
+    c, _ = ls.accept()
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        b = c.recv(CHUNK)
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    c.sendall(("%d %s" % (n, h.hexdigest())).encode())
+    c.close()
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {
@@ -183,4 +218,6 @@ if __name__ == "__main__":
         "udp-refused": udp_refused,
         "dns-tcp": dns_tcp,
         "dns-udp": dns_udp,
+        "serve-peer": serve_peer,
+        "serve-sink": serve_sink,
     }[cmd](*args)

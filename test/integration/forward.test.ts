@@ -1,0 +1,174 @@
+// Port forwarding into the guest, as an unprivileged user: `tsnet attach -c
+// -p HOST:GUEST` and the --api-socket, with real servers inside a rootless
+// namespace and real clients on the host. The guest must see the client's
+// own address (the gateway for loopback clients).
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { guestPy, integrationSkip, killAll, Netns, readyFrom, runAs, spawnAs, startTsnet, stopTsnet, userTempDir, type Tsnet } from './harness.js';
+import { closedPort } from './servers.js';
+
+/** Starts a guest.py server inside the namespace; resolves once it listens. */
+async function guestServer(ns: Netns, args: string[]): Promise<{ proc: ChildProcess; lines: AsyncIterator<string> }> {
+  const proc = spawnAs('nsenter', ['--preserve-credentials', '-U', '-n', '-t', String(ns.pid), '/usr/bin/python3', guestPy, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
+  expect((await lines.next()).value).toBe('listening');
+  return { proc, lines };
+}
+
+/** Connects to host:port, optionally sends data and half-closes, returns all it reads. */
+function fetchFrom(port: number, host = '127.0.0.1', send?: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port, allowHalfOpen: true });
+    let out = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (out += d));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    if (send) s.end(send);
+  });
+}
+
+function apiCall(sock: string, req: object | string): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(sock);
+    let out = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (out += d));
+    c.on('end', () => resolve(JSON.parse(out)));
+    c.on('error', reject);
+    c.end(typeof req === 'string' ? req : JSON.stringify(req));
+  });
+}
+
+describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', () => {
+  let ns: Netns;
+  let tsnet: Tsnet | undefined;
+  let tmp: string;
+
+  beforeEach(async () => {
+    ns = await Netns.create();
+    tmp = userTempDir('tsnet-fwd-');
+  });
+  afterEach(async () => {
+    if (tsnet) await stopTsnet(tsnet);
+    tsnet = undefined;
+    await ns.destroy();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  afterAll(killAll);
+
+  async function attach(extra: string[]): Promise<Tsnet> {
+    const t = startTsnet(['attach', '-c', '-r', '3', ...extra, String(ns.pid)], ['pipe']);
+    expect(await readyFrom(t)).toBe('1');
+    tsnet = t;
+    return t;
+  }
+
+  it('-p forwards a host port to the guest; a loopback client appears as 10.0.2.2', async () => {
+    const port = await closedPort();
+    await attach(['-p', `127.0.0.1:${port}:8080`]);
+    const srv = await guestServer(ns, ['serve-peer', '8080', '1']);
+    expect(await fetchFrom(port)).toMatch(/^peer=10\.0\.2\.2:\d+\n$/);
+    await new Promise((r) => srv.proc.once('exit', r));
+  });
+
+  it('moves 16 MiB up to a guest sink intact', async () => {
+    const port = await closedPort();
+    await attach(['-p', `127.0.0.1:${port}:9000`]);
+    await guestServer(ns, ['serve-sink', '9000']);
+    const data = crypto.randomBytes(16 * 1024 * 1024);
+    const reply = await fetchFrom(port, '127.0.0.1', data);
+    expect(reply).toBe(`${data.length} ${crypto.createHash('sha256').update(data).digest('hex')}`);
+  });
+
+  it('resets the client promptly when nothing listens in the guest', async () => {
+    const port = await closedPort();
+    await attach(['-p', `127.0.0.1:${port}:8081`]);
+    const t0 = Date.now();
+    await expect(fetchFrom(port)).rejects.toThrow(/ECONNRESET/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it('[::1]:PORT:GUEST works for a client connecting to ::1 (it appears as the gateway)', async () => {
+    const port = await closedPort();
+    await attach(['-p', `[::1]:${port}:8080`]);
+    await guestServer(ns, ['serve-peer', '8080', '1']);
+    expect(await fetchFrom(port, '::1')).toMatch(/^peer=10\.0\.2\.2:\d+\n$/);
+  });
+
+  it('rejects a bad -p spec with one line naming the bad part', async () => {
+    const t = startTsnet(['attach', '-p', '8080:80/sctp', String(ns.pid)]);
+    const r = await t.exited;
+    expect(r.code).toBe(1);
+    expect(t.stderr()).toMatch(/invalid --publish "8080:80\/sctp": protocol must be tcp or udp/);
+  });
+
+  it('--api-socket: add, list, remove, errors', async () => {
+    const sock = path.join(tmp, 'api.sock');
+    await attach(['--api-socket', sock]);
+    expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
+    const port = await closedPort();
+    const add = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: port, guest_port: 8080 } });
+    expect(add).toEqual({ return: { id: 1 } });
+    await guestServer(ns, ['serve-peer', '8080', '1']);
+    expect(await fetchFrom(port)).toMatch(/^peer=10\.0\.2\.2:/);
+    const list = await apiCall(sock, { execute: 'list_hostfwd' });
+    const entry = { id: 1, proto: 'tcp', host_addr: '127.0.0.1', host_port: port, guest_addr: '10.0.2.100', guest_port: 8080 };
+    expect(list).toEqual({ entries: [entry], return: { entries: [entry] } });
+    expect(await apiCall(sock, { execute: 'remove_hostfwd', arguments: { id: 1 } })).toEqual({ return: {} });
+    await expect(fetchFrom(port)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await apiCall(sock, 'not json')).toEqual({ error: { desc: 'bad request: cannot parse JSON' } });
+    expect(await apiCall(sock, { execute: 'remove_hostfwd', arguments: { id: 1 } })).toEqual({ error: { desc: 'bad request: remove_hostfwd: bad arguments.id' } });
+    const eph = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 0, guest_port: 8080 } });
+    expect(eph.return.id).toBe(2);
+    expect(eph.return.host_port).toBeGreaterThan(0);
+    const dup = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: eph.return.host_port, guest_port: 1 } });
+    expect(dup.error.desc).toMatch(/^bad request: add_hostfwd: slirp_add_hostfwd failed: EADDRINUSE/);
+    const stats = await apiCall(sock, { execute: 'get_stats' });
+    expect(stats.return.forwardedConnections).toBe(1);
+  });
+
+  it.skipIf(runAs === null)('shows a client from another host (a veth namespace) with its own address', async () => {
+    const testns = `tsnet-fwd-client-${process.pid}`;
+    const ip = (...a: string[]) => spawnSyncOk('ip', a);
+    ip('netns', 'add', testns);
+    try {
+      ip('link', 'add', 'tsfw-h', 'type', 'veth', 'peer', 'name', 'tsfw-c');
+      ip('link', 'set', 'tsfw-c', 'netns', testns);
+      ip('addr', 'add', '10.202.0.1/24', 'dev', 'tsfw-h');
+      ip('link', 'set', 'tsfw-h', 'up');
+      ip('-n', testns, 'addr', 'add', '10.202.0.2/24', 'dev', 'tsfw-c');
+      ip('-n', testns, 'link', 'set', 'tsfw-c', 'up');
+      const port = await closedPort();
+      await attach(['-p', `10.202.0.1:${port}:8080`]);
+      await guestServer(ns, ['serve-peer', '8080', '1']);
+      const client = spawn('ip', ['netns', 'exec', testns, '/usr/bin/python3', '-c',
+        `import socket; s = socket.create_connection(("10.202.0.1", ${port}), timeout=10); print(s.recv(100).decode().strip())`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const out = await new Promise<string>((resolve) => {
+        let o = '';
+        client.stdout!.setEncoding('utf8').on('data', (d: string) => (o += d));
+        client.on('close', () => resolve(o.trim()));
+      });
+      expect(out).toMatch(/^peer=10\.202\.0\.2:\d+$/);
+    } finally {
+      try {
+        ip('link', 'del', 'tsfw-h');
+      } catch {
+        // gone with the namespace
+      }
+      ip('netns', 'del', testns);
+    }
+  });
+});
+
+function spawnSyncOk(cmd: string, args: string[]): void {
+  execFileSync(cmd, args, { stdio: 'pipe' });
+}
