@@ -60,23 +60,26 @@ export class TapPort implements Port {
   start(): void {
     if (this.running) return;
     this.running = true;
-    const stream = process.env.TSNET_TAP_ENGINE === 'poll' ? undefined : openStream(this.fd);
+    const stream = process.env.TSNET_TAP_ENGINE === 'poll' ? undefined : openStream(this.fd, this.rbuf, (n) => this.onStreamFrame(n));
     if (!stream) {
       sharedPoller().add(this.fd, (revents) => this.onReadable(revents));
       return;
     }
     this.stream = stream;
-    stream.on('data', (frame: Buffer) => {
-      if (!this.running) return;
-      this.stats.rxFrames++;
-      this.up(frame);
-      if (!this.batchQueued) {
-        this.batchQueued = true;
-        setImmediate(this.endBatch);
-      }
-    });
     stream.on('error', (err) => this.fail(err));
     stream.on('end', () => this.fail(new Error(`TAP device ${this.name} hung up`)));
+  }
+
+  /** Stream engine: libuv read one frame of n bytes into rbuf. */
+  private onStreamFrame(n: number): void {
+    if (!this.running) return;
+    this.stats.rxFrames++;
+    // The handler must copy what it keeps: rbuf is reused for the next read.
+    this.up(this.rbuf.subarray(0, n));
+    if (!this.batchQueued) {
+      this.batchQueued = true;
+      setImmediate(this.endBatch);
+    }
   }
 
   private readonly endBatch = (): void => {
@@ -152,8 +155,12 @@ interface PipeBinding {
   constants: { SOCKET: number };
 }
 
-/** Wraps fd in a libuv pipe handle as a read-only net.Socket, or undefined when the binding is unavailable. */
-function openStream(fd: number): net.Socket | undefined {
+/**
+ * Wraps fd in a libuv pipe handle as a read-only net.Socket reading into
+ * `buf` (Node's onread: no allocation per frame), or undefined when the
+ * binding is unavailable.
+ */
+function openStream(fd: number, buf: Buffer, onFrame: (n: number) => void): net.Socket | undefined {
   let binding: PipeBinding;
   try {
     binding = (process as unknown as { binding(name: string): PipeBinding }).binding('pipe_wrap');
@@ -162,5 +169,16 @@ function openStream(fd: number): net.Socket | undefined {
   }
   const handle = new binding.Pipe(binding.constants.SOCKET);
   if (handle.open(fd) !== 0) return undefined;
-  return new net.Socket({ handle, readable: true, writable: false } as net.SocketConstructorOpts);
+  return new net.Socket({
+    handle,
+    readable: true,
+    writable: false,
+    onread: {
+      buffer: buf,
+      callback: (n: number) => {
+        onFrame(n);
+        return true;
+      },
+    },
+  } as net.SocketConstructorOpts);
 }

@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { TcpFlow, TcpHooks, TcpRoute, TcpTable } from '../stack/tcp-flows.js';
 import { ipv4ToString } from '../wire/address.js';
 import type { Logger } from './log.js';
+import { WriteArena } from './write-arena.js';
 
 export interface TcpHostOptions {
   /** --outbound-addr: local address for outgoing connections. */
@@ -27,6 +28,8 @@ export interface TcpHostOptions {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** Where host sockets read (onread); its contents are copied out before the next read. */
+const READ_BUF = Buffer.allocUnsafeSlow(256 * 1024);
 
 interface HostConn {
   socket: net.Socket;
@@ -39,6 +42,7 @@ interface HostConn {
 
 export class TcpHost implements TcpHooks {
   private readonly conns = new Map<number, HostConn>();
+  private readonly arena = new WriteArena();
   private table!: TcpTable;
 
   constructor(
@@ -67,8 +71,18 @@ export class TcpHost implements TcpHooks {
 
   private tryConnect(flow: TcpFlow, targets: ReadonlyArray<readonly [string, number]>, i: number): void {
     const [host, port] = targets[i]!;
-    const socket = net.connect({ host, port, localAddress: this.opts.outboundAddr, allowHalfOpen: true, noDelay: true });
-    const c = this.wire(flow.id, socket, false);
+    // Reads land in one shared buffer (Node's onread) and are copied into the
+    // connection's send buffer at once: no ArrayBuffer per read (GC churn).
+    let c: HostConn | undefined;
+    const socket = net.connect({
+      host,
+      port,
+      localAddress: this.opts.outboundAddr,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: { buffer: READ_BUF, callback: (n: number) => this.fromHost(flow.id, c!, READ_BUF.subarray(0, n)) },
+    });
+    c = this.wire(flow.id, socket, false, false);
     socket.setTimeout(this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     socket.once('timeout', () => {
       if (c.connected) return;
@@ -96,15 +110,15 @@ export class TcpHost implements TcpHooks {
   adopt(flowId: number, socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    this.wire(flowId, socket, true);
+    this.wire(flowId, socket, true, true);
     this.kick();
   }
 
   /** Relays a host socket to flow `id` in both directions (see the file header). */
-  private wire(id: number, socket: net.Socket, connected: boolean): HostConn {
+  private wire(id: number, socket: net.Socket, connected: boolean, dataEvents: boolean): HostConn {
     const c: HostConn = { socket, connected, pending: undefined, ended: false };
     this.conns.set(id, c);
-    socket.on('data', (chunk: Buffer) => this.fromHost(id, c, chunk));
+    if (dataEvents) socket.on('data', (chunk: Buffer) => void this.fromHost(id, c, chunk));
     socket.on('end', () => {
       // The host peer finished sending: FIN to the guest after queued data.
       if (c.pending) return; // sendSpace() will close after the rest
@@ -144,13 +158,17 @@ export class TcpHost implements TcpHooks {
     this.kick();
   }
 
-  private fromHost(id: number, c: HostConn, chunk: Buffer): void {
+  /** Bytes from the host socket (copied by the send buffer); false when the socket must pause. */
+  private fromHost(id: number, c: HostConn, chunk: Buffer): boolean {
     const n = this.table.send(id, chunk);
-    if (n < chunk.length) {
-      c.pending = chunk.subarray(n);
-      c.socket.pause();
-    }
     this.kick();
+    if (n < chunk.length) {
+      // Keep the rest (chunk may be the shared read buffer) until sendSpace.
+      c.pending = Buffer.from(chunk.subarray(n));
+      c.socket.pause();
+      return false;
+    }
+    return true;
   }
 
   data(flow: TcpFlow, data: Buffer): void {
@@ -160,8 +178,11 @@ export class TcpHost implements TcpHooks {
       return;
     }
     const len = data.length;
-    // The connection's buffer may be reused after this call: copy.
-    c.socket.write(Buffer.from(data), () => {
+    // data may be the TAP's read buffer, reused after this call: copy (into
+    // a recycled slab, released once Node has written it).
+    const copy = this.arena.copy(data);
+    c.socket.write(copy.data, () => {
+      copy.release();
       this.table.consumed(flow.id, len);
       this.kick();
     });

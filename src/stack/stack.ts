@@ -39,7 +39,10 @@ const MAX_ARP_PENDING_FRAMES = 32;
 const ARP_RETRY_MS = 250;
 
 export interface StackHooks {
-  /** A frame for the guest. The stack does not touch `frame` after the call. */
+  /**
+   * A frame for the guest. The callee must not keep `frame` after returning
+   * (copy it if needed): the stack reuses the memory of hot-path frames.
+   */
   transmit(frame: Buffer): void;
   /** A frame was dropped; reason is a short kebab code. */
   onDrop?(reason: string, detail?: string): void;

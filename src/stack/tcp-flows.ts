@@ -89,6 +89,8 @@ export class TcpTable {
   private nextId = 1;
   private now = 0;
   private readonly emitFns = new Map<number, (seg: TcpSegmentOut) => void>();
+  /** Where segments are built: transmit() copies frames out synchronously (see ipv4Frame). */
+  private readonly scratch = Buffer.allocUnsafeSlow(65536 + 128);
   /** Counters of flows that are gone; stats() adds the live ones. */
   private readonly closedTotals: TcpConnectionStats = emptyStats();
 
@@ -352,7 +354,7 @@ export class TcpTable {
     const tcpLen = repr.bufferLen();
     const ipr = new Ipv4Repr({ src: flow.peerIp, dst: flow.guestIp, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: 64 });
     if (flow.guestMac < 0) flow.guestMac = this.ctx.neighbors.lookup(flow.guestIp) ?? -1;
-    const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, Math.max(0, flow.guestMac), ipr);
+    const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, Math.max(0, flow.guestMac), ipr, this.scratch);
     repr.emit(payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen));
     // An inbound flow may start before the guest has said anything: ARP first.
     if (flow.guestMac < 0) this.ctx.sendToGuest(flow.guestIp, frame);

@@ -6,7 +6,7 @@ import { Assembler } from '../../../src/stack/tcp/assembler.js';
 import { NewReno, initialWindow } from '../../../src/stack/tcp/congestion.js';
 import { MAX_RTO_MS, MIN_RTO_MS, RttEstimator } from '../../../src/stack/tcp/rtt.js';
 import { Scoreboard } from '../../../src/stack/tcp/scoreboard.js';
-import { SendBuffer } from '../../../src/stack/tcp/send-buffer.js';
+import { BLOCK, SendBuffer } from '../../../src/stack/tcp/send-buffer.js';
 import { inWindow, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from '../../../src/stack/tcp/seq.js';
 import { TRANSITIONS, TcpState, transition } from '../../../src/stack/tcp/state.js';
 import { pattern } from './helpers.js';
@@ -130,17 +130,35 @@ describe('SendBuffer', () => {
     expect(b.slice(0, 10)).toEqual(pattern(10_000, 10));
   });
 
-  it('returns views for in-chunk slices and coalesces small writes', () => {
+  it('copies pushes into pooled blocks: the caller may reuse its buffer; in-block slices are views', () => {
     const big = pattern(0, 8192);
     const b = new SendBuffer(1 << 20);
     b.push(big);
-    const v = b.slice(100, 1000);
-    expect(v.buffer).toBe(big.buffer);
+    big.fill(0); // the app reuses its buffer (as with Node's onread)
+    expect(b.slice(0, 8192)).toEqual(pattern(0, 8192));
+    const v1 = b.slice(100, 1000);
+    const v2 = b.slice(2000, 10);
+    expect(v1.buffer).toBe(v2.buffer); // both views of one block, no copy
     for (let i = 0; i < 1000; i++) b.push(pattern(8192 + i, 1));
-    // 1000 one-byte writes share one block: a 500-byte slice is a view.
-    expect(b.slice(8192 + 100, 500).buffer).toBe(b.slice(8192, 1).buffer);
-    const expected = Buffer.concat([big, Buffer.from(Array.from({ length: 1000 }, (_, i) => pattern(8192 + i, 1)[0]))]);
+    const expected = Buffer.concat([pattern(0, 8192), Buffer.from(Array.from({ length: 1000 }, (_, i) => pattern(8192 + i, 1)[0]))]);
     expect(b.slice(0, b.length)).toEqual(expected);
+  });
+
+  it('slices across block boundaries and returns acknowledged blocks', () => {
+    const b = new SendBuffer(4 * BLOCK);
+    let pushed = 0;
+    while (b.space > 0) pushed += b.push(pattern(pushed, 100_000));
+    expect(pushed).toBe(4 * BLOCK);
+    const at = BLOCK - 30;
+    expect(b.slice(at, 65480)).toEqual(pattern(at, 65480)); // spans blocks 0 and 1
+    b.ack(BLOCK + 5);
+    expect(b.slice(0, 10)).toEqual(pattern(BLOCK + 5, 10));
+    expect(b.push(pattern(pushed, BLOCK))).toBe(BLOCK + 5 > BLOCK ? BLOCK : 0);
+    pushed += BLOCK;
+    b.ack(b.length);
+    expect(b.length).toBe(0);
+    expect(b.push(pattern(pushed, 10))).toBe(10);
+    expect(b.slice(0, 10)).toEqual(pattern(pushed, 10));
   });
 
   it('survives many chunks being acknowledged (compaction)', () => {
