@@ -18,6 +18,7 @@
 import { TcpConnection, type TcpAppEvents, type TcpSegmentOut } from '../../../src/stack/tcp/connection.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from '../../../src/stack/tcp/seq.js';
 import { TcpFlags, TcpRepr } from '../../../src/wire/tcp.js';
+import { makePrng as mulberry32 } from '../../../src/host/fault.js';
 
 const TOTAL = Number(process.env.TOTAL ?? 4 << 20);
 const MSS = Number(process.env.MSS ?? 1460);
@@ -33,16 +34,6 @@ const FAULTS = {
 };
 const LIMIT_MS = 600_000;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Ev {
   at: number;

@@ -17,17 +17,8 @@ import { TcpState } from '../../../src/stack/tcp/state.js';
 import { pseudoV4 } from '../../../src/wire/checksum.js';
 import { IpProtocol } from '../../../src/wire/ipv4.js';
 import { TcpPacket, TcpRepr } from '../../../src/wire/tcp.js';
+import { makePrng as mulberry32 } from '../../../src/host/fault.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A stream of `len` bytes derived from `seed`, generated once. */
 function stream(seed: number, len: number): Buffer {

@@ -436,17 +436,8 @@ export function expectWireError(fn: () => unknown, reason: string): void {
   expect((thrown as WireError).reason).toBe(reason);
 }
 
-/** Deterministic PRNG (mulberry32) for property tests. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32, shared with the fault injector) for property tests. */
+export { makePrng as prng } from '../../../src/host/fault.js';
 
 export function randomBytes(rand: () => number, n: number): Buffer {
   const b = Buffer.alloc(n);
