@@ -1,10 +1,13 @@
-// Port forwarding's host side: a listener per forward (-p, add_hostfwd), and
-// for each accepted client a connection tsnet opens *into* the guest, with
+// Port forwarding's host side: a listener per forward (-p, add_hostfwd). For
+// TCP, each accepted client becomes a connection tsnet opens *into* the
+// guest; for UDP, each client address a conversation with the guest port
+// (replies go back to that client; idle ones expire). Either way with
 // the client's real IPv4 address and port as the source the guest sees
 // (rootlesskit's builtin driver loses it; slirp4netns shows 10.0.2.2). A
 // client on the host loopback, or an IPv6 client, appears as the gateway.
 // Removing a forward closes its listener; connections already open go on.
 
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ipv4FromString } from '../wire/address.js';
@@ -12,6 +15,7 @@ import type { ForwardBackend } from './api.js';
 import type { ForwardSpec } from './forward-spec.js';
 import type { Logger } from './log.js';
 import type { Runtime } from './runtime.js';
+import type { InboundUdpFlow } from '../stack/udp.js';
 
 /** Ephemeral range for re-mapping a client port that collides with an existing flow. */
 const EPHEMERAL_LOW = 49152;
@@ -21,6 +25,15 @@ interface Listener {
   spec: ForwardSpec & { guestAddr: string };
   server: net.Server;
   accepted: number;
+}
+
+/** A UDP forward: one socket on the host port, conversations by client address. */
+interface UdpListener {
+  spec: ForwardSpec & { guestAddr: string };
+  socket: dgram.Socket;
+  /** client "addr|port" → the peer port the guest sees (re-mapped on collision). */
+  peerPorts: Map<string, number>;
+  datagrams: number;
 }
 
 function bindError(e: NodeJS.ErrnoException, addr: string, port: number): Error {
@@ -39,15 +52,23 @@ function bindError(e: NodeJS.ErrnoException, addr: string, port: number): Error 
 
 export class Forwarder implements ForwardBackend {
   private readonly listeners = new Map<number, Listener>();
+  private readonly udpListeners = new Map<number, UdpListener>();
+  /** Where replies of each forwarded UDP conversation go: flow id → client. */
+  private readonly udpClients = new Map<number, { socket: dgram.Socket; addr: string; port: number }>();
   private connections = 0;
 
   constructor(
     private readonly runtime: Runtime,
     private readonly log: Logger,
-  ) {}
+  ) {
+    runtime.udpHost.forward = {
+      reply: (flow, payload) => this.udpReply(flow, payload),
+      closed: (flow) => this.udpClients.delete(flow.id),
+    };
+  }
 
   async add(spec: ForwardSpec & { guestAddr: string }, id: number): Promise<{ hostPort: number }> {
-    if (spec.proto === 'udp') throw new Error('UDP port forwarding is not implemented yet');
+    if (spec.proto === 'udp') return this.addUdp(spec, id);
     const l: Listener = { spec, server: net.createServer({ allowHalfOpen: true, pauseOnConnect: true }), accepted: 0 };
     l.server.on('connection', (socket) => this.accept(l, socket));
     await new Promise<void>((resolve, reject) => {
@@ -61,7 +82,63 @@ export class Forwarder implements ForwardBackend {
     return { hostPort };
   }
 
+  private async addUdp(spec: ForwardSpec & { guestAddr: string }, id: number): Promise<{ hostPort: number }> {
+    const v6 = spec.hostAddr.includes(':');
+    const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 && spec.hostAddr !== '::' });
+    const l: UdpListener = { spec, socket, peerPorts: new Map(), datagrams: 0 };
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', (e: NodeJS.ErrnoException) => reject(bindError(e, spec.hostAddr, spec.hostPort)));
+      socket.bind(spec.hostPort, spec.hostAddr, () => resolve());
+    });
+    socket.on('error', (e) => this.log.debug({ id, err: e.message }, 'udp forward socket error'));
+    socket.on('message', (msg, rinfo) => this.udpIn(id, l, msg, rinfo));
+    this.udpListeners.set(id, l);
+    const hostPort = socket.address().port;
+    this.log.info({ id, proto: 'udp', host: `${spec.hostAddr}:${hostPort}`, guest: `${spec.guestAddr}:${spec.guestPort}` }, 'forward added');
+    return { hostPort };
+  }
+
+  private udpIn(id: number, l: UdpListener, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const udp = this.runtime.stack.udp!;
+    const now = performance.now();
+    const peer = this.peerOf(rinfo.address);
+    const guest = ipv4FromString(l.spec.guestAddr);
+    const clientKey = `${rinfo.address}|${rinfo.port}`;
+    let port = l.peerPorts.get(clientKey) ?? rinfo.port;
+    let flow = udp.forwardIn(now, id, peer, port, guest, l.spec.guestPort, msg);
+    for (let i = 0; !flow && i < 32; i++) {
+      port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
+      flow = udp.forwardIn(now, id, peer, port, guest, l.spec.guestPort, msg);
+    }
+    if (!flow) return;
+    if (port !== rinfo.port) l.peerPorts.set(clientKey, port);
+    l.datagrams++;
+    this.udpClients.set(flow.id, { socket: l.socket, addr: rinfo.address, port: rinfo.port });
+    this.runtime.kick();
+  }
+
+  private udpReply(flow: InboundUdpFlow, payload: Buffer): void {
+    const c = this.udpClients.get(flow.id);
+    if (!c) return;
+    // payload is a view into the TAP's read buffer: copy before the async send.
+    try {
+      c.socket.send(Buffer.from(payload), c.port, c.addr, (err) => {
+        if (err) this.log.debug({ err: err.message }, 'udp forward reply failed');
+      });
+    } catch {
+      // The forward was removed (socket closed): the reply has nowhere to go.
+      this.udpClients.delete(flow.id);
+    }
+  }
+
   remove(id: number): void {
+    const u = this.udpListeners.get(id);
+    if (u) {
+      this.udpListeners.delete(id);
+      u.socket.close();
+      this.log.info({ id }, 'forward removed');
+      return;
+    }
     const l = this.listeners.get(id);
     if (!l) return;
     this.listeners.delete(id);
@@ -71,29 +148,31 @@ export class Forwarder implements ForwardBackend {
 
   stats(): Record<string, unknown> {
     return {
-      forwards: [...this.listeners.entries()].map(([id, l]) => ({ id, proto: l.spec.proto, accepted: l.accepted })),
+      forwards: [
+        ...[...this.listeners.entries()].map(([id, l]) => ({ id, proto: l.spec.proto, accepted: l.accepted })),
+        ...[...this.udpListeners.entries()].map(([id, l]) => ({ id, proto: 'udp', datagrams: l.datagrams })),
+      ],
       forwardedConnections: this.connections,
       ...this.runtime.stats(),
     };
   }
 
   closeAll(): void {
-    for (const id of [...this.listeners.keys()]) this.remove(id);
+    for (const id of [...this.listeners.keys(), ...this.udpListeners.keys()]) this.remove(id);
   }
 
-  /** The client's address as the guest sees it: its IPv4 address, or the gateway. */
-  private peerAddress(socket: net.Socket): number {
-    const cfg = this.runtime.stack.config;
-    let addr = socket.remoteAddress ?? '';
+  /** A client's address as the guest sees it: its IPv4 address, or the gateway (loopback, IPv6). */
+  private peerOf(address: string): number {
+    let addr = address;
     if (addr.startsWith('::ffff:')) addr = addr.slice(7);
-    if (!net.isIPv4(addr) || addr.startsWith('127.')) return cfg.gateway;
+    if (!net.isIPv4(addr) || addr.startsWith('127.')) return this.runtime.stack.config.gateway;
     return ipv4FromString(addr);
   }
 
   private accept(l: Listener, socket: net.Socket): void {
     const tcp = this.runtime.stack.tcp!;
     const now = performance.now();
-    const peer = this.peerAddress(socket);
+    const peer = this.peerOf(socket.remoteAddress ?? '');
     const guest = ipv4FromString(l.spec.guestAddr);
     let port = socket.remotePort ?? 0;
     let flow = port > 0 ? tcp.connectInbound(now, peer, port, guest, l.spec.guestPort) : undefined;

@@ -13,7 +13,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { attachRecvErr, type RecvErrHandle, type SockError } from '../../native/index.js';
-import type { UdpFlow, UdpHooks, UdpTable } from '../stack/udp.js';
+import type { InboundUdpFlow, UdpFlow, UdpHooks, UdpTable } from '../stack/udp.js';
 import { ipv4FromString, ipv4ToString } from '../wire/address.js';
 import type { Logger } from './log.js';
 
@@ -63,6 +63,17 @@ export class UdpHost implements UdpHooks {
 
   bind(table: UdpTable): void {
     this.table = table;
+  }
+
+  /** Port forwarding's UDP side (set by the Forwarder). */
+  forward: { reply(flow: InboundUdpFlow, payload: Buffer): void; closed(flow: InboundUdpFlow): void } | undefined;
+
+  forwardReply(flow: InboundUdpFlow, payload: Buffer): void {
+    this.forward?.reply(flow, payload);
+  }
+
+  forwardClosed(flow: InboundUdpFlow): void {
+    this.forward?.closed(flow);
   }
 
   get sockets(): number {

@@ -8,10 +8,10 @@ export interface IdleEntry {
   lastActive: number;
 }
 
-export class IdleTable<F extends IdleEntry> {
-  private readonly byKey = new Map<number, F>();
+export class IdleTable<F extends IdleEntry, K extends number | string = number> {
+  private readonly byKey = new Map<K, F>();
   private readonly byId = new Map<number, F>();
-  private readonly keyOf = new Map<number, number>();
+  private readonly keyOf = new Map<number, K>();
 
   constructor(
     readonly idleMs: number,
@@ -22,7 +22,7 @@ export class IdleTable<F extends IdleEntry> {
     return this.byKey.size;
   }
 
-  lookup(key: number): F | undefined {
+  lookup(key: K): F | undefined {
     return this.byKey.get(key);
   }
 
@@ -45,7 +45,7 @@ export class IdleTable<F extends IdleEntry> {
     return first.done ? undefined : first.value;
   }
 
-  insert(key: number, f: F): void {
+  insert(key: K, f: F): void {
     this.byKey.set(key, f);
     this.byId.set(f.id, f);
     this.keyOf.set(f.id, key);

@@ -33,8 +33,26 @@ export interface UdpFlow {
   bytesIn: number;
 }
 
+/**
+ * A port-forwarded UDP conversation: a host client (as the guest sees it:
+ * peerIp:peerPort) talking to guestIp:guestPort through forward `forwardId`.
+ */
+export interface InboundUdpFlow {
+  readonly id: number;
+  readonly forwardId: number;
+  readonly guestIp: number;
+  readonly guestPort: number;
+  readonly peerIp: number;
+  readonly peerPort: number;
+  lastActive: number;
+}
+
 /** What the shell does for UDP. */
 export interface UdpHooks {
+  /** The guest answered a forwarded client: send payload back to that client. */
+  forwardReply?(flow: InboundUdpFlow, payload: Buffer): void;
+  /** A forwarded conversation expired. */
+  forwardClosed?(flow: InboundUdpFlow): void;
   /** Send payload from the flow's host socket to addr:port (addr as a number). */
   send(flow: UdpFlow, addr: number, port: number, payload: Buffer): void;
   /** Forward a DNS query (to the nameservers, in order). */
@@ -47,8 +65,13 @@ function flowKey(ip: number, port: number): number {
   return ip * 65536 + port;
 }
 
+function inboundKey(guestIp: number, guestPort: number, peerIp: number, peerPort: number): string {
+  return `${guestIp}:${guestPort}:${peerIp}:${peerPort}`;
+}
+
 export class UdpTable {
   private readonly flows: IdleTable<UdpFlow>;
+  private readonly inbound: IdleTable<InboundUdpFlow, string>;
   private nextId = 1;
 
   constructor(
@@ -58,10 +81,42 @@ export class UdpTable {
     private readonly nat: NatOptions = {},
   ) {
     this.flows = new IdleTable(idleMs, MAX_UDP_FLOWS);
+    this.inbound = new IdleTable(idleMs, MAX_UDP_FLOWS);
   }
 
   get size(): number {
-    return this.flows.size;
+    return this.flows.size + this.inbound.size;
+  }
+
+  /**
+   * A datagram from a forwarded client to guestIp:guestPort, appearing to
+   * come from peerIp:peerPort. Returns the conversation, or undefined when
+   * that source is already used by another forward's conversation (the
+   * caller picks another peer port).
+   */
+  forwardIn(now: number, forwardId: number, peerIp: number, peerPort: number, guestIp: number, guestPort: number, payload: Buffer): InboundUdpFlow | undefined {
+    const key = inboundKey(guestIp, guestPort, peerIp, peerPort);
+    let flow = this.inbound.lookup(key);
+    if (flow && flow.forwardId !== forwardId) return undefined;
+    if (!flow) {
+      if (this.inbound.full) this.removeInbound(this.inbound.oldest()!);
+      flow = { id: this.nextId++, forwardId, guestIp, guestPort, peerIp, peerPort, lastActive: now };
+      this.inbound.insert(key, flow);
+      this.ctx.counters.count('udp-forward-flow-opened');
+    }
+    this.inbound.touch(flow, now);
+    const cfg = this.ctx.config;
+    if (payload.length + UDP_HEADER_LEN + 20 > cfg.mtu) {
+      this.ctx.drop('udp-forward-too-big', String(payload.length));
+      return flow;
+    }
+    this.ctx.sendToGuest(guestIp, udpFrame(this.ctx.ownMac(peerIp) ?? cfg.gatewayMac, 0, peerIp, guestIp, peerPort, guestPort, payload));
+    return flow;
+  }
+
+  private removeInbound(flow: InboundUdpFlow): void {
+    this.inbound.remove(flow);
+    this.hooks.forwardClosed?.(flow);
   }
 
   get(id: number): UdpFlow | undefined {
@@ -73,6 +128,15 @@ export class UdpTable {
     const cfg = this.ctx.config;
     if (!udp.verifyChecksumV4(ip.src, ip.dst)) throw new WireError('udp-bad-checksum');
     const repr = UdpRepr.parse(udp);
+    // A reply to a port-forwarded client goes back through its forward.
+    if (this.inbound.size > 0) {
+      const fwd = this.inbound.lookup(inboundKey(ip.src, repr.srcPort, ip.dst, repr.dstPort));
+      if (fwd) {
+        this.inbound.touch(fwd, now);
+        this.hooks.forwardReply?.(fwd, repr.payload);
+        return;
+      }
+    }
     const route = routeFor(cfg, ip.dst, repr.dstPort, 'udp', this.nat);
     switch (route.kind) {
       case 'drop':
@@ -172,14 +236,16 @@ export class UdpTable {
   /** Closes flows idle for idleMs. */
   expire(now: number): void {
     for (const flow of this.flows.expired(now)) this.remove(flow, 'idle');
+    for (const flow of this.inbound.expired(now)) this.removeInbound(flow);
   }
 
   /** When expire() next has work (Infinity when there are no flows). */
   pollAt(): number {
-    return this.flows.pollAt();
+    return Math.min(this.flows.pollAt(), this.inbound.pollAt());
   }
 
   closeAll(): void {
+    for (const flow of [...this.inbound.values()]) this.removeInbound(flow);
     for (const flow of [...this.flows.values()]) this.remove(flow, 'shutdown');
   }
 }

@@ -119,6 +119,18 @@ export async function stopTsnet(t: Tsnet, graceMs = 5000): Promise<{ code: numbe
   return r;
 }
 
+/** Asks a running tsnet for its counters (SIGUSR1 → one "tsnet stats {json}" line on stderr). */
+export async function statsOf(t: Tsnet): Promise<Record<string, any>> {
+  const before = t.stderr().length;
+  t.proc.kill('SIGUSR1');
+  let line: string | undefined;
+  await waitFor(() => {
+    line = /tsnet stats (.*)\n/.exec(t.stderr().slice(before))?.[1];
+    return line !== undefined;
+  }, 5000, 'tsnet stats on SIGUSR1');
+  return JSON.parse(line!);
+}
+
 /** A temp dir the test user can write to. */
 export function userTempDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));

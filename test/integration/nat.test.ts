@@ -16,9 +16,9 @@ import {
   readyFrom,
   runAs,
   startTsnet,
+  statsOf,
   stopTsnet,
   userTempDir,
-  waitFor,
   type Tsnet,
 } from './harness.js';
 import { closedPort, dnsServer, echoServer, sinkServer, sourceServer, udpEchoServer } from './servers.js';
@@ -30,18 +30,6 @@ const LOSSY = FULL ? 1024 * MiB : 4 * MiB;
 const CONNS = FULL ? 500 : 100;
 const CONN_BYTES = FULL ? MiB : 256 * 1024;
 const LONG = FULL ? 3_600_000 : 180_000;
-
-async function stats(t: Tsnet): Promise<Record<string, any>> {
-  const before = t.stderr().length;
-  t.proc.kill('SIGUSR1');
-  let line: string | undefined;
-  await waitFor(() => {
-    const m = /tsnet stats (.*)\n/.exec(t.stderr().slice(before));
-    line = m?.[1];
-    return line !== undefined;
-  }, 5000, 'tsnet stats on SIGUSR1');
-  return JSON.parse(line!);
-}
 
 function fdCount(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;
@@ -99,7 +87,7 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
       const up = await ns.guest(['upload', '10.0.2.2', String(sink.port), String(LOSSY)], LONG);
       const [bytes, sha] = up.split(' ');
       expect(sink.received).toEqual([{ bytes: Number(bytes), sha256: sha }]);
-      const s = await stats(tsnet!);
+      const s = await statsOf(tsnet!);
       expect(s.fault.dropped).toBeGreaterThan(0);
       expect(s.fault.corrupted).toBeGreaterThan(0);
     } finally {
@@ -116,11 +104,11 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
       expect(await ns.guest(['echo-many', '10.0.2.2', String(echo.port), String(CONNS), String(CONN_BYTES)], LONG)).toBe(`ok ${CONNS}`);
       expect(echo.connections()).toBe(CONNS);
       // Flows leave the table once both sides closed (TIME_WAIT, if ours, is short).
-      let s = await stats(t);
+      let s = await statsOf(t);
       const t0 = Date.now();
       while ((s.tcpFlows !== 0 || s.hostTcpSockets !== 0) && Date.now() - t0 < 10_000) {
         await new Promise((r) => setTimeout(r, 250));
-        s = await stats(t);
+        s = await statsOf(t);
       }
       expect(s.tcpFlows).toBe(0);
       expect(s.hostTcpSockets).toBe(0);

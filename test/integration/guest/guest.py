@@ -20,6 +20,12 @@ Each subcommand prints one line of results for the test to parse.
                                      with "peer=ADDR:PORT" and close
   serve-sink PORT                    accept one connection, read to EOF, answer
                                      "<bytes> <sha256>", close
+  serve-source PORT NBYTES           accept one connection, send NBYTES random
+                                     bytes, close; print "<bytes> <sha256>"
+  serve-echo PORT                    echo server, a thread per connection (runs
+                                     until killed)
+  udp-echo-server PORT               echo every datagram back, prefixed with
+                                     the sender "ADDR:PORT " (until killed)
 """
 import errno
 import hashlib
@@ -207,6 +213,54 @@ def serve_sink(port):
     c.close()
 
 
+def serve_source(port, nbytes):
+    nbytes = int(nbytes)
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", int(port)))
+    ls.listen(1)
+    print("listening", flush=True)
+    c, _ = ls.accept()
+    h = hashlib.sha256()
+    left = nbytes
+    while left > 0:
+        b = os.urandom(min(CHUNK, left))
+        c.sendall(b)
+        h.update(b)
+        left -= len(b)
+    c.close()
+    print(nbytes, h.hexdigest(), flush=True)
+
+
+def serve_echo(port):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", int(port)))
+    ls.listen(1024)
+    print("listening", flush=True)
+
+    def handle(c):
+        with c:
+            while True:
+                b = c.recv(CHUNK)
+                if not b:
+                    return
+                c.sendall(b)
+
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+def udp_echo_server(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", int(port)))
+    print("listening", flush=True)
+    while True:
+        data, addr = s.recvfrom(65535)
+        s.sendto(("%s:%d " % addr).encode() + data, addr)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {
@@ -220,4 +274,7 @@ if __name__ == "__main__":
         "dns-udp": dns_udp,
         "serve-peer": serve_peer,
         "serve-sink": serve_sink,
+        "serve-source": serve_source,
+        "serve-echo": serve_echo,
+        "udp-echo-server": udp_echo_server,
     }[cmd](*args)
