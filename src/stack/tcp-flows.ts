@@ -74,11 +74,24 @@ const INBOUND_SYN_RETRIES = 2;
  * at most this many full segments.
  */
 const MAX_SEGMENTS_IN_FLIGHT = 512;
+/**
+ * The same queue is shared by every connection: the sum of the windows we
+ * advertise is kept to about this many segments, split evenly (at least 2
+ * segments each). Measured: 200 connections each offered a 746 KB window
+ * overflowed the TAP queue, and the guest's retransmissions backed off to
+ * 120 s RTOs.
+ */
+const TOTAL_SEGMENTS_IN_FLIGHT = 768;
 
 export function connectionConfig(mtu: number, iss: number, over: Partial<TcpConnectionConfig> = {}): TcpConnectionConfig {
   const mss = mtu - 40;
   const buf = Math.min(MAX_BUFFER, MAX_SEGMENTS_IN_FLIGHT * mss);
   return { mss, rcvBufSize: buf, sndBufSize: buf, iss, ...over };
+}
+
+/** Each connection's share of the TAP queue (see TOTAL_SEGMENTS_IN_FLIGHT). */
+function windowShare(mss: number, connections: number): number {
+  return Math.max(2 * mss, Math.floor((TOTAL_SEGMENTS_IN_FLIGHT * mss) / Math.max(1, connections)));
 }
 
 export class TcpTable {
@@ -93,6 +106,9 @@ export class TcpTable {
   private readonly scratch = Buffer.allocUnsafeSlow(65536 + 128);
   /** Counters of flows that are gone; stats() adds the live ones. */
   private readonly closedTotals: TcpConnectionStats = emptyStats();
+
+  /** Shared receive-window ceiling handed to every connection. */
+  private readonly windowLimit = (): number => windowShare(this.ctx.config.mtu - 40, this.byId.size);
 
   constructor(
     private readonly ctx: StackContext,
@@ -205,7 +221,7 @@ export class TcpTable {
     const conn = TcpConnection.fromSyn(
       now,
       seg,
-      connectionConfig(this.ctx.config.mtu, this.opts.iss(), this.opts.conn),
+      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { windowLimit: this.windowLimit, ...this.opts.conn }),
       this.events(() => flow2!),
     );
     flow2 = {
@@ -245,7 +261,7 @@ export class TcpTable {
       now,
       peerPort,
       guestPort,
-      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, ...this.opts.conn }),
+      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, windowLimit: this.windowLimit, ...this.opts.conn }),
       this.events(() => flow!),
     );
     flow = {

@@ -27,6 +27,21 @@ describe('sending data', () => {
     expect(h.conn.stats.bytesOut).toBe(20_000);
   });
 
+  it('keeps ACKs inside the peer window after the peer shrank it and dropped data (tcp_acceptable_seq)', () => {
+    const h = established();
+    h.conn.send(pattern(0, 14_600));
+    expect(h.out()).toHaveLength(10); // SND.MAX = o(14600)
+    // The peer (Linux under receive-memory pressure) pruned everything after
+    // its RCV.NXT = o(0) and now offers 1024 bytes; it also sends us data.
+    h.in({ ...ACK, seq: g(0), ack: o(0), window: 1024, payload: pattern(0, 1460) });
+    h.in({ ...ACK, seq: g(1460), ack: o(0), window: 1024, payload: pattern(1460, 1460) });
+    const [ackSeg] = h.out().filter((s) => s.payload.length === 0);
+    // SEQ = SND.MAX (o(14600)) would lie beyond RCV.NXT + RCV.WND: the peer
+    // would drop the segment, ACK field included. The window's right edge is
+    // acceptable.
+    expectSeg(ackSeg, { flags: 'A', seq: o(1024), ack: g(2920) });
+  });
+
   it('retransmits after RTO and doubles it', () => {
     const h = established();
     h.now = 100;
