@@ -5,7 +5,9 @@
 // loopback only. Speed is measured here, never asserted in `npm test`.
 //
 // Metrics per stack: iperf3 container→host and host→container (-R) at MTU
-// 65520 and 1500, 1-byte TCP request/response latency p50/p99 and
+// 65520 and 1500, iperf3 through a port forward added with the
+// slirp4netns-style API (tsnet and slirp4netns), 1-byte TCP
+// request/response latency p50/p99 and
 // connect+request+close rate (bench/rr.py), launch-to-ready time, peak RSS of
 // the stack process. Prints a table and writes JSON (--out).
 //
@@ -14,6 +16,7 @@
 
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,7 +68,35 @@ interface Attached {
   pid: number;
   dst: string;
   readyMs: number;
+  /** The slirp4netns-style API socket, for stacks that have one. */
+  api?: string;
   cleanup: () => Promise<void>;
+}
+
+/** A temp dir the unprivileged user can write an API socket into. */
+function userDir(prefix: string): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(d, 0o777);
+  return d;
+}
+
+/** One request to a slirp4netns-compatible API socket. */
+function apiCall(sock: string, req: object): Promise<Record<string, any>> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(sock);
+    let out = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (out += d));
+    c.on('end', () => {
+      try {
+        resolve(JSON.parse(out));
+      } catch (e) {
+        reject(e);
+      }
+    });
+    c.on('error', reject);
+    c.end(JSON.stringify(req));
+  });
 }
 
 /** A fresh rootless namespace held by `sleep`. */
@@ -96,19 +127,26 @@ function hostDefaultGateway(): string | undefined {
 
 async function attach(stack: string, mtu: number, nsPid: number): Promise<Attached> {
   const t0 = performance.now();
-  if (stack === 'tsnet') {
-    const proc = spawnAs(runAs, process.execPath, [path.join(stage, 'dist/src/cli/main.js'), 'attach', '-c', '--mtu', String(mtu), '-r', '3', String(nsPid)], {
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-    });
+  if (stack === 'tsnet' || stack === 'slirp4netns') {
+    const dir = userDir('tsnet-bench-api-');
+    const api = path.join(dir, 'api.sock');
+    const args =
+      stack === 'tsnet'
+        ? [process.execPath, path.join(stage, 'dist/src/cli/main.js'), 'attach', '-c', '--mtu', String(mtu), '-r', '3', '--api-socket', api, String(nsPid)]
+        : ['slirp4netns', '--configure', `--mtu=${mtu}`, '-r', '3', '--api-socket', api, String(nsPid), 'tap0'];
+    const proc = spawnAs(runAs, args[0]!, args.slice(1), { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
     const readyMs = await readyFd(proc, t0);
-    return { proc, pid: proc.pid!, dst: '10.0.2.2', readyMs, cleanup: () => stop(proc) };
-  }
-  if (stack === 'slirp4netns') {
-    const proc = spawnAs(runAs, 'slirp4netns', ['--configure', `--mtu=${mtu}`, '-r', '3', String(nsPid), 'tap0'], {
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-    });
-    const readyMs = await readyFd(proc, t0);
-    return { proc, pid: proc.pid!, dst: '10.0.2.2', readyMs, cleanup: () => stop(proc) };
+    return {
+      proc,
+      pid: proc.pid!,
+      dst: '10.0.2.2',
+      readyMs,
+      api,
+      cleanup: async () => {
+        await stop(proc);
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
   }
   // pasta daemonizes once the namespace is configured; its PID comes from -P.
   const gw = hostDefaultGateway();
@@ -189,6 +227,34 @@ async function rr(exec: (args: string[], t: number) => Promise<string>, dst: str
 
 type Row = Record<string, number | string | undefined>;
 
+/**
+ * iperf3 through a port forward added with the API (add_hostfwd): the
+ * server runs inside the namespace, the client on the host connects to the
+ * forwarded loopback port. Gbit/s host→container and container→host (-R).
+ */
+async function forwardedIperf(api: string, nsPid: number, secs: number): Promise<{ in: number; out: number }> {
+  const guestPort = 5201;
+  const add = await apiCall(api, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: nextPort, guest_port: guestPort } });
+  if (!add.return) throw new Error(`add_hostfwd: ${JSON.stringify(add)}`);
+  const hostPort = nextPort++;
+  const result = { in: 0, out: 0 };
+  for (const reverse of [false, true]) {
+    const server = spawnAs(runAs, 'nsenter', ['--preserve-credentials', '-U', '-n', '-t', String(nsPid), 'iperf3', '-s', '-1', '-p', String(guestPort)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const done = collect(server, (secs + 30) * 1000);
+    await new Promise((r) => setTimeout(r, 400));
+    const r = await run(runAs, 'iperf3', ['-c', '127.0.0.1', '-p', String(hostPort), '-t', String(secs), '-J', ...(reverse ? ['-R'] : [])], {
+      timeoutMs: (secs + 30) * 1000,
+    });
+    await done.catch(() => {});
+    const gbps = JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
+    if (reverse) result.out = gbps;
+    else result.in = gbps;
+  }
+  return result;
+}
+
 async function benchStack(stack: string, args: Args): Promise<Row> {
   const row: Row = {};
   for (const mtu of args.mtus) {
@@ -210,6 +276,11 @@ async function benchStack(stack: string, args: Args): Promise<Row> {
         row.rrP50 = r.p50;
         row.rrP99 = r.p99;
         row.crr = r.crr;
+        if (a.api) {
+          const f = await forwardedIperf(a.api, ns.pid!, args.secs);
+          row.fwdIn = f.in;
+          row.fwdOut = f.out;
+        }
       }
       const rss = peakRssMiB(a.pid);
       if (rss !== undefined) row[`rss${mtu}`] = rss;
@@ -288,6 +359,8 @@ function table(results: Record<string, Row>, args: Args): string {
     metrics.push([`up${mtu}`, `container→host Gbit/s, MTU ${mtu}`, 2, true]);
     metrics.push([`down${mtu}`, `host→container Gbit/s, MTU ${mtu}`, 2, true]);
   }
+  metrics.push(['fwdIn', 'forwarded port host→container Gbit/s (65520)', 2, true]);
+  metrics.push(['fwdOut', 'forwarded port container→host Gbit/s (65520)', 2, true]);
   metrics.push(['rrP50', 'TCP RR p50 µs (MTU 65520)', 0, false]);
   metrics.push(['rrP99', 'TCP RR p99 µs (MTU 65520)', 0, false]);
   metrics.push(['crr', 'connect+1B+close per s', 0, true]);
