@@ -116,4 +116,14 @@ program
     });
   });
 
+program
+  .command('doctor')
+  .description('check every prerequisite for rootless networking, one line each with the fix; exit 0 only when tsnet can run')
+  .action(async () => {
+    const { runChecks, formatChecks } = await import('../launcher/doctor.js');
+    const { text, code } = formatChecks(runChecks());
+    process.stdout.write(text);
+    process.exitCode = code;
+  });
+
 program.parseAsync(process.argv).catch(reportFatal);

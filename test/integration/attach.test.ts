@@ -158,3 +158,17 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     }
   });
 });
+
+describe.skipIf(integrationSkip !== '')('tsnet doctor (as the unprivileged user)', () => {
+  it('reports every prerequisite on its own line and exits 0 on this machine', async () => {
+    const t = startTsnet(['doctor']);
+    const r = await t.exited;
+    const out = t.stderr();
+    for (const name of ['kernel', 'TUN device', 'user namespaces', 'unshare', 'nsenter', 'ip', 'subordinate ids', 'ICMP echo', 'Node.js']) {
+      expect(out).toMatch(new RegExp(`^(ok|PROBLEM|note)\\s+${name}\\s`, 'm'));
+    }
+    expect(out).toMatch(/^ok\s+TUN device\s+\/dev\/net\/tun mode 0666/m);
+    expect(r.code).toBe(0);
+    expect(out).toMatch(/tsnet can run here/);
+  });
+});
