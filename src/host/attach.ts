@@ -6,10 +6,10 @@
 import fs from 'node:fs';
 import { onPidExit, sharedPoller } from '../../native/index.js';
 import { PrereqError } from '../launcher/errors.js';
-import { checkTarget, parseTarget, type NetnsType } from '../launcher/target.js';
+import { checkTarget, parseTarget, type NetnsType, type Target } from '../launcher/target.js';
 import { openTap } from '../launcher/tap.js';
 import { configureInterface } from '../launcher/configure.js';
-import { makeConfig } from '../stack/config.js';
+import { makeConfig, type StackConfig } from '../stack/config.js';
 import { ipv4ToString } from '../wire/address.js';
 import { FaultPort, type FaultSpec } from './fault.js';
 import { makeLogger, type LogLevel, type Logger } from './log.js';
@@ -54,7 +54,7 @@ function checkFd(fd: number, flag: string): void {
 }
 
 /** Builds the port chain tap → fault → pcap; returns its top. */
-function buildPorts(tap: TapPort, o: AttachOptions, log: Logger): { top: Port; pcap?: PcapWriter; fault?: FaultPort } {
+function buildPorts(tap: TapPort, o: Pick<AttachOptions, 'fault' | 'pcap'>, log: Logger): { top: Port; pcap?: PcapWriter; fault?: FaultPort } {
   let top: Port = tap;
   let fault: FaultPort | undefined;
   let pcap: PcapWriter | undefined;
@@ -68,6 +68,94 @@ function buildPorts(tap: TapPort, o: AttachOptions, log: Logger): { top: Port; p
     top = new PcapPort(top, pcap);
   }
   return { top, pcap, fault };
+}
+
+/** What serveNetwork needs: the stack and port options shared by attach and run. */
+export type NetworkOptions = Omit<AttachOptions, 'target' | 'netnsType' | 'usernsPath' | 'readyFd' | 'exitFd'>;
+
+/** A running stack on a TAP in some namespace; close() releases everything it holds. */
+export interface Served {
+  readonly runtime: Runtime;
+  readonly tap: TapPort;
+  stats(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * Takes the TAP in target's namespace, configures it (-c), starts the stack
+ * with its ports, forwards (-p) and API socket. onFailure is called if the
+ * TAP later fails. On error everything opened so far is released.
+ */
+export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: Target, log: Logger, onFailure: (err: Error) => void): Promise<Served> {
+  const opened = await openTap(target, o.tapName);
+  log.info({ tap: opened.name, fd: opened.fd }, 'TAP device attached');
+  const tap = new TapPort(opened.fd, opened.name);
+  try {
+    if (o.configure) {
+      await configureInterface(target, cfg, opened.name);
+      log.info(
+        { tap: opened.name, addr: `${ipv4ToString(cfg.guest)}/${cfg.prefixLen}`, gw: ipv4ToString(cfg.gateway), mtu: cfg.mtu },
+        'interface configured',
+      );
+    }
+  } catch (e) {
+    await tap.close();
+    throw e;
+  }
+
+  const { top, pcap, fault } = buildPorts(tap, o, log);
+  const runtime = new Runtime(top, {
+    config: cfg,
+    log,
+    resolvConf: o.resolvConf,
+    disableDns: o.disableDns,
+    outboundAddr: o.outboundAddr,
+    udpIdleMs: o.udpIdleMs,
+  });
+  tap.onBatchEnd = () => runtime.onBatchEnd();
+
+  const forwarder = new Forwarder(runtime, log);
+  const forwards = new ForwardTable(forwarder, ipv4ToString(cfg.guest));
+  let api: ApiServer | undefined;
+  const release = async () => {
+    await api?.close();
+    forwarder.closeAll();
+    runtime.stop();
+    await tap.close();
+    pcap?.close();
+  };
+  try {
+    for (const spec of o.publish ?? []) {
+      await forwards.add(spec).catch((e: Error) => {
+        throw new PrereqError(`cannot publish ${spec.hostAddr}:${spec.hostPort} -> ${spec.guestPort}/${spec.proto}: ${e.message}`);
+      });
+    }
+    if (o.apiSocket !== undefined) {
+      api = new ApiServer(o.apiSocket, forwards, log);
+      await api.start().catch((e: Error) => {
+        throw new PrereqError(e.message);
+      });
+    }
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  tap.onFailure = onFailure;
+  tap.start();
+  log.info({ engine: tap.engine, gateway: ipv4ToString(cfg.gateway), dns: ipv4ToString(cfg.dns) }, 'stack serving');
+  return {
+    runtime,
+    tap,
+    stats: () => ({ ...runtime.stats(), tap: tap.stats, fault: fault?.counters }),
+    close: release,
+  };
+}
+
+/** SIGUSR1: one JSON line of counters on stderr (flows, bytes, drops by reason). Returns the remover. */
+export function statsOnSignal(served: Served): () => void {
+  const onStats = () => process.stderr.write(`tsnet stats ${JSON.stringify(served.stats())}\n`);
+  process.on('SIGUSR1', onStats);
+  return () => process.off('SIGUSR1', onStats);
 }
 
 export async function runAttach(o: AttachOptions): Promise<number> {
@@ -102,68 +190,17 @@ export async function runAttach(o: AttachOptions): Promise<number> {
     }
   }
 
-  const opened = await openTap(target, o.tapName).catch(async (e) => {
-    await cancelPidWatch?.();
-    throw e;
-  });
-  log.info({ tap: opened.name, fd: opened.fd }, 'TAP device attached');
-  const tap = new TapPort(opened.fd, opened.name);
+  let served: Served;
   try {
-    if (o.configure) {
-      await configureInterface(target, cfg, opened.name);
-      log.info(
-        { tap: opened.name, addr: `${ipv4ToString(cfg.guest)}/${cfg.prefixLen}`, gw: ipv4ToString(cfg.gateway), mtu: cfg.mtu },
-        'interface configured',
-      );
-    }
+    served = await serveNetwork(o, cfg, target, log, (err) => stop(`TAP device failed: ${err.message}`, 1));
   } catch (e) {
-    await tap.close();
-    await cancelPidWatch?.();
-    throw e;
-  }
-
-  const { top, pcap, fault } = buildPorts(tap, o, log);
-  const runtime = new Runtime(top, {
-    config: cfg,
-    log,
-    resolvConf: o.resolvConf,
-    disableDns: o.disableDns,
-    outboundAddr: o.outboundAddr,
-    udpIdleMs: o.udpIdleMs,
-  });
-  tap.onBatchEnd = () => runtime.onBatchEnd();
-
-  const forwarder = new Forwarder(runtime, log);
-  const forwards = new ForwardTable(forwarder, ipv4ToString(cfg.guest));
-  let api: ApiServer | undefined;
-  try {
-    for (const spec of o.publish ?? []) {
-      await forwards.add(spec).catch((e: Error) => {
-        throw new PrereqError(`cannot publish ${spec.hostAddr}:${spec.hostPort} -> ${spec.guestPort}/${spec.proto}: ${e.message}`);
-      });
-    }
-    if (o.apiSocket !== undefined) {
-      api = new ApiServer(o.apiSocket, forwards, log);
-      await api.start().catch((e: Error) => {
-        throw new PrereqError(e.message);
-      });
-    }
-  } catch (e) {
-    forwarder.closeAll();
-    runtime.stop();
-    await tap.close();
     await cancelPidWatch?.();
     await sharedPoller().close();
     throw e;
   }
-  tap.onFailure = (err) => stop(`TAP device failed: ${err.message}`, 1);
-  tap.start();
-  log.info({ engine: tap.engine }, 'TAP read engine');
 
   const onSignal = (sig: NodeJS.Signals) => stop(`received ${sig}`);
-  // SIGUSR1: one JSON line of counters on stderr (flows, bytes, drops by reason).
-  const onStats = () => process.stderr.write(`tsnet stats ${JSON.stringify({ ...runtime.stats(), tap: tap.stats, fault: fault?.counters })}\n`);
-  process.on('SIGUSR1', onStats);
+  const offStats = statsOnSignal(served);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
@@ -180,22 +217,17 @@ export async function runAttach(o: AttachOptions): Promise<number> {
     fs.writeSync(o.readyFd, '1');
     fs.closeSync(o.readyFd);
   }
-  log.info({ gateway: ipv4ToString(cfg.gateway), dns: ipv4ToString(cfg.dns) }, 'stack serving');
 
   await stopped;
   log.info({ reason: stopReason }, 'stopping');
-  process.off('SIGUSR1', onStats);
+  offStats();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   process.off('SIGHUP', onSignal);
-  await api?.close();
-  forwarder.closeAll();
-  runtime.stop();
-  await tap.close();
+  await served.close();
   await cancelPidWatch?.();
   if (o.exitFd !== undefined) await sharedPoller().remove(o.exitFd);
   await sharedPoller().close();
-  pcap?.close();
-  log.info({ counters: runtime.stats(), tap: tap.stats, fault: fault?.counters }, 'final counters');
+  log.info({ counters: served.stats() }, 'final counters');
   return exitCode;
 }
