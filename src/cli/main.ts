@@ -19,6 +19,9 @@ import {
   secondsOption,
 } from './options.js';
 import { DEFAULT_CIDR, DEFAULT_MTU } from '../stack/config.js';
+
+/** tsnet run's default MTU, as podman and rootlesskit use. */
+const RUN_DEFAULT_MTU = 65520;
 import { reportFatal } from './fatal.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -29,69 +32,99 @@ const program = new Command()
   .version(pkg.version, '-V, --version')
   .showHelpAfterError('(run with --help for usage)');
 
-program
-  .command('attach')
-  .description(
-    'attach a TAP device inside an existing network namespace and serve it until SIGINT/SIGTERM, ' +
-      'until --exit-fd hangs up, or (PID mode) until the target process exits',
-  )
-  .argument('<target>', 'PID of a process in the namespace, a netns path (--netns-type=path) or a TAP fd (--netns-type=tapfd)')
-  .argument('[tapname]', 'TAP device name inside the namespace', 'tap0')
-  .option('-c, --configure', 'bring up lo and the TAP, set MTU/MAC, 10.0.2.100/24 and the default route via 10.0.2.2', false)
-  .option('-m, --mtu <mtu>', `MTU of the TAP (68-65521)`, mtuOption, DEFAULT_MTU)
-  .option('--cidr <cidr>', 'virtual network (prefix 1-25); gateway=.2, DNS=.3, guest=.100', cidrOption, DEFAULT_CIDR)
-  .addOption(
-    new Option('--netns-type <type>', 'what <target> names: pid, path or tapfd').argParser(netnsTypeOption).default('pid'),
-  )
-  .option('--userns-path <path>', 'user namespace to join with --netns-type=path')
-  .option('-r, --ready-fd <fd>', 'write "1" to this fd and close it once the stack is serving', fdOption)
-  .option('-e, --exit-fd <fd>', 'exit when this fd hangs up (its other end is closed)', fdOption)
-  .option('--macaddress <mac>', 'MAC address of the TAP (requires --configure)', macOption)
-  .option('--disable-host-loopback', 'TCP/UDP to the gateway get ICMP net unreachable instead of reaching host 127.0.0.1', false)
-  .option('--disable-dns', 'drop DNS queries to the DNS address (10.0.2.3)', false)
-  .option('--resolv-conf <file>', 'nameservers for the DNS address, tried in order', '/etc/resolv.conf')
-  .option('--outbound-addr <addr>', 'local IPv4 address (or interface name) for outgoing TCP/UDP sockets', outboundAddrOption)
-  .option('--udp-idle-timeout <seconds>', 'close a UDP flow after this long without traffic', secondsOption, 60)
-  .option(
-    '-p, --publish <spec>',
-    'publish a guest port on the host: [HOSTADDR:]HOSTPORT:GUESTPORT[/tcp|/udp], HOSTADDR IPv4 or [IPv6], ranges 8000-8010:8000-8010; repeatable',
-    publishOption,
-    [],
-  )
-  .option('-a, --api-socket <path>', 'slirp4netns-compatible JSON API socket (add_hostfwd, list_hostfwd, remove_hostfwd, get_stats)')
-  .option('--pcap <file>', 'write every frame, both directions, to a pcap file (tshark -r reads it)')
-  .option(
-    '--fault <spec>',
-    'inject faults at the TAP boundary, both directions: comma list of drop=P,duplicate=P,reorder=P,corrupt=P,seed=N (P a probability)',
-    faultOption,
-  )
-  .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').argParser(logLevelOption).default('warn'))
-  .action(async (target: string, tapname: string, o) => {
-    const { runAttach } = await import('../host/attach.js');
-    const code = await runAttach({
-      target,
-      tapName: tapname,
-      netnsType: o.netnsType,
-      usernsPath: o.usernsPath,
-      configure: o.configure,
-      mtu: o.mtu,
-      cidr: o.cidr,
-      macAddress: o.macaddress,
-      disableHostLoopback: o.disableHostLoopback,
-      readyFd: o.readyFd,
-      exitFd: o.exitFd,
-      pcap: o.pcap,
-      fault: o.fault,
-      logLevel: o.logLevel,
-      resolvConf: o.resolvConf,
-      disableDns: o.disableDns,
-      outboundAddr: o.outboundAddr,
-      udpIdleMs: o.udpIdleTimeout * 1000,
-      publish: o.publish,
-      apiSocket: o.apiSocket,
-    });
-    process.exitCode = code;
+/** The network flags attach and run share (run defaults the MTU to 65520, like podman). */
+function networkOptions(cmd: Command, defaultMtu: number): Command {
+  return cmd
+    .option('-m, --mtu <mtu>', 'MTU of the TAP (68-65521)', mtuOption, defaultMtu)
+    .option('--cidr <cidr>', 'virtual network (prefix 1-25); gateway=.2, DNS=.3, guest=.100', cidrOption, DEFAULT_CIDR)
+    .option('--macaddress <mac>', 'MAC address of the TAP (attach: requires --configure)', macOption)
+    .option('--disable-host-loopback', 'TCP/UDP to the gateway get ICMP net unreachable instead of reaching host 127.0.0.1', false)
+    .option('--disable-dns', 'drop DNS queries to the DNS address (10.0.2.3)', false)
+    .option('--resolv-conf <file>', 'nameservers for the DNS address, tried in order', '/etc/resolv.conf')
+    .option('--outbound-addr <addr>', 'local IPv4 address (or interface name) for outgoing TCP/UDP sockets', outboundAddrOption)
+    .option('--udp-idle-timeout <seconds>', 'close a UDP flow after this long without traffic', secondsOption, 60)
+    .option(
+      '-p, --publish <spec>',
+      'publish a guest port on the host: [HOSTADDR:]HOSTPORT:GUESTPORT[/tcp|/udp], HOSTADDR IPv4 or [IPv6], ranges 8000-8010:8000-8010; repeatable',
+      publishOption,
+      [],
+    )
+    .option('-a, --api-socket <path>', 'slirp4netns-compatible JSON API socket (add_hostfwd, list_hostfwd, remove_hostfwd, get_stats)')
+    .option('--pcap <file>', 'write every frame, both directions, to a pcap file (tshark -r reads it)')
+    .option(
+      '--fault <spec>',
+      'inject faults at the TAP boundary, both directions: comma list of drop=P,duplicate=P,reorder=P,corrupt=P,seed=N (P a probability)',
+      faultOption,
+    )
+    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').argParser(logLevelOption).default('warn'));
+}
+
+/** The typed network options from parsed flags. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function networkConfig(o: any) {
+  return {
+    mtu: o.mtu as number,
+    cidr: o.cidr as string,
+    macAddress: o.macaddress as string | undefined,
+    disableHostLoopback: o.disableHostLoopback as boolean,
+    pcap: o.pcap as string | undefined,
+    fault: o.fault,
+    logLevel: o.logLevel,
+    resolvConf: o.resolvConf as string,
+    disableDns: o.disableDns as boolean,
+    outboundAddr: o.outboundAddr as string | undefined,
+    udpIdleMs: (o.udpIdleTimeout as number) * 1000,
+    publish: o.publish,
+    apiSocket: o.apiSocket as string | undefined,
+  };
+}
+
+networkOptions(
+  program
+    .command('attach')
+    .description(
+      'attach a TAP device inside an existing network namespace and serve it until SIGINT/SIGTERM, ' +
+        'until --exit-fd hangs up, or (PID mode) until the target process exits',
+    )
+    .argument('<target>', 'PID of a process in the namespace, a netns path (--netns-type=path) or a TAP fd (--netns-type=tapfd)')
+    .argument('[tapname]', 'TAP device name inside the namespace', 'tap0')
+    .option('-c, --configure', 'bring up lo and the TAP, set MTU/MAC, 10.0.2.100/24 and the default route via 10.0.2.2', false)
+    .addOption(
+      new Option('--netns-type <type>', 'what <target> names: pid, path or tapfd').argParser(netnsTypeOption).default('pid'),
+    )
+    .option('--userns-path <path>', 'user namespace to join with --netns-type=path')
+    .option('-r, --ready-fd <fd>', 'write "1" to this fd and close it once the stack is serving', fdOption)
+    .option('-e, --exit-fd <fd>', 'exit when this fd hangs up (its other end is closed)', fdOption),
+  DEFAULT_MTU,
+).action(async (target: string, tapname: string, o) => {
+  const { runAttach } = await import('../host/attach.js');
+  process.exitCode = await runAttach({
+    ...networkConfig(o),
+    target,
+    tapName: tapname,
+    netnsType: o.netnsType,
+    usernsPath: o.usernsPath,
+    configure: o.configure,
+    readyFd: o.readyFd,
+    exitFd: o.exitFd,
   });
+});
+
+networkOptions(
+  program
+    .command('run')
+    .description(
+      'run CMD in new user (you as root), mount, network, PID and UTS namespaces with tsnet attached and configured ' +
+        'before CMD starts; exits with CMD\'s status',
+    )
+    .argument('<cmd...>', 'the command and its arguments (put -- before it)')
+    .option('--hostname <name>', 'hostname inside (also in its /etc/hosts)', 'tsnet')
+    .option('--map-auto', 'also map your subordinate uid/gid ranges (/etc/subuid, newuidmap) so other uids exist inside', false),
+  RUN_DEFAULT_MTU,
+).action(async (cmd: string[], o) => {
+  const { runWorkload } = await import('../launcher/run.js');
+  process.exitCode = await runWorkload({ ...networkConfig(o), command: cmd, hostname: o.hostname, mapAuto: o.mapAuto });
+});
 
 program
   .command('replay')

@@ -1,0 +1,189 @@
+// `tsnet run -- CMD`: the rootless launcher. One command gives a workload
+// its own user (caller mapped to root), mount, network, PID (fresh /proc)
+// and UTS namespaces, built on util-linux `unshare`, and a working network
+// before the workload's first instruction:
+//
+//   tsnet ── unshare -r -m -n -p -u --fork --mount-proc --kill-child ── sh (stage)
+//              │                                                          │ bind-mounts resolv.conf/hosts,
+//              │ serveNetwork(target = the stage's PID, -c)               │ sets the hostname, then waits
+//              └──────────── "go" on the stage's fd 3 ───────────────────▶│ exec CMD (PID 1)
+//
+// stdin/stdout/stderr (and so the TTY) are passed through. CMD's exit status
+// becomes tsnet's (128+N when killed by signal N). SIGINT/SIGTERM/SIGHUP are
+// forwarded to CMD; as PID 1 it ignores signals it has no handler for, so
+// after a grace period the namespace is killed. When CMD exits, tsnet
+// stops the stack and removes its temp files: nothing is left behind.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sharedPoller } from '../../native/index.js';
+import { serveNetwork, statsOnSignal, type NetworkOptions } from '../host/attach.js';
+import { makeLogger } from '../host/log.js';
+import { makeConfig } from '../stack/config.js';
+import { ipv4ToString } from '../wire/address.js';
+import { checkSubordinateIds } from './doctor.js';
+import { PrereqError } from './errors.js';
+
+export interface RunOptions extends Omit<NetworkOptions, 'configure' | 'tapName'> {
+  command: string[];
+  hostname: string;
+  mapAuto: boolean;
+  /** How long CMD may take to exit after a forwarded signal before the namespace is killed. */
+  stopTimeoutMs?: number;
+}
+
+const DEFAULT_STOP_TIMEOUT_MS = 3000;
+
+// Runs inside the new namespaces (as root of the user namespace), before CMD.
+// $1 is the temp dir, $2 the hostname, the rest is CMD.
+const STAGE = `
+set -e
+dir=$1; name=$2; shift 2
+# The host's files stay untouched: these mounts exist only in our namespace.
+[ -e /etc/resolv.conf ] && mount --bind "$dir/resolv.conf" /etc/resolv.conf
+[ -e /etc/hosts ] && mount --bind "$dir/hosts" /etc/hosts
+hostname "$name" 2>/dev/null || busybox hostname "$name"
+read go <&3 || exit 125
+exec 3<&-
+exec "$@"
+`;
+
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+
+/**
+ * The host PID of the process unshare --fork created (PID 1 inside): the
+ * child in a network namespace other than ours — with --map-auto, unshare
+ * first forks a helper that runs newuidmap in the host namespaces.
+ */
+async function forkedChild(unsharePid: number, timeoutMs = 5000): Promise<number> {
+  const t0 = Date.now();
+  const ourNet = fs.readlinkSync('/proc/self/ns/net');
+  for (;;) {
+    try {
+      const kids = fs.readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim();
+      for (const k of kids ? kids.split(/\s+/) : []) {
+        try {
+          if (fs.readlinkSync(`/proc/${k}/ns/net`) !== ourNet) return Number(k);
+        } catch {
+          // exited meanwhile (the map helper)
+        }
+      }
+    } catch {
+      throw new PrereqError('the namespace launcher (unshare) exited before the workload could start: see the message above; `tsnet doctor` checks the prerequisites');
+    }
+    if (Date.now() - t0 > timeoutMs) throw new PrereqError('timed out waiting for unshare to create the namespaces');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export async function runWorkload(o: RunOptions): Promise<number> {
+  const log = makeLogger(o.logLevel);
+  if (o.mapAuto) {
+    const ids = checkSubordinateIds();
+    if (!ids.ok) throw new PrereqError(`--map-auto needs subordinate ids: ${ids.detail} (fix: ${ids.fix})`);
+  }
+  const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, macAddress: o.macAddress, disableHostLoopback: o.disableHostLoopback });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnet-run-'));
+  fs.chmodSync(dir, 0o755);
+  fs.writeFileSync(path.join(dir, 'resolv.conf'), `nameserver ${ipv4ToString(cfg.dns)}\n`);
+  fs.writeFileSync(
+    path.join(dir, 'hosts'),
+    `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${ipv4ToString(cfg.guest)}\t${o.hostname}\n`,
+  );
+
+  const unshareArgs = ['--user', '--map-root-user', ...(o.mapAuto ? ['--map-auto'] : []), '--mount', '--net', '--pid', '--uts', '--fork', '--mount-proc', '--kill-child'];
+  const child = spawn('unshare', [...unshareArgs, '--', '/bin/sh', '-c', STAGE, 'tsnet-stage', dir, o.hostname, ...o.command], {
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const spawnError = new Promise<never>((_, reject) =>
+    child.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'ENOENT' ? new PrereqError('unshare not found (ENOENT): install util-linux') : e),
+    ),
+  );
+  const cleanupDir = () => fs.rmSync(dir, { recursive: true, force: true });
+
+  let workload: number;
+  let served: Awaited<ReturnType<typeof serveNetwork>>;
+  try {
+    workload = await Promise.race([forkedChild(child.pid!), spawnError]);
+    served = await serveNetwork({ ...o, configure: true, tapName: 'tap0' }, cfg, { type: 'pid', pid: workload }, log, (err) =>
+      log.error({ err: err.message }, 'TAP device failed'),
+    );
+  } catch (e) {
+    child.kill('SIGKILL');
+    await exited;
+    cleanupDir();
+    await sharedPoller().close();
+    throw e;
+  }
+
+  // Forward stop signals to CMD; kill the namespace if it does not exit.
+  // As PID 1, CMD ignores signals it has no handler for (`sleep` would never
+  // die of SIGTERM): then the namespace is killed at once and tsnet reports
+  // the status the signal would have given (128+N).
+  let killTimer: NodeJS.Timeout | undefined;
+  let killedBy: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!catchesSignal(workload, SIGNALS[sig] ?? 0)) {
+      log.info({ signal: sig }, 'the workload (PID 1) does not handle this signal: killing its namespace');
+      killedBy ??= sig;
+      try {
+        process.kill(workload, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      return;
+    }
+    log.info({ signal: sig }, 'forwarding signal to the workload');
+    try {
+      process.kill(workload, sig);
+    } catch {
+      // already gone
+    }
+    killTimer ??= setTimeout(() => {
+      log.warn('workload did not exit after the signal: killing its namespace');
+      try {
+        process.kill(workload, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }, o.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  const offStats = statsOnSignal(served);
+
+  // The network is up: let CMD start.
+  const go = child.stdio[3] as NodeJS.WritableStream;
+  go.on('error', () => {});
+  go.end('go\n');
+
+  const r = await exited;
+  if (killTimer) clearTimeout(killTimer);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.off('SIGHUP', onSignal);
+  offStats();
+  await served.close();
+  await sharedPoller().close();
+  cleanupDir();
+  log.info({ code: r.code, signal: r.signal, counters: served.stats() }, 'workload exited');
+  if (killedBy) return 128 + SIGNALS[killedBy]!;
+  // unshare re-raises the workload's fatal signal on itself.
+  if (r.signal) return 128 + (SIGNALS[r.signal] ?? os.constants.signals[r.signal] ?? 0);
+  return r.code ?? 1;
+}
+
+/** Whether pid has a handler for signal number sig (SigCgt in /proc/PID/status). */
+function catchesSignal(pid: number, sig: number): boolean {
+  try {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m !== null && sig > 0 && ((BigInt(`0x${m[1]}`) >> BigInt(sig - 1)) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
