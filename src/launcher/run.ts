@@ -130,11 +130,10 @@ export async function runWorkload(o: RunOptions): Promise<number> {
     if (!catchesSignal(workload, SIGNALS[sig] ?? 0)) {
       log.info({ signal: sig }, 'the workload (PID 1) does not handle this signal: killing its namespace');
       killedBy ??= sig;
-      try {
-        process.kill(workload, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+      // unshare --kill-child makes the kernel SIGKILL PID 1 (and with it the
+      // whole PID namespace) when unshare dies; killing unshare itself also
+      // spares us its "sigprocmask unblock failed" complaint.
+      child.kill('SIGKILL');
       return;
     }
     log.info({ signal: sig }, 'forwarding signal to the workload');
