@@ -5,7 +5,6 @@
 // (bad flags, missing prerequisites) end with one line and exit 1.
 
 import { Command, Option } from 'commander';
-import { createRequire } from 'node:module';
 import {
   cidrOption,
   faultOption,
@@ -23,13 +22,14 @@ import { DEFAULT_CIDR, DEFAULT_MTU } from '../stack/config.js';
 /** tsnet run's default MTU, as podman and rootlesskit use. */
 const RUN_DEFAULT_MTU = 65520;
 import { reportFatal } from './fatal.js';
+import { VERSION } from './version.js';
 
-const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
+
 
 const program = new Command()
   .name('tsnet')
   .description('Userspace network stack for rootless containers (a slirp4netns/pasta alternative)')
-  .version(pkg.version, '-V, --version')
+  .version(VERSION, '-V, --version')
   .showHelpAfterError('(run with --help for usage)');
 
 /** The network flags attach and run share (run defaults the MTU to 65520, like podman). */
