@@ -5,6 +5,7 @@
 // (--mtu 65520 -r 3 --disable-host-loopback --api-socket ... PID tap0) and
 // configures tap0 itself.
 
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -103,4 +104,66 @@ describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument ve
     proc.kill('SIGTERM');
     expect(await exited).toBe(0);
   });
+});
+
+const hasRootlesskit = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v rootlesskit'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(integrationSkip !== '' || !hasRootlesskit)('rootlesskit on tsnet (Debian rootlesskit, --net=slirp4netns)', () => {
+  afterAll(killAll);
+
+  it('gives the child a network (host loopback via 10.0.2.2, DNS 10.0.2.3) and publishes a port through the API', async () => {
+    const http = await import('node:http');
+    const host = http.createServer((_, res) => res.end('host page\n'));
+    await new Promise<void>((r) => host.listen(0, '127.0.0.1', () => r()));
+    const hostPort = (host.address() as net.AddressInfo).port;
+    const www = userTempDir('tsnet-rk-www-');
+    fs.writeFileSync(path.join(www, 'index.html'), 'guest via rootlesskit\n');
+    fs.chmodSync(path.join(www, 'index.html'), 0o644);
+    const published = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const rk = spawnAs(
+      'rootlesskit',
+      ['--net=slirp4netns', `--slirp4netns-binary=${slirpBin}`, '--port-driver=slirp4netns', '-p', `127.0.0.1:${published}:80/tcp`,
+        '--copy-up=/etc', '--disable-host-loopback=false', '--',
+        'sh', '-c', `ip -4 addr show tap0; busybox wget -qO- http://10.0.2.2:${hostPort}/; cat /etc/resolv.conf; exec busybox httpd -f -p 80 -h ${www}`],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    rk.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    rk.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    try {
+      let body = '';
+      for (let i = 0; i < 100 && body === ''; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        body = await new Promise<string>((resolve) => {
+          http.get(`http://127.0.0.1:${published}/`, (res) => {
+            let b = '';
+            res.on('data', (d) => (b += d));
+            res.on('end', () => resolve(b));
+          }).on('error', () => resolve(''));
+        });
+      }
+      expect(body, out).toBe('guest via rootlesskit\n');
+      expect(out).toMatch(/inet 10\.0\.2\.100\/24/);
+      expect(out).toContain('host page');
+      expect(out).toContain('nameserver 10.0.2.3');
+    } finally {
+      const exited = new Promise((r) => rk.once('exit', r));
+      rk.kill('SIGTERM');
+      await exited;
+      await new Promise<void>((r) => host.close(() => r()));
+      fs.rmSync(www, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
