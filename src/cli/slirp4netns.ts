@@ -265,6 +265,8 @@ export async function main(argv: string[]): Promise<number> {
     outboundAddr,
     apiSocket: a.apiSocket,
     udpIdleMs: 60_000,
+    // Engines cannot pass tsnet's own flags; these environment variables can.
+    resolvConf: process.env.TSNET_RESOLV_CONF ?? '/etc/resolv.conf',
     logLevel: (process.env.TSNET_LOG_LEVEL as 'warn' | undefined) ?? 'warn',
   });
 }

@@ -166,4 +166,29 @@ describe.skipIf(integrationSkip !== '' || !hasRootlesskit)('rootlesskit on tsnet
       fs.rmSync(www, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it.skipIf(process.getuid!() !== 0)('answers DNS through 10.0.2.3 (nameservers from TSNET_RESOLV_CONF)', async () => {
+    const { dnsServer } = await import('./servers.js');
+    const dns = await dnsServer('127.0.0.78', { 'rk.tsnet': '192.0.2.55' });
+    const dir = userTempDir('tsnet-rk-dns-');
+    const resolv = path.join(dir, 'resolv.conf');
+    fs.writeFileSync(resolv, 'nameserver 127.0.0.78\n');
+    fs.chmodSync(resolv, 0o644);
+    try {
+      const rk = spawnAs(
+        'rootlesskit',
+        ['--net=slirp4netns', `--slirp4netns-binary=${slirpBin}`, '--copy-up=/etc', '--disable-host-loopback', '--', 'busybox', 'nslookup', 'rk.tsnet', '10.0.2.3'],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { TSNET_RESOLV_CONF: resolv } },
+      );
+      let out = '';
+      rk.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      rk.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      await new Promise((r) => rk.once('exit', r));
+      expect(out).toMatch(/Address:\s*192\.0\.2\.55/);
+      expect(dns.queries.udp).toBeGreaterThan(0);
+    } finally {
+      await dns.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
