@@ -88,6 +88,18 @@ describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument ve
     expect(fs.existsSync(sock)).toBe(false);
   });
 
+  it('attaches to an existing TAP of that name instead of recreating it', async () => {
+    expect((await ns.exec(['ip', 'tuntap', 'add', 'tap0', 'mode', 'tap'])).code).toBe(0);
+    const before = (await ns.exec(['ip', '-o', 'link', 'show', 'tap0'])).stdout.split(':')[0];
+    const proc = spawnAs(process.execPath, [slirpBin, '-c', '-r', '3', String(ns.pid), 'tap0'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    expect(await readAll(proc.stdio[3] as NodeJS.ReadableStream)).toBe('1');
+    expect((await ns.exec(['ip', '-o', 'link', 'show', 'tap0'])).stdout.split(':')[0]).toBe(before); // same ifindex
+    expect((await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2'])).stdout).toMatch(/1 received/);
+    const exited = new Promise((r) => proc.on('exit', r));
+    proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+
   it("rootlesskit's way: by PID from outside, no -c (tap0 configured by the caller)", async () => {
     const sock = path.join(tmp, 'api.sock');
     const proc = spawnAs(process.execPath, [slirpBin, '--mtu', '65520', '-r', '3', '--disable-host-loopback', '--api-socket', sock, String(ns.pid), 'tap0'], {
