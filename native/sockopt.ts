@@ -11,6 +11,7 @@
 
 import { isIPv4, isIPv6 } from 'node:net';
 import { E, NativeError, errno, raw } from './libc.js';
+import { ipv4FromString, ipv4ToString, ipv6FromString, ipv6ToString, readU32, writeU32 } from '../src/wire/address.js';
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
@@ -69,11 +70,14 @@ export const SOCKADDR_STORAGE_LEN = 128;
 // ---------------------------------------------------------------------------
 // address text <-> bytes
 
+// The text forms themselves are the wire layer's (RFC 5952 output, RFC 4291
+// input, src/wire/address.ts); these wrappers fit them to sockaddr buffers and
+// report bad input as EINVAL, like inet_pton.
+
 /** '1.2.3.4' -> 4 bytes. Throws EINVAL on anything else. */
 export function ipv4ToBytes(s: string, out: Uint8Array = new Uint8Array(4), off = 0): Uint8Array {
   if (!isIPv4(s)) throw new NativeError(E.EINVAL, 'inet_pton', `"${s}" is not an IPv4 address`);
-  const parts = s.split('.');
-  for (let i = 0; i < 4; i++) out[off + i] = Number(parts[i]);
+  writeU32(out, off, ipv4FromString(s));
   return out;
 }
 
@@ -82,67 +86,18 @@ export function ipv6ToBytes(s: string, out: Uint8Array = new Uint8Array(16), off
   const pct = s.indexOf('%');
   const text = pct >= 0 ? s.slice(0, pct) : s;
   if (!isIPv6(text)) throw new NativeError(E.EINVAL, 'inet_pton', `"${s}" is not an IPv6 address`);
-  const groups: number[] = [];
-  const parseSide = (side: string): number[] => {
-    if (side === '') return [];
-    const res: number[] = [];
-    for (const g of side.split(':')) {
-      if (g.includes('.')) {
-        const v4 = ipv4ToBytes(g);
-        res.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        res.push(parseInt(g, 16));
-      }
-    }
-    return res;
-  };
-  const dbl = text.indexOf('::');
-  if (dbl >= 0) {
-    const head = parseSide(text.slice(0, dbl));
-    const tail = parseSide(text.slice(dbl + 2));
-    groups.push(...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail);
-  } else {
-    groups.push(...parseSide(text));
-  }
-  for (let i = 0; i < 8; i++) {
-    out[off + 2 * i] = groups[i]! >> 8;
-    out[off + 2 * i + 1] = groups[i]! & 0xff;
-  }
+  out.set(ipv6FromString(text), off);
   return out;
 }
 
 /** 4 bytes -> '1.2.3.4'. */
 export function bytesToIpv4(b: Uint8Array, off = 0): string {
-  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+  return ipv4ToString(readU32(b, off));
 }
 
 /** 16 bytes -> RFC 5952 text ('::1', '::ffff:127.0.0.1', '2001:db8::1'). */
 export function bytesToIpv6(b: Uint8Array, off = 0): string {
-  const g = new Array<number>(8);
-  for (let i = 0; i < 8; i++) g[i] = (b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!;
-  // IPv4-mapped
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return `::ffff:${bytesToIpv4(b, off + 12)}`;
-  }
-  // longest run (>= 2) of zero groups, first one on ties
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number[]): string => a.map((x) => x.toString(16)).join(':');
-  if (bestAt < 0) return hex(g);
-  return `${hex(g.slice(0, bestAt))}::${hex(g.slice(bestAt + bestLen))}`;
+  return ipv6ToString(b, off);
 }
 
 /** Build a struct sockaddr_in / sockaddr_in6 (16 / 28 bytes). */
