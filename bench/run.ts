@@ -16,10 +16,10 @@
 
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { apiCall } from './api-client.js';
 import { collect, killAll, run, spawnAs, stop, waitFor } from './proc.js';
 import { prepareTun, stagePackage, unprivilegedUser, type RunAs } from './stage.js';
 
@@ -78,25 +78,6 @@ function userDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   fs.chmodSync(d, 0o777);
   return d;
-}
-
-/** One request to a slirp4netns-compatible API socket. */
-function apiCall(sock: string, req: object): Promise<Record<string, any>> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(sock);
-    let out = '';
-    c.setEncoding('utf8');
-    c.on('data', (d: string) => (out += d));
-    c.on('end', () => {
-      try {
-        resolve(JSON.parse(out));
-      } catch (e) {
-        reject(e);
-      }
-    });
-    c.on('error', reject);
-    c.end(JSON.stringify(req));
-  });
 }
 
 /** A fresh rootless namespace held by `sleep`. */

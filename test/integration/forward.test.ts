@@ -11,6 +11,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { guestPy, integrationSkip, killAll, Netns, readyFrom, runAs, spawnAs, startTsnet, statsOf, stopTsnet, userTempDir, type Tsnet } from './harness.js';
+import { apiCall } from '../../bench/api-client.js';
 import { closedPort } from './servers.js';
 import dgram from 'node:dgram';
 
@@ -73,18 +74,6 @@ function fetchFrom(port: number, host = '127.0.0.1', send?: Buffer): Promise<str
     s.on('end', () => resolve(out));
     s.on('error', reject);
     if (send) s.end(send);
-  });
-}
-
-function apiCall(sock: string, req: object | string): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(sock);
-    let out = '';
-    c.setEncoding('utf8');
-    c.on('data', (d: string) => (out += d));
-    c.on('end', () => resolve(JSON.parse(out)));
-    c.on('error', reject);
-    c.end(typeof req === 'string' ? req : JSON.stringify(req));
   });
 }
 

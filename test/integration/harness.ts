@@ -4,6 +4,7 @@
 
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
@@ -129,6 +130,30 @@ export async function statsOf(t: Tsnet): Promise<Record<string, any>> {
     return line !== undefined;
   }, 5000, 'tsnet stats on SIGUSR1');
   return JSON.parse(line!);
+}
+
+/** GET url: the body on 200, else "HTTP <code> <body>", or "error <message>" when it fails. */
+export function httpGet(url: string): Promise<string> {
+  return new Promise((resolve) => {
+    http
+      .get(url, (res) => {
+        let b = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (b += d));
+        res.on('end', () => resolve(res.statusCode === 200 ? b : `HTTP ${res.statusCode} ${b}`));
+      })
+      .on('error', (e) => resolve(`error ${e.message}`));
+  });
+}
+
+/** GETs url every 100 ms until the answer is `want` (at most `tries` times); returns the last answer. */
+export async function httpPoll(url: string, want: string, tries = 100): Promise<string> {
+  let got = '';
+  for (let i = 0; i < tries && got !== want; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    got = await httpGet(url);
+  }
+  return got;
 }
 
 /** A temp dir the test user can write to. */

@@ -13,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_USER } from '../../bench/stage.js';
-import { integrationSkip, killAll, runAs, runAsUser, stageDir, userTempDir } from './harness.js';
+import { httpGet, httpPoll, integrationSkip, killAll, runAs, runAsUser, stageDir, userTempDir } from './harness.js';
 
 function has(cmd: string): boolean {
   try {
@@ -110,19 +110,8 @@ describe.skipIf(!ready)('podman on tsnet (--network-cmd-path, rootless)', () => 
     const run = await podman(['run', '-d', '--name', 'tsnet-web', '--network', 'slirp4netns:port_handler=slirp4netns', '-p', `127.0.0.1:${port}:80`,
       'localhost/tsnet-busybox', 'httpd', '-f', '-p', '80', '-h', '/www']);
     expect(run.code, run.stderr).toBe(0);
-    const get = (p: string) =>
-      new Promise<string>((resolve) => {
-        http.get(`http://127.0.0.1:${port}${p}`, (res) => {
-          let b = '';
-          res.on('data', (d) => (b += d));
-          res.on('end', () => resolve(res.statusCode === 200 ? b : `HTTP ${res.statusCode} ${b}`));
-        }).on('error', (e) => resolve(`error ${e.message}`));
-      });
-    let body = '';
-    for (let i = 0; i < 100 && body !== 'podman page\n'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      body = await get('/');
-    }
+    const get = (p: string) => httpGet(`http://127.0.0.1:${port}${p}`);
+    const body = await httpPoll(`http://127.0.0.1:${port}/`, 'podman page\n');
     expect(body).toBe('podman page\n');
     // A loopback client appears as the gateway (tsnet keeps real addresses for other clients).
     let peer = '';

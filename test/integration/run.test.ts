@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { integrationSkip, killAll, runAs, startTsnet, userTempDir } from './harness.js';
+import { httpPoll, integrationSkip, killAll, runAs, startTsnet, userTempDir } from './harness.js';
 import { TEST_USER } from '../../bench/stage.js';
 
 function webServer(body: string): Promise<{ port: number; close: () => Promise<void> }> {
@@ -101,17 +101,7 @@ describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
     });
     const t = startTsnet(['run', '--log-level', 'error', '-p', `127.0.0.1:${port}:80`, '--', 'busybox', 'httpd', '-f', '-p', '80', '-h', dir]);
     try {
-      let body = '';
-      for (let i = 0; i < 50 && body === ''; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        body = await new Promise<string>((resolve) => {
-          http.get(`http://127.0.0.1:${port}/`, (res) => {
-            let b = '';
-            res.on('data', (d) => (b += d));
-            res.on('end', () => resolve(b));
-          }).on('error', () => resolve(''));
-        });
-      }
+      const body = await httpPoll(`http://127.0.0.1:${port}/`, 'guest page\n', 50);
       expect(body).toBe('guest page\n');
     } finally {
       t.proc.kill('SIGTERM');

@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { integrationSkip, killAll, Netns, spawnAs, stageDir, userTempDir } from './harness.js';
+import { apiCall } from '../../bench/api-client.js';
+import { httpPoll, integrationSkip, killAll, Netns, spawnAs, stageDir, userTempDir } from './harness.js';
 
 const slirpBin = path.join(stageDir, 'dist/src/cli/slirp4netns.js');
 
@@ -20,18 +21,6 @@ function readAll(stream: NodeJS.ReadableStream): Promise<string> {
     stream.setEncoding('utf8');
     stream.on('data', (c: string) => (d += c));
     stream.on('end', () => resolve(d));
-  });
-}
-
-function apiCall(sock: string, req: object): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(sock);
-    let out = '';
-    c.setEncoding('utf8');
-    c.on('data', (d: string) => (out += d));
-    c.on('end', () => resolve(JSON.parse(out)));
-    c.on('error', reject);
-    c.end(JSON.stringify(req));
   });
 }
 
@@ -155,17 +144,7 @@ describe.skipIf(integrationSkip !== '' || !hasRootlesskit)('rootlesskit on tsnet
     rk.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     rk.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
     try {
-      let body = '';
-      for (let i = 0; i < 100 && body === ''; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        body = await new Promise<string>((resolve) => {
-          http.get(`http://127.0.0.1:${published}/`, (res) => {
-            let b = '';
-            res.on('data', (d) => (b += d));
-            res.on('end', () => resolve(b));
-          }).on('error', () => resolve(''));
-        });
-      }
+      const body = await httpPoll(`http://127.0.0.1:${published}/`, 'guest via rootlesskit\n');
       expect(body, out).toBe('guest via rootlesskit\n');
       expect(out).toMatch(/inet 10\.0\.2\.100\/24/);
       expect(out).toContain('host page');
