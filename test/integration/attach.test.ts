@@ -4,18 +4,14 @@
 // exit, SIGTERM, and one-line errors for missing prerequisites.
 
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   integrationSkip,
-  killAll,
-  Netns,
   readyFrom,
   startTsnet,
   stopTsnet,
-  userTempDir,
-  type Tsnet,
+  namespaceFixture,
 } from './harness.js';
 
 function hasTool(name: string): boolean {
@@ -28,44 +24,30 @@ function hasTool(name: string): boolean {
 }
 
 describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () => {
-  let ns: Netns;
-  let tsnet: Tsnet | undefined;
-  let tmp: string;
-
-  beforeEach(async () => {
-    ns = await Netns.create();
-    tmp = userTempDir('tsnet-attach-');
-  });
-  afterEach(async () => {
-    if (tsnet) await stopTsnet(tsnet);
-    tsnet = undefined;
-    await ns.destroy();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
-  afterAll(killAll);
+  const fx = namespaceFixture('tsnet-attach-');
 
   it('configures tap0 and answers ping to the gateway and DNS addresses; pcap shows it', async () => {
-    const pcap = path.join(tmp, 'cap.pcap');
-    tsnet = startTsnet(['attach', '-c', '--ready-fd', '3', '--pcap', pcap, String(ns.pid)], ['pipe']);
-    expect(await readyFrom(tsnet)).toBe('1');
+    const pcap = path.join(fx.tmp, 'cap.pcap');
+    fx.tsnet = startTsnet(['attach', '-c', '--ready-fd', '3', '--pcap', pcap, String(fx.ns.pid)], ['pipe']);
+    expect(await readyFrom(fx.tsnet)).toBe('1');
 
-    const addr = await ns.exec(['ip', '-4', 'addr', 'show', 'tap0']);
+    const addr = await fx.ns.exec(['ip', '-4', 'addr', 'show', 'tap0']);
     expect(addr.stdout).toContain('inet 10.0.2.100/24');
-    const route = await ns.exec(['ip', 'route']);
+    const route = await fx.ns.exec(['ip', 'route']);
     expect(route.stdout).toMatch(/default via 10\.0\.2\.2 dev tap0/);
-    const lo = await ns.exec(['ip', 'link', 'show', 'lo']);
+    const lo = await fx.ns.exec(['ip', 'link', 'show', 'lo']);
     expect(lo.stdout).toMatch(/UP/);
 
-    const gw = await ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.0.2.2']);
+    const gw = await fx.ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.0.2.2']);
     expect(gw.stdout, gw.stderr).toMatch(/3 packets transmitted, 3 received/);
-    const dns = await ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.0.2.3']);
+    const dns = await fx.ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.0.2.3']);
     expect(dns.stdout, dns.stderr).toMatch(/3 packets transmitted, 3 received/);
     // Not ours: no ARP answer, so ping fails.
-    const other = await ns.exec(['ping', '-c', '1', '-W', '1', '10.0.2.50']);
+    const other = await fx.ns.exec(['ping', '-c', '1', '-W', '1', '10.0.2.50']);
     expect(other.code).not.toBe(0);
 
-    const r = await stopTsnet(tsnet);
-    tsnet = undefined;
+    const r = await stopTsnet(fx.tsnet);
+    fx.tsnet = undefined;
     expect(r.code).toBe(0);
 
     if (hasTool('tshark')) {
@@ -90,38 +72,38 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
   });
 
   it('applies --mtu 65520 and exits when --exit-fd hangs up', async () => {
-    tsnet = startTsnet(['attach', '-c', '--mtu', '65520', '-r', '3', '-e', '4', String(ns.pid), 'tap0'], ['pipe', 'pipe']);
-    expect(await readyFrom(tsnet)).toBe('1');
-    const link = await ns.exec(['ip', 'link', 'show', 'tap0']);
+    fx.tsnet = startTsnet(['attach', '-c', '--mtu', '65520', '-r', '3', '-e', '4', String(fx.ns.pid), 'tap0'], ['pipe', 'pipe']);
+    expect(await readyFrom(fx.tsnet)).toBe('1');
+    const link = await fx.ns.exec(['ip', 'link', 'show', 'tap0']);
     expect(link.stdout).toMatch(/mtu 65520/);
-    const big = await ns.exec(['ping', '-c', '1', '-s', '60000', '-W', '2', '10.0.2.2']);
+    const big = await fx.ns.exec(['ping', '-c', '1', '-s', '60000', '-W', '2', '10.0.2.2']);
     expect(big.stdout, big.stderr).toMatch(/1 received/);
     // Closing our end of the exit pipe must make tsnet exit by itself.
-    const exitPipe = tsnet.proc.stdio[4] as NodeJS.WritableStream & { destroy(): void };
+    const exitPipe = fx.tsnet.proc.stdio[4] as NodeJS.WritableStream & { destroy(): void };
     exitPipe.destroy();
-    const r = await Promise.race([tsnet.exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
+    const r = await Promise.race([fx.tsnet.exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
     expect(r).toEqual({ code: 0, signal: null });
-    tsnet = undefined;
+    fx.tsnet = undefined;
   });
 
   it('exits when the target process exits (PID mode)', async () => {
-    tsnet = startTsnet(['attach', '-r', '3', String(ns.pid)], ['pipe']);
-    expect(await readyFrom(tsnet)).toBe('1');
-    await ns.destroy();
-    const r = await Promise.race([tsnet.exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
+    fx.tsnet = startTsnet(['attach', '-r', '3', String(fx.ns.pid)], ['pipe']);
+    expect(await readyFrom(fx.tsnet)).toBe('1');
+    await fx.ns.destroy();
+    const r = await Promise.race([fx.tsnet.exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
     expect(r).toEqual({ code: 0, signal: null });
-    tsnet = undefined;
+    fx.tsnet = undefined;
   });
 
   it('attaches by namespace path (--netns-type=path --userns-path)', async () => {
-    tsnet = startTsnet(
-      ['attach', '-c', '-r', '3', '--netns-type=path', `--userns-path=/proc/${ns.pid}/ns/user`, `/proc/${ns.pid}/ns/net`, 'tap1'],
+    fx.tsnet = startTsnet(
+      ['attach', '-c', '-r', '3', '--netns-type=path', `--userns-path=/proc/${fx.ns.pid}/ns/user`, `/proc/${fx.ns.pid}/ns/net`, 'tap1'],
       ['pipe'],
     );
-    expect(await readyFrom(tsnet)).toBe('1');
-    const gw = await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2']);
+    expect(await readyFrom(fx.tsnet)).toBe('1');
+    const gw = await fx.ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2']);
     expect(gw.stdout, gw.stderr).toMatch(/1 received/);
-    const link = await ns.exec(['ip', 'link', 'show', 'tap1']);
+    const link = await fx.ns.exec(['ip', 'link', 'show', 'tap1']);
     expect(link.code).toBe(0);
   });
 
@@ -134,7 +116,7 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
   });
 
   it('names the missing prerequisite when nsenter is not installed', async () => {
-    const t = startTsnet(['attach', '-c', String(ns.pid)], [], { PATH: '/nonexistent' });
+    const t = startTsnet(['attach', '-c', String(fx.ns.pid)], [], { PATH: '/nonexistent' });
     const r = await t.exited;
     expect(r.code).toBe(1);
     expect(t.stderr().trim()).toBe('tsnet: nsenter not found (ENOENT): install util-linux (apt-get install util-linux)');

@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { guestPy, integrationSkip, killAll, Netns, readyFrom, runAs, spawnAs, startTsnet, statsOf, stopTsnet, userTempDir, type Tsnet } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { guestPy, integrationSkip, Netns, readyFrom, runAs, spawnAs, startTsnet, statsOf, type Tsnet, namespaceFixture } from './harness.js';
 import { apiCall } from '../../bench/api-client.js';
 import { closedPort } from './servers.js';
 import dgram from 'node:dgram';
@@ -78,33 +78,19 @@ function fetchFrom(port: number, host = '127.0.0.1', send?: Buffer): Promise<str
 }
 
 describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', () => {
-  let ns: Netns;
-  let tsnet: Tsnet | undefined;
-  let tmp: string;
-
-  beforeEach(async () => {
-    ns = await Netns.create();
-    tmp = userTempDir('tsnet-fwd-');
-  });
-  afterEach(async () => {
-    if (tsnet) await stopTsnet(tsnet);
-    tsnet = undefined;
-    await ns.destroy();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
-  afterAll(killAll);
+  const fx = namespaceFixture('tsnet-fwd-');
 
   async function attach(extra: string[]): Promise<Tsnet> {
-    const t = startTsnet(['attach', '-c', '-r', '3', ...extra, String(ns.pid)], ['pipe']);
+    const t = startTsnet(['attach', '-c', '-r', '3', ...extra, String(fx.ns.pid)], ['pipe']);
     expect(await readyFrom(t)).toBe('1');
-    tsnet = t;
+    fx.tsnet = t;
     return t;
   }
 
   it('-p forwards a host port to the guest; a loopback client appears as 10.0.2.2', async () => {
     const port = await closedPort();
     await attach(['-p', `127.0.0.1:${port}:8080`]);
-    const srv = await guestServer(ns, ['serve-peer', '8080', '1']);
+    const srv = await guestServer(fx.ns, ['serve-peer', '8080', '1']);
     expect(await fetchFrom(port)).toMatch(/^peer=10\.0\.2\.2:\d+\n$/);
     // The server exits after its one connection (it may already have).
     if (srv.proc.exitCode === null && srv.proc.signalCode === null) await new Promise((r) => srv.proc.once('exit', r));
@@ -113,7 +99,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it(`moves ${BULK / MiB} MiB up to a guest sink and down from a guest source intact`, async () => {
     const port = await closedPort();
     await attach(['-p', `127.0.0.1:${port}:9000`]);
-    await guestServer(ns, ['serve-sink', '9000']);
+    await guestServer(fx.ns, ['serve-sink', '9000']);
     const data = crypto.randomBytes(Math.min(BULK, 64 * MiB));
     const h = crypto.createHash('sha256');
     let sent = 0;
@@ -138,7 +124,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     });
     expect(reply).toBe(`${BULK} ${h.digest('hex')}`);
 
-    const src = await guestServer(ns, ['serve-source', '9000', String(BULK)]);
+    const src = await guestServer(fx.ns, ['serve-source', '9000', String(BULK)]);
     const down = await new Promise<string>((resolve, reject) => {
       const s = net.connect({ host: '127.0.0.1', port });
       const hd = crypto.createHash('sha256');
@@ -156,7 +142,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it(`${CONNS} concurrent forwarded connections echo their data intact; the flow table empties`, async () => {
     const port = await closedPort();
     const t = await attach(['-p', `127.0.0.1:${port}:7000`]);
-    const srv = await guestServer(ns, ['serve-echo', '7000']);
+    const srv = await guestServer(fx.ns, ['serve-echo', '7000']);
     try {
       const payloads = Array.from({ length: CONNS }, () => crypto.randomBytes(CONN_BYTES));
       const echoed = await Promise.all(payloads.map((p) => echoThrough(port, p)));
@@ -177,7 +163,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it('-p HOST:GUEST/udp: a guest echo server answers two host clients, each gets its own replies', async () => {
     const port = await closedPort();
     await attach(['-p', `127.0.0.1:${port}:5353/udp`]);
-    const srv = await guestServer(ns, ['udp-echo-server', '5353']);
+    const srv = await guestServer(fx.ns, ['udp-echo-server', '5353']);
     try {
       const [a, b] = await Promise.all([udpAsk(port, 'client-a'), udpAsk(port, 'client-b')]);
       expect(a).toMatch(/^10\.0\.2\.2:\d+ client-a$/);
@@ -199,12 +185,12 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it('[::1]:PORT:GUEST works for a client connecting to ::1 (it appears as the gateway)', async () => {
     const port = await closedPort();
     await attach(['-p', `[::1]:${port}:8080`]);
-    await guestServer(ns, ['serve-peer', '8080', '1']);
+    await guestServer(fx.ns, ['serve-peer', '8080', '1']);
     expect(await fetchFrom(port, '::1')).toMatch(/^peer=10\.0\.2\.2:\d+\n$/);
   });
 
   it('resets the client when the guest never answers (SYN retries, ~7 s)', async () => {
-    const sock = path.join(tmp, 'api.sock');
+    const sock = path.join(fx.tmp, 'api.sock');
     await attach(['--api-socket', sock]);
     const port = await closedPort();
     // 10.0.2.50: nobody answers ARP, so the SYN never gets an answer.
@@ -216,11 +202,11 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   }, 20_000);
 
   it('remove_hostfwd closes the listener but open connections keep working', async () => {
-    const sock = path.join(tmp, 'api.sock');
+    const sock = path.join(fx.tmp, 'api.sock');
     await attach(['--api-socket', sock]);
     const port = await closedPort();
     await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: port, guest_port: 9000 } });
-    await guestServer(ns, ['serve-sink', '9000']);
+    await guestServer(fx.ns, ['serve-sink', '9000']);
     const c = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
     await new Promise((r) => c.once('connect', r));
     c.write(Buffer.alloc(1000, 1));
@@ -237,20 +223,20 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   });
 
   it('rejects a bad -p spec with one line naming the bad part', async () => {
-    const t = startTsnet(['attach', '-p', '8080:80/sctp', String(ns.pid)]);
+    const t = startTsnet(['attach', '-p', '8080:80/sctp', String(fx.ns.pid)]);
     const r = await t.exited;
     expect(r.code).toBe(1);
     expect(t.stderr()).toMatch(/invalid --publish "8080:80\/sctp": protocol must be tcp or udp/);
   });
 
   it('--api-socket: add, list, remove, errors', async () => {
-    const sock = path.join(tmp, 'api.sock');
+    const sock = path.join(fx.tmp, 'api.sock');
     await attach(['--api-socket', sock]);
     expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
     const port = await closedPort();
     const add = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: port, guest_port: 8080 } });
     expect(add).toEqual({ return: { id: 1 } });
-    await guestServer(ns, ['serve-peer', '8080', '1']);
+    await guestServer(fx.ns, ['serve-peer', '8080', '1']);
     expect(await fetchFrom(port)).toMatch(/^peer=10\.0\.2\.2:/);
     const list = await apiCall(sock, { execute: 'list_hostfwd' });
     const entry = { id: 1, proto: 'tcp', host_addr: '127.0.0.1', host_port: port, guest_addr: '10.0.2.100', guest_port: 8080 };
@@ -281,7 +267,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
       ip('-n', testns, 'link', 'set', 'tsfw-c', 'up');
       const port = await closedPort();
       await attach(['-p', `10.202.0.1:${port}:8080`]);
-      await guestServer(ns, ['serve-peer', '8080', '1']);
+      await guestServer(fx.ns, ['serve-peer', '8080', '1']);
       const client = spawn('ip', ['netns', 'exec', testns, '/usr/bin/python3', '-c',
         `import socket; s = socket.create_connection(("10.202.0.1", ${port}), timeout=10); print(s.recv(100).decode().strip())`], { stdio: ['ignore', 'pipe', 'inherit'] });
       const out = await new Promise<string>((resolve) => {

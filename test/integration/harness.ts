@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { inject } from 'vitest';
+import { afterAll, afterEach, beforeEach, inject } from 'vitest';
 import { collect, killAll, run as runProc, spawnAs as spawnProc, waitFor, type RunResult } from '../../bench/proc.js';
 
 export { collect, killAll, waitFor, type RunResult };
@@ -154,6 +154,36 @@ export async function httpPoll(url: string, want: string, tries = 100): Promise<
     got = await httpGet(url);
   }
   return got;
+}
+
+export interface NamespaceFixture {
+  /** This test's rootless namespace. */
+  ns: Netns;
+  /** This test's temp dir (writable by the test user). */
+  tmp: string;
+  /** A tsnet the test started; stopped after the test. */
+  tsnet: Tsnet | undefined;
+}
+
+/**
+ * Registers per-test setup for a describe block: a fresh namespace and temp
+ * dir before each test; afterwards the tsnet in fx.tsnet is stopped, the
+ * namespace destroyed and the dir removed; leftover processes killed at the end.
+ */
+export function namespaceFixture(tmpPrefix: string): NamespaceFixture {
+  const fx = { tsnet: undefined } as NamespaceFixture;
+  beforeEach(async () => {
+    fx.ns = await Netns.create();
+    fx.tmp = userTempDir(tmpPrefix);
+  });
+  afterEach(async () => {
+    if (fx.tsnet) await stopTsnet(fx.tsnet);
+    fx.tsnet = undefined;
+    await fx.ns.destroy();
+    fs.rmSync(fx.tmp, { recursive: true, force: true });
+  });
+  afterAll(killAll);
+  return fx;
 }
 
 /** A temp dir the test user can write to. */

@@ -7,19 +7,16 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   guestPy,
   integrationSkip,
-  killAll,
-  Netns,
   readyFrom,
   runAs,
   startTsnet,
   statsOf,
-  stopTsnet,
-  userTempDir,
   type Tsnet,
+  namespaceFixture,
 } from './harness.js';
 import { closedPort, dnsServer, echoServer, sinkServer, sourceServer, udpEchoServer } from './servers.js';
 
@@ -36,28 +33,15 @@ function fdCount(pid: number): number {
 }
 
 describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace)', () => {
-  let ns: Netns;
-  let tsnet: Tsnet | undefined;
-  let tmp: string;
+  const fx = namespaceFixture('tsnet-nat-');
 
   async function attach(extra: string[] = []): Promise<Tsnet> {
-    const t = startTsnet(['attach', '-c', '-r', '3', ...extra, String(ns.pid)], ['pipe']);
+    const t = startTsnet(['attach', '-c', '-r', '3', ...extra, String(fx.ns.pid)], ['pipe']);
     expect(await readyFrom(t)).toBe('1');
-    tsnet = t;
+    fx.tsnet = t;
     return t;
   }
 
-  beforeEach(async () => {
-    ns = await Netns.create();
-    tmp = userTempDir('tsnet-nat-');
-  });
-  afterEach(async () => {
-    if (tsnet) await stopTsnet(tsnet);
-    tsnet = undefined;
-    await ns.destroy();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
-  afterAll(killAll);
 
   for (const mtu of [1500, 65520]) {
     it(`downloads and uploads ${BULK / MiB} MiB through 10.0.2.2 at MTU ${mtu}, sha256 identical`, async () => {
@@ -65,9 +49,9 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
       const src = await sourceServer(BULK);
       const sink = await sinkServer();
       try {
-        const down = await ns.guest(['download', '10.0.2.2', String(src.port)], LONG);
+        const down = await fx.ns.guest(['download', '10.0.2.2', String(src.port)], LONG);
         expect(down).toBe(`${BULK} ${src.sent[0]}`);
-        const up = await ns.guest(['upload', '10.0.2.2', String(sink.port), String(BULK)], LONG);
+        const up = await fx.ns.guest(['upload', '10.0.2.2', String(sink.port), String(BULK)], LONG);
         const [bytes, sha] = up.split(' ');
         expect(sink.received).toEqual([{ bytes: Number(bytes), sha256: sha }]);
       } finally {
@@ -82,12 +66,12 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
     const src = await sourceServer(LOSSY);
     const sink = await sinkServer();
     try {
-      const down = await ns.guest(['download', '10.0.2.2', String(src.port)], LONG);
+      const down = await fx.ns.guest(['download', '10.0.2.2', String(src.port)], LONG);
       expect(down).toBe(`${LOSSY} ${src.sent[0]}`);
-      const up = await ns.guest(['upload', '10.0.2.2', String(sink.port), String(LOSSY)], LONG);
+      const up = await fx.ns.guest(['upload', '10.0.2.2', String(sink.port), String(LOSSY)], LONG);
       const [bytes, sha] = up.split(' ');
       expect(sink.received).toEqual([{ bytes: Number(bytes), sha256: sha }]);
-      const s = await statsOf(tsnet!);
+      const s = await statsOf(fx.tsnet!);
       expect(s.fault.dropped).toBeGreaterThan(0);
       expect(s.fault.corrupted).toBeGreaterThan(0);
     } finally {
@@ -101,7 +85,7 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
     const echo = await echoServer();
     try {
       const fds0 = fdCount(t.proc.pid!);
-      expect(await ns.guest(['echo-many', '10.0.2.2', String(echo.port), String(CONNS), String(CONN_BYTES)], LONG)).toBe(`ok ${CONNS}`);
+      expect(await fx.ns.guest(['echo-many', '10.0.2.2', String(echo.port), String(CONNS), String(CONN_BYTES)], LONG)).toBe(`ok ${CONNS}`);
       expect(echo.connections()).toBe(CONNS);
       // Flows leave the table once both sides closed (TIME_WAIT, if ours, is short).
       let s = await statsOf(t);
@@ -119,21 +103,21 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
   }, LONG);
 
   it('leases an address to busybox udhcpc without --configure (DHCP)', async () => {
-    const t = startTsnet(['attach', '-r', '3', '--mtu', '9000', String(ns.pid)], ['pipe']);
+    const t = startTsnet(['attach', '-r', '3', '--mtu', '9000', String(fx.ns.pid)], ['pipe']);
     expect(await readyFrom(t)).toBe('1');
-    tsnet = t;
-    await ns.exec(['ip', 'link', 'set', 'tap0', 'up']);
+    fx.tsnet = t;
+    await fx.ns.exec(['ip', 'link', 'set', 'tap0', 'up']);
     const script = path.join(path.dirname(guestPy), 'udhcpc.sh');
-    const r = await ns.exec(['busybox', 'udhcpc', '-i', 'tap0', '-f', '-q', '-n', '-t', '5', '-s', script]);
+    const r = await fx.ns.exec(['busybox', 'udhcpc', '-i', 'tap0', '-f', '-q', '-n', '-t', '5', '-s', script]);
     expect(r.stdout, r.stderr).toMatch(/lease ip=10\.0\.2\.15 mask=24 router=10\.0\.2\.2 dns=10\.0\.2\.3 mtu=9000/);
-    const ping = await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2']);
+    const ping = await fx.ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2']);
     expect(ping.stdout).toMatch(/1 received/);
   });
 
   it('refuses a connection to a closed host port immediately (RST)', async () => {
     await attach();
     const port = await closedPort();
-    const [result, ms] = (await ns.guest(['connect', '10.0.2.2', String(port)])).split(' ');
+    const [result, ms] = (await fx.ns.guest(['connect', '10.0.2.2', String(port)])).split(' ');
     expect(result).toBe('ECONNREFUSED');
     expect(Number(ms)).toBeLessThan(1000);
   });
@@ -142,8 +126,8 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
     await attach();
     const echo = await udpEchoServer();
     try {
-      expect(await ns.guest(['udp-echo', '10.0.2.2', String(echo.port)])).toBe(`hello tsnet 10.0.2.2 ${echo.port}`);
-      expect(await ns.guest(['udp-refused', '10.0.2.2', String(await closedPort())])).toBe('refused');
+      expect(await fx.ns.guest(['udp-echo', '10.0.2.2', String(echo.port)])).toBe(`hello tsnet 10.0.2.2 ${echo.port}`);
+      expect(await fx.ns.guest(['udp-refused', '10.0.2.2', String(await closedPort())])).toBe('refused');
     } finally {
       await echo.close();
     }
@@ -153,9 +137,9 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
     await attach(['--disable-host-loopback']);
     const echo = await echoServer();
     try {
-      const [result] = (await ns.guest(['connect', '10.0.2.2', String(echo.port)])).split(' ');
+      const [result] = (await fx.ns.guest(['connect', '10.0.2.2', String(echo.port)])).split(' ');
       expect(result).toBe('ENETUNREACH');
-      const ping = await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2']);
+      const ping = await fx.ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2']);
       expect(ping.stdout).toMatch(/1 received/);
       expect(echo.connections()).toBe(0);
     } finally {
@@ -166,14 +150,14 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
   it.skipIf(runAs === null)('resolves through 10.0.2.3 over UDP and TCP against --resolv-conf nameservers, in order', async () => {
     // 127.0.0.79 is not listening: the forwarder must fall through to 127.0.0.78.
     const dns = await dnsServer('127.0.0.78', { 'test.tsnet': '192.0.2.44' });
-    const resolv = path.join(tmp, 'resolv.conf');
+    const resolv = path.join(fx.tmp, 'resolv.conf');
     fs.writeFileSync(resolv, 'nameserver 127.0.0.79\nnameserver 127.0.0.78\n');
     fs.chmodSync(resolv, 0o644);
     try {
       await attach(['--resolv-conf', resolv]);
-      const udp = await ns.exec(['busybox', 'nslookup', 'test.tsnet', '10.0.2.3']);
+      const udp = await fx.ns.exec(['busybox', 'nslookup', 'test.tsnet', '10.0.2.3']);
       expect(udp.stdout, udp.stderr).toMatch(/Address:\s*192\.0\.2\.44/);
-      expect(await ns.guest(['dns-tcp', '10.0.2.3', 'test.tsnet'])).toBe('192.0.2.44');
+      expect(await fx.ns.guest(['dns-tcp', '10.0.2.3', 'test.tsnet'])).toBe('192.0.2.44');
       expect(dns.queries.udp).toBeGreaterThan(0);
       expect(dns.queries.tcp).toBe(1);
     } finally {
@@ -183,12 +167,12 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
 
   it.skipIf(runAs === null)('--disable-dns drops queries to 10.0.2.3 silently', async () => {
     const dns = await dnsServer('127.0.0.78', { 'test.tsnet': '192.0.2.44' });
-    const resolv = path.join(tmp, 'resolv.conf');
+    const resolv = path.join(fx.tmp, 'resolv.conf');
     fs.writeFileSync(resolv, 'nameserver 127.0.0.78\n');
     fs.chmodSync(resolv, 0o644);
     try {
       await attach(['--resolv-conf', resolv, '--disable-dns']);
-      expect(await ns.guest(['dns-udp', '10.0.2.3', 'test.tsnet'])).toBe('timeout');
+      expect(await fx.ns.guest(['dns-udp', '10.0.2.3', 'test.tsnet'])).toBe('timeout');
       expect(dns.queries.udp).toBe(0);
     } finally {
       await dns.close();

@@ -9,9 +9,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { apiCall } from '../../bench/api-client.js';
-import { httpPoll, integrationSkip, killAll, Netns, spawnAs, stageDir, userTempDir } from './harness.js';
+import { httpPoll, integrationSkip, killAll, spawnAs, stageDir, userTempDir, namespaceFixture } from './harness.js';
 
 const slirpBin = path.join(stageDir, 'dist/src/cli/slirp4netns.js');
 
@@ -25,17 +25,7 @@ function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 }
 
 describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument vectors)', () => {
-  let ns: Netns;
-  let tmp: string;
-  beforeEach(async () => {
-    ns = await Netns.create();
-    tmp = userTempDir('tsnet-s4-');
-  });
-  afterEach(async () => {
-    await ns.destroy();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
-  afterAll(killAll);
+  const fx = namespaceFixture('tsnet-s4-');
 
   it('--help exits 0 and names the options podman and rootlesskit grep for; bad args print usage and exit 1', async () => {
     const help = spawnAs(process.execPath, [slirpBin, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -51,22 +41,22 @@ describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument ve
   });
 
   it("podman's way: inside the user namespace, netns by path, -c -e 3 -r 4 and the API socket", async () => {
-    const sock = path.join(tmp, 'api.sock');
+    const sock = path.join(fx.tmp, 'api.sock');
     const proc = spawnAs(
       'nsenter',
-      ['--preserve-credentials', '-U', '-t', String(ns.pid), '--', process.execPath, slirpBin,
+      ['--preserve-credentials', '-U', '-t', String(fx.ns.pid), '--', process.execPath, slirpBin,
         '--disable-host-loopback', '--mtu=65520', '--enable-sandbox', '--enable-seccomp', '--enable-ipv6',
-        '-c', '-e', '3', '-r', '4', '--api-socket', sock, '--netns-type=path', `/proc/${ns.pid}/ns/net`, 'tap0'],
+        '-c', '-e', '3', '-r', '4', '--api-socket', sock, '--netns-type=path', `/proc/${fx.ns.pid}/ns/net`, 'tap0'],
       { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
     );
     let stderr = '';
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const ready = await readAll(proc.stdio[4] as NodeJS.ReadableStream);
     expect(ready, stderr).toBe('1');
-    const addr = await ns.exec(['ip', '-4', 'addr', 'show', 'tap0']);
+    const addr = await fx.ns.exec(['ip', '-4', 'addr', 'show', 'tap0']);
     expect(addr.stdout).toMatch(/inet 10\.0\.2\.100\/24/);
-    expect((await ns.exec(['ip', 'link', 'show', 'tap0'])).stdout).toMatch(/mtu 65520/);
-    expect((await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2'])).stdout).toMatch(/1 received/);
+    expect((await fx.ns.exec(['ip', 'link', 'show', 'tap0'])).stdout).toMatch(/mtu 65520/);
+    expect((await fx.ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2'])).stdout).toMatch(/1 received/);
     expect(stderr).toMatch(/--enable-ipv6 accepted, but tsnet does not serve IPv6/);
     const add = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 0, guest_port: 80 } });
     expect(add.return.id).toBe(1);
@@ -78,27 +68,27 @@ describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument ve
   });
 
   it('attaches to an existing TAP of that name instead of recreating it', async () => {
-    expect((await ns.exec(['ip', 'tuntap', 'add', 'tap0', 'mode', 'tap'])).code).toBe(0);
-    const before = (await ns.exec(['ip', '-o', 'link', 'show', 'tap0'])).stdout.split(':')[0];
-    const proc = spawnAs(process.execPath, [slirpBin, '-c', '-r', '3', String(ns.pid), 'tap0'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    expect((await fx.ns.exec(['ip', 'tuntap', 'add', 'tap0', 'mode', 'tap'])).code).toBe(0);
+    const before = (await fx.ns.exec(['ip', '-o', 'link', 'show', 'tap0'])).stdout.split(':')[0];
+    const proc = spawnAs(process.execPath, [slirpBin, '-c', '-r', '3', String(fx.ns.pid), 'tap0'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
     expect(await readAll(proc.stdio[3] as NodeJS.ReadableStream)).toBe('1');
-    expect((await ns.exec(['ip', '-o', 'link', 'show', 'tap0'])).stdout.split(':')[0]).toBe(before); // same ifindex
-    expect((await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2'])).stdout).toMatch(/1 received/);
+    expect((await fx.ns.exec(['ip', '-o', 'link', 'show', 'tap0'])).stdout.split(':')[0]).toBe(before); // same ifindex
+    expect((await fx.ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2'])).stdout).toMatch(/1 received/);
     const exited = new Promise((r) => proc.on('exit', r));
     proc.kill('SIGTERM');
     expect(await exited).toBe(0);
   });
 
   it("rootlesskit's way: by PID from outside, no -c (tap0 configured by the caller)", async () => {
-    const sock = path.join(tmp, 'api.sock');
-    const proc = spawnAs(process.execPath, [slirpBin, '--mtu', '65520', '-r', '3', '--disable-host-loopback', '--api-socket', sock, String(ns.pid), 'tap0'], {
+    const sock = path.join(fx.tmp, 'api.sock');
+    const proc = spawnAs(process.execPath, [slirpBin, '--mtu', '65520', '-r', '3', '--disable-host-loopback', '--api-socket', sock, String(fx.ns.pid), 'tap0'], {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
     });
     expect(await readAll(proc.stdio[3] as NodeJS.ReadableStream)).toBe('1');
     for (const cmd of [['ip', 'link', 'set', 'tap0', 'mtu', '65520', 'up'], ['ip', 'addr', 'add', '10.0.2.100/24', 'dev', 'tap0'], ['ip', 'route', 'add', 'default', 'via', '10.0.2.2']]) {
-      expect((await ns.exec(cmd)).code).toBe(0);
+      expect((await fx.ns.exec(cmd)).code).toBe(0);
     }
-    expect((await ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.3'])).stdout).toMatch(/1 received/);
+    expect((await fx.ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.3'])).stdout).toMatch(/1 received/);
     const list = await apiCall(sock, { execute: 'list_hostfwd' });
     expect(list).toEqual({ entries: [], return: { entries: [] } });
     const exited = new Promise((r) => proc.on('exit', r));
