@@ -100,7 +100,6 @@ export class TcpTable {
   private readonly byId = new Map<number, TcpFlow>();
   private readonly dirty = new Set<TcpFlow>();
   private nextId = 1;
-  private now = 0;
   private readonly emitFns = new Map<number, (seg: TcpSegmentOut) => void>();
   /** Where segments are built: transmit() copies frames out synchronously (see ipv4Frame). */
   private readonly scratch = Buffer.allocUnsafeSlow(65536 + 128);
@@ -185,7 +184,6 @@ export class TcpTable {
 
   /** A segment from the guest (past Ethernet/IPv4 checks). */
   input(now: number, eth: EthernetFrame, ip: Ipv4Packet, tcp: TcpPacket): void {
-    this.now = now;
     if (!tcp.verifyChecksumV4(ip.src, ip.dst)) throw new WireError('tcp-bad-checksum');
     const seg = TcpRepr.parse(tcp);
     const flow = this.lookup(ip.src, seg.srcPort, ip.dst, seg.dstPort);
@@ -313,7 +311,6 @@ export class TcpTable {
     const flow = this.byId.get(id);
     if (!flow) return;
     if (flow.synDatagram) this.sendIcmp(flow.guestMac, code, flow.synDatagram);
-    this.now = now;
     flow.conn.abort();
     this.removeFlow(flow);
   }
@@ -346,7 +343,6 @@ export class TcpTable {
   abort(now: number, id: number): void {
     const flow = this.byId.get(id);
     if (!flow) return;
-    this.now = now;
     const emit = this.emitFor(flow);
     flow.conn.abort();
     flow.conn.dispatch(now, emit);
@@ -379,7 +375,6 @@ export class TcpTable {
 
   /** Dispatches every flow with pending work. */
   flush(now: number): void {
-    this.now = now;
     if (this.dirty.size === 0) return;
     for (const flow of this.dirty) {
       this.dirty.delete(flow);
@@ -389,7 +384,6 @@ export class TcpTable {
 
   /** Timers: dispatch flows whose deadline passed. */
   poll(now: number): void {
-    this.now = now;
     for (const flow of this.byId.values()) {
       if (flow.conn.pollAt() <= now) this.dirty.add(flow);
     }

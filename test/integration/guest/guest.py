@@ -182,12 +182,18 @@ def print_answers(q, r):
     print(" ".join(out) or "none")
 
 
-def serve_peer(port, n):
+def listen(port, backlog):
+    """A TCP listener on all addresses; says "listening" (the test waits for it)."""
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("0.0.0.0", int(port)))
-    ls.listen(64)
+    ls.listen(backlog)
     print("listening", flush=True)
+    return ls
+
+
+def serve_peer(port, n):
+    ls = listen(port, 64)
     for _ in range(int(n)):
         c, addr = ls.accept()
         c.sendall(("peer=%s:%d\n" % addr).encode())
@@ -195,11 +201,7 @@ def serve_peer(port, n):
 
 
 def serve_sink(port):
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("0.0.0.0", int(port)))
-    ls.listen(1)
-    print("listening", flush=True)
+    ls = listen(port, 1)
     c, _ = ls.accept()
     h = hashlib.sha256()
     n = 0
@@ -215,11 +217,7 @@ def serve_sink(port):
 
 def serve_source(port, nbytes):
     nbytes = int(nbytes)
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("0.0.0.0", int(port)))
-    ls.listen(1)
-    print("listening", flush=True)
+    ls = listen(port, 1)
     c, _ = ls.accept()
     h = hashlib.sha256()
     left = nbytes
@@ -233,11 +231,7 @@ def serve_source(port, nbytes):
 
 
 def serve_echo(port):
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("0.0.0.0", int(port)))
-    ls.listen(1024)
-    print("listening", flush=True)
+    ls = listen(port, 1024)
 
     def handle(c):
         with c:
