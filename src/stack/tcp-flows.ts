@@ -103,6 +103,8 @@ export class TcpTable {
   private readonly emitFns = new Map<number, (seg: TcpSegmentOut) => void>();
   /** Where segments are built: transmit() copies frames out synchronously (see ipv4Frame). */
   private readonly scratch = Buffer.allocUnsafeSlow(65536 + 128);
+  /** At or before the earliest deadline of any flow (see flush()). */
+  private nextAt = Infinity;
   /** Counters of flows that are gone; stats() adds the live ones. */
   private readonly closedTotals: TcpConnectionStats = emptyStats();
 
@@ -373,30 +375,42 @@ export class TcpTable {
     else this.ctx.transmit(frame);
   }
 
-  /** Dispatches every flow with pending work. */
+  /**
+   * Dispatches every flow with pending work. Every event that can move a
+   * flow's deadline marks it dirty, so folding the dispatched flows'
+   * deadlines into nextAt keeps it at or before the true earliest deadline
+   * without scanning all flows after each batch (a timer that fires early
+   * just finds nothing due; poll() then recomputes nextAt exactly).
+   */
   flush(now: number): void {
     if (this.dirty.size === 0) return;
     for (const flow of this.dirty) {
       this.dirty.delete(flow);
       flow.conn.dispatch(now, this.emitFor(flow));
+      if (this.byId.has(flow.id)) {
+        const at = flow.conn.pollAt();
+        if (at < this.nextAt) this.nextAt = at;
+      }
     }
   }
 
-  /** Timers: dispatch flows whose deadline passed. */
+  /** Timers: dispatch flows whose deadline passed, then recompute nextAt over all flows. */
   poll(now: number): void {
     for (const flow of this.byId.values()) {
       if (flow.conn.pollAt() <= now) this.dirty.add(flow);
     }
     this.flush(now);
-  }
-
-  pollAt(): number {
     let t = Infinity;
     for (const flow of this.byId.values()) {
       const p = flow.conn.pollAt();
       if (p < t) t = p;
     }
-    return t;
+    this.nextAt = t;
+  }
+
+  /** When poll() next has work: never later than the earliest flow deadline (possibly earlier). */
+  pollAt(): number {
+    return this.nextAt;
   }
 
   /** Resets every connection (shutdown). */
