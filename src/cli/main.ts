@@ -7,6 +7,8 @@
 import { Command, Option } from 'commander';
 import {
   cidrOption,
+  countOption,
+  mebibytesOption,
   faultOption,
   fdOption,
   logLevelOption,
@@ -18,6 +20,9 @@ import {
   secondsOption,
 } from './options.js';
 import { DEFAULT_CIDR, DEFAULT_MTU } from '../stack/config.js';
+import { DEFAULT_MAX_FLOWS } from '../stack/stack.js';
+import { DEFAULT_MAX_HALF_OPEN } from '../stack/tcp-flows.js';
+import { DEFAULT_MEMORY_BUDGET } from '../stack/budget.js';
 
 /** tsnet run's default MTU, as podman and rootlesskit use. */
 const RUN_DEFAULT_MTU = 65520;
@@ -43,6 +48,13 @@ function networkOptions(cmd: Command, defaultMtu: number): Command {
     .option('--resolv-conf <file>', 'nameservers for the DNS address, tried in order', '/etc/resolv.conf')
     .option('--outbound-addr <addr>', 'local IPv4 address (or interface name) for outgoing TCP/UDP sockets', outboundAddrOption)
     .option('--udp-idle-timeout <seconds>', 'close a UDP flow after this long without traffic', secondsOption, 60)
+    .option('--max-flows <n>', 'cap on flows of every kind (TCP, UDP, forwarded, ICMP echo); at the cap idle UDP is evicted, else a new TCP flow gets RST and UDP/ICMP an ICMP error', countOption(16, 1 << 20), DEFAULT_MAX_FLOWS)
+    .option('--max-half-open <n>', 'TCP flows opening at once (host connect or handshake in progress); beyond it new SYNs get RST', countOption(1, 1 << 20), DEFAULT_MAX_HALF_OPEN)
+    .addOption(
+      new Option('--memory-budget <MiB>', 'what tsnet may buffer for all flows together; windows shrink to fair shares under pressure')
+        .argParser(mebibytesOption)
+        .default(DEFAULT_MEMORY_BUDGET, String(DEFAULT_MEMORY_BUDGET / 1024 / 1024)),
+    )
     .option(
       '-p, --publish <spec>',
       'publish a guest port on the host: [HOSTADDR:]HOSTPORT:GUESTPORT[/tcp|/udp], HOSTADDR IPv4 or [IPv6], ranges 8000-8010:8000-8010; repeatable',
@@ -74,6 +86,9 @@ function networkConfig(o: any) {
     disableDns: o.disableDns as boolean,
     outboundAddr: o.outboundAddr as string | undefined,
     udpIdleMs: (o.udpIdleTimeout as number) * 1000,
+    maxFlows: o.maxFlows as number,
+    maxHalfOpen: o.maxHalfOpen as number,
+    memoryBudget: o.memoryBudget as number,
     publish: o.publish,
     apiSocket: o.apiSocket as string | undefined,
   };

@@ -54,6 +54,22 @@ export function secondsOption(s: string): number {
   return v;
 }
 
+/** A whole number in [min, max] (--max-flows, --max-half-open). */
+export function countOption(min: number, max: number): (s: string) => number {
+  return (s: string) => {
+    const v = Number(s);
+    if (!/^\d+$/.test(s) || v < min || v > max) throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}, got "${s}"`);
+    return v;
+  };
+}
+
+/** --memory-budget: MiB as a whole number (at least 8), returned in bytes. */
+export function mebibytesOption(s: string): number {
+  const v = Number(s);
+  if (!/^\d+$/.test(s) || v < 8 || v > 1 << 20) throw new InvalidArgumentError(`must be a whole number of MiB from 8 to 1048576, got "${s}"`);
+  return v * 1024 * 1024;
+}
+
 /**
  * --outbound-addr: an IPv4 address, or an interface name whose first IPv4
  * address is used (slirp4netns accepts both).

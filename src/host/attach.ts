@@ -20,6 +20,7 @@ import { ApiServer, ForwardTable } from './api.js';
 import { Forwarder } from './forward.js';
 import type { ForwardSpec } from './forward-spec.js';
 import { Runtime } from './runtime.js';
+import { installProcessGuard } from './guard.js';
 import { TapPort } from './tap-port.js';
 
 export interface AttachOptions {
@@ -43,6 +44,10 @@ export interface AttachOptions {
   udpIdleMs?: number;
   publish?: ForwardSpec[];
   apiSocket?: string;
+  /** Budgets: --max-flows, --max-half-open, --memory-budget (bytes). */
+  maxFlows?: number;
+  maxHalfOpen?: number;
+  memoryBudget?: number;
 }
 
 function checkFd(fd: number, flag: string): void {
@@ -65,6 +70,8 @@ function buildPorts(tap: TapPort, o: Pick<AttachOptions, 'fault' | 'pcap'>, log:
   }
   if (o.pcap) {
     pcap = new PcapWriter(o.pcap);
+    const file = o.pcap;
+    pcap.onFailure = (err) => log.error({ file, err: err.message }, 'pcap capture stopped: writing the file failed (the network goes on)');
     top = new PcapPort(top, pcap);
   }
   return { top, pcap, fault };
@@ -111,13 +118,20 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
     disableDns: o.disableDns,
     outboundAddr: o.outboundAddr,
     udpIdleMs: o.udpIdleMs,
+    limits: { maxFlows: o.maxFlows, maxHalfOpen: o.maxHalfOpen, memoryBudget: o.memoryBudget },
   });
   tap.onBatchEnd = () => runtime.onBatchEnd();
 
   const forwarder = new Forwarder(runtime, log);
   const forwards = new ForwardTable(forwarder, ipv4ToString(cfg.guest));
   let api: ApiServer | undefined;
+  // What escapes every guard is counted and logged; only a runaway loop of
+  // such errors stops tsnet (guard.ts states the policy).
+  const removeProcessGuard = installProcessGuard(runtime.guard, (err) =>
+    onFailure(new Error(`internal errors keep escaping (last: ${err instanceof Error ? err.message : String(err)})`)),
+  );
   const release = async () => {
+    removeProcessGuard();
     await api?.close();
     forwarder.closeAll();
     runtime.stop();

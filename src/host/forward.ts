@@ -54,7 +54,7 @@ export class Forwarder implements ForwardBackend {
   private readonly listeners = new Map<number, Listener>();
   private readonly udpListeners = new Map<number, UdpListener>();
   /** Where replies of each forwarded UDP conversation go: flow id → client. */
-  private readonly udpClients = new Map<number, { socket: dgram.Socket; addr: string; port: number }>();
+  private readonly udpClients = new Map<number, { socket: dgram.Socket; addr: string; port: number; listener: UdpListener; key: string }>();
   private connections = 0;
 
   constructor(
@@ -63,14 +63,22 @@ export class Forwarder implements ForwardBackend {
   ) {
     runtime.udpHost.forward = {
       reply: (flow, payload) => this.udpReply(flow, payload),
-      closed: (flow) => this.udpClients.delete(flow.id),
+      closed: (flow) => {
+        // The conversation is over: forget its client and any re-mapped port.
+        const c = this.udpClients.get(flow.id);
+        this.udpClients.delete(flow.id);
+        c?.listener.peerPorts.delete(c.key);
+      },
     };
   }
 
   async add(spec: ForwardSpec & { guestAddr: string }, id: number): Promise<{ hostPort: number }> {
     if (spec.proto === 'udp') return this.addUdp(spec, id);
     const l: Listener = { spec, server: net.createServer({ allowHalfOpen: true, pauseOnConnect: true }), accepted: 0 };
-    l.server.on('connection', (socket) => this.accept(l, socket));
+    l.server.on(
+      'connection',
+      (socket: net.Socket) => this.runtime.guard.run('forward-accept', () => this.accept(l, socket), () => socket.resetAndDestroy()),
+    );
     await new Promise<void>((resolve, reject) => {
       l.server.once('error', (e: NodeJS.ErrnoException) => reject(bindError(e, spec.hostAddr, spec.hostPort)));
       l.server.listen({ host: spec.hostAddr, port: spec.hostPort, ipv6Only: spec.hostAddr.includes(':') && spec.hostAddr !== '::' }, () => resolve());
@@ -91,7 +99,7 @@ export class Forwarder implements ForwardBackend {
       socket.bind(spec.hostPort, spec.hostAddr, () => resolve());
     });
     socket.on('error', (e) => this.log.debug({ id, err: e.message }, 'udp forward socket error'));
-    socket.on('message', (msg, rinfo) => this.udpIn(id, l, msg, rinfo));
+    socket.on('message', this.runtime.guard.wrap('forward-udp', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.udpIn(id, l, msg, rinfo)));
     this.udpListeners.set(id, l);
     const hostPort = socket.address().port;
     this.log.info({ id, proto: 'udp', host: `${spec.hostAddr}:${hostPort}`, guest: `${spec.guestAddr}:${spec.guestPort}` }, 'forward added');
@@ -103,17 +111,23 @@ export class Forwarder implements ForwardBackend {
     const now = performance.now();
     const peer = this.peerOf(rinfo.address);
     const guest = ipv4FromString(l.spec.guestAddr);
+    // One conversation per real client address and port: two clients that
+    // look the same to the guest (127.0.0.1 and ::1 both appear as the
+    // gateway) get different peer ports, as TCP forwarding does.
     const clientKey = `${rinfo.address}|${rinfo.port}`;
     let port = l.peerPorts.get(clientKey) ?? rinfo.port;
-    let flow = udp.forwardIn(now, id, peer, port, guest, l.spec.guestPort, msg);
-    for (let i = 0; !flow && i < 32; i++) {
+    let flow = udp.forwardIn(now, id, clientKey, peer, port, guest, l.spec.guestPort, msg);
+    for (let i = 0; flow === undefined && i < 32; i++) {
       port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
-      flow = udp.forwardIn(now, id, peer, port, guest, l.spec.guestPort, msg);
+      flow = udp.forwardIn(now, id, clientKey, peer, port, guest, l.spec.guestPort, msg);
     }
-    if (!flow) return;
+    if (!flow) {
+      if (flow === undefined) this.runtime.stack.drop('udp-forward-no-port', clientKey);
+      return;
+    }
     if (port !== rinfo.port) l.peerPorts.set(clientKey, port);
     l.datagrams++;
-    this.udpClients.set(flow.id, { socket: l.socket, addr: rinfo.address, port: rinfo.port });
+    this.udpClients.set(flow.id, { socket: l.socket, addr: rinfo.address, port: rinfo.port, listener: l, key: clientKey });
     this.runtime.kick();
   }
 
@@ -178,7 +192,7 @@ export class Forwarder implements ForwardBackend {
     let flow = port > 0 ? tcp.connectInbound(now, peer, port, guest, l.spec.guestPort) : undefined;
     // Two clients that map to the same address and port (127.0.0.1 and ::1
     // both appear as the gateway): give the later one another source port.
-    for (let i = 0; !flow && i < 32; i++) {
+    for (let i = 0; flow === undefined && i < 32; i++) {
       port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
       flow = tcp.connectInbound(now, peer, port, guest, l.spec.guestPort);
     }

@@ -49,6 +49,10 @@ export class PcapWriter {
   private chunks: Buffer[] = [];
   private pending = 0;
   frames = 0;
+  /** Set when a write failed (ENOSPC, EIO, ...): capture stopped, the network goes on. */
+  failure: Error | undefined;
+  /** Called once when capture stops on a write error. */
+  onFailure: (err: Error) => void = () => {};
 
   constructor(readonly path: string) {
     this.fd = fs.openSync(path, 'w', 0o644);
@@ -71,13 +75,26 @@ export class PcapWriter {
     const all = Buffer.concat(this.chunks, this.pending);
     this.chunks = [];
     this.pending = 0;
-    let off = 0;
-    while (off < all.length) off += fs.writeSync(this.fd, all, off);
+    try {
+      let off = 0;
+      while (off < all.length) off += fs.writeSync(this.fd, all, off);
+    } catch (e) {
+      // A full disk must not take the network down: stop capturing, say so once.
+      this.failure = e as Error;
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        // already unusable
+      }
+      this.fd = -1;
+      this.onFailure(this.failure);
+    }
   }
 
   close(): void {
     if (this.fd < 0) return;
     this.flush();
+    if (this.fd < 0) return;
     fs.closeSync(this.fd);
     this.fd = -1;
   }

@@ -3,11 +3,15 @@
 // net.ipv4.ping_group_range excludes us, pings to outside addresses are
 // dropped and one warning at start says why and how to fix it; pings to the
 // virtual addresses are answered by the stack regardless.
+// ICMP errors a ping socket receives are drained and counted (never left to
+// pile up); a send the host refuses (ENETUNREACH, EMFILE for a new socket)
+// drops that echo, counted. Socket events run under the runtime's Guard.
 
 import { performance } from 'node:perf_hooks';
 import { echoRequest, parseEcho, PingSocket, pingAllowed } from '../../native/index.js';
 import type { EchoFlow, EchoHooks, EchoTable } from '../stack/icmp-echo.js';
 import { ipv4FromString, ipv4ToString } from '../wire/address.js';
+import type { Guard } from './guard.js';
 import type { Logger } from './log.js';
 
 export class PingHost implements EchoHooks {
@@ -17,6 +21,7 @@ export class PingHost implements EchoHooks {
 
   constructor(
     private readonly log: Logger,
+    private readonly guard: Guard,
     private readonly kick: () => void,
   ) {}
 
@@ -47,22 +52,33 @@ export class PingHost implements EchoHooks {
         sock = PingSocket.open(4);
       } catch (e) {
         this.log.debug({ err: (e as Error).message }, 'ping socket failed');
+        this.table.drop('icmp-echo-socket-failed');
         return;
       }
       const s = sock;
       this.sockets.set(flow.id, s);
-      s.watch(() => {
-        for (;;) {
-          const r = s.receive(this.rbuf);
-          if (!r) break;
-          const echo = parseEcho(this.rbuf.subarray(0, r.len));
-          if (!echo || echo.type !== 0) continue;
-          this.table.deliver(performance.now(), flow.id, ipv4FromString(r.from), echo.seq, Buffer.from(echo.payload));
-        }
-        this.kick();
-      });
+      const fail = () => this.table.fail(flow.id);
+      s.watch(
+        this.guard.wrap('ping-host', () => {
+          for (;;) {
+            const r = s.receive(this.rbuf);
+            if (!r) break;
+            const echo = parseEcho(this.rbuf.subarray(0, r.len));
+            if (!echo || echo.type !== 0) continue;
+            this.table.deliver(performance.now(), flow.id, ipv4FromString(r.from), echo.seq, Buffer.from(echo.payload));
+          }
+          this.kick();
+        }, fail),
+        // Drained from the error queue by the socket; counted, not kept.
+        this.guard.wrap('ping-host', (e) => this.table.drop('icmp-echo-error', e.code), fail),
+      );
     }
-    sock.send(ipv4ToString(addr), echoRequest(4, 0, seq, data));
+    try {
+      sock.send(ipv4ToString(addr), echoRequest(4, 0, seq, data));
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'ping send failed');
+      this.table.drop('icmp-echo-send-failed', (e as { code?: string }).code);
+    }
   }
 
   close(flow: EchoFlow): void {

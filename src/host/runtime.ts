@@ -7,11 +7,15 @@
 //   frames from the guest → stack.receive(...) ×N → end of batch → flush
 //   host socket events   → stack tables → kick() → setImmediate flush
 //   timer at stack.pollAt() → stack.poll(now) → re-arm
+//
+// Every one of these entries runs under the runtime's Guard (guard.ts): an
+// exception is counted and logged, never the end of the process.
 
 import crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { StackConfig } from '../stack/config.js';
-import { Stack } from '../stack/stack.js';
+import { Stack, type StackOptions } from '../stack/stack.js';
+import { Guard } from './guard.js';
 import type { Logger } from './log.js';
 import type { Port } from './port.js';
 import { PingHost } from './ping-host.js';
@@ -26,6 +30,8 @@ export interface RuntimeOptions {
   disableDns?: boolean;
   outboundAddr?: string;
   udpIdleMs?: number;
+  /** Budgets (README "Limits and hardening"); defaults in the stack. */
+  limits?: Pick<StackOptions, 'maxFlows' | 'maxHalfOpen' | 'memoryBudget'>;
 }
 
 export class Runtime {
@@ -34,6 +40,7 @@ export class Runtime {
   readonly udpHost: UdpHost;
   readonly pingHost: PingHost | undefined;
   readonly resolvers: Resolvers;
+  readonly guard: Guard;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private flushQueued = false;
@@ -44,14 +51,15 @@ export class Runtime {
     private readonly opts: RuntimeOptions,
   ) {
     const log = opts.log;
+    const guard = (this.guard = new Guard(log));
     this.resolvers = new Resolvers(opts.resolvConf ?? '/etc/resolv.conf');
     const nameservers = () => this.resolvers.get();
     if (!opts.disableDns && nameservers().length === 0) {
       log.warn({ file: this.resolvers.path }, 'no nameservers found: DNS queries to the DNS address will fail');
     }
-    this.tcpHost = new TcpHost({ outboundAddr: opts.outboundAddr, nameservers, log }, () => this.kick());
-    this.udpHost = new UdpHost({ outboundAddr: opts.outboundAddr, nameservers, log });
-    this.pingHost = PingHost.available(log) ? new PingHost(log, () => this.kick()) : undefined;
+    this.tcpHost = new TcpHost({ outboundAddr: opts.outboundAddr, nameservers, log, guard }, () => this.kick());
+    this.udpHost = new UdpHost({ outboundAddr: opts.outboundAddr, nameservers, log, guard }, () => this.kick());
+    this.pingHost = PingHost.available(log) ? new PingHost(log, guard, () => this.kick()) : undefined;
     const debug = log.isLevelEnabled('debug');
     this.stack = new Stack(
       opts.config,
@@ -62,7 +70,7 @@ export class Runtime {
           if (event.startsWith('guest')) log.info(detail, event);
           else if (debug) log.debug(detail, event);
         },
-        onError: (err) => log.error({ err }, 'internal error while handling a frame (dropped)'),
+        onError: (err) => guard.report('stack', err),
         tcp: this.tcpHost,
         udp: this.udpHost,
         echo: this.pingHost,
@@ -72,17 +80,19 @@ export class Runtime {
         udpIdleMs: opts.udpIdleMs,
         // RFC 6528: unpredictable initial sequence numbers.
         iss: () => crypto.randomBytes(4).readUInt32BE(0),
+        ...opts.limits,
       },
     );
     this.tcpHost.bind(this.stack.tcp!);
     this.udpHost.bind(this.stack.udp!);
     if (this.pingHost) this.pingHost.bind(this.stack.echo!);
+    // stack.receive guards itself (drops by reason); flushes and timers are guarded here.
     port.setReceiver((frame) => this.stack.receive(performance.now(), frame));
   }
 
   /** End of an I/O batch from the TAP: send what became due, flush the ports. */
   onBatchEnd(): void {
-    this.flushNow();
+    this.guard.run('flush', () => this.flushNow());
   }
 
   /** Host-side events made output due: flush once, later in this loop turn. */
@@ -91,15 +101,18 @@ export class Runtime {
     this.flushQueued = true;
     setImmediate(() => {
       this.flushQueued = false;
-      this.flushNow();
+      this.guard.run('flush', () => this.flushNow());
     });
   }
 
   private flushNow(): void {
     if (this.stopped) return;
-    this.stack.flush(performance.now());
-    this.port.flush();
-    this.arm();
+    try {
+      this.stack.flush(performance.now());
+      this.port.flush();
+    } finally {
+      this.arm();
+    }
   }
 
   /**
@@ -113,16 +126,19 @@ export class Runtime {
     if (at === Infinity || (this.timer && at >= this.timerAt)) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, at - performance.now()));
+    this.timer = setTimeout(() => this.guard.run('timer', () => this.fire()), Math.max(0, at - performance.now()));
   }
 
   private fire(): void {
     this.timer = undefined;
     this.timerAt = Infinity;
     if (this.stopped) return;
-    this.stack.poll(performance.now());
-    this.port.flush();
-    this.arm();
+    try {
+      this.stack.poll(performance.now());
+      this.port.flush();
+    } finally {
+      this.arm(); // a failed poll must not leave the stack without a timer
+    }
   }
 
   /** Resets every connection, closes every host socket, stops the timer. */
@@ -143,7 +159,12 @@ export class Runtime {
   stats(): Record<string, unknown> {
     return {
       ...this.stack.counters.snapshot(),
+      flows: this.stack.flowCount,
+      maxFlows: this.stack.maxFlows,
       tcpFlows: this.stack.tcp?.size ?? 0,
+      tcpOpening: this.stack.tcp?.opening ?? 0,
+      memory: { used: this.stack.budget.used, peak: this.stack.budget.peak, limit: this.stack.budget.limit, refusals: this.stack.budget.refusals },
+      errors: this.guard.snapshot(),
       tcp: this.stack.tcp?.stats(),
       udpFlows: this.stack.udp?.size ?? 0,
       hostTcpSockets: this.tcpHost.size,

@@ -8,14 +8,26 @@
 //     buffer; what does not fit waits, with the socket paused, until the guest
 //     acknowledges (sendSpace).
 // Connect outcome → SYN-ACK (accepted), RST (ECONNREFUSED), or ICMP
-// unreachable (ENETUNREACH → net, EHOSTUNREACH/timeout → host).
+// unreachable (ENETUNREACH → net, EHOSTUNREACH/timeout → host). Out of file
+// descriptors (EMFILE/ENFILE) refuses that one flow with RST, counted as
+// "host-fd-limit"; existing flows are untouched and new ones work again as
+// soon as descriptors free up.
+//
+// Memory (the stack's MemoryBudget): each read is sized to the room the
+// flow's send buffer has, so host data never waits outside the budget
+// (forwarded sockets read fixed chunks; a remainder is counted); guest data
+// waiting to be written is counted until Node has written it. A host socket
+// the stack is done with but whose peer stops reading is destroyed after
+// LINGER_MS instead of being kept forever. Every socket event runs under the
+// runtime's Guard: an exception resets that flow alone.
 
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TcpFlow, TcpHooks, TcpRoute, TcpTable } from '../stack/tcp-flows.js';
 import { ipv4ToString } from '../wire/address.js';
+import type { Guard } from './guard.js';
 import type { Logger } from './log.js';
-import { WriteArena } from './write-arena.js';
+import { SLAB, WriteArena } from './write-arena.js';
 
 export interface TcpHostOptions {
   /** --outbound-addr: local address for outgoing connections. */
@@ -25,9 +37,13 @@ export interface TcpHostOptions {
   /** How long a host connect may take before the guest gets host unreachable. */
   connectTimeoutMs?: number;
   log: Logger;
+  guard: Guard;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** How long a finished flow's host socket may take to flush to a peer that does not read (Linux tcp_fin_timeout). */
+export const LINGER_MS = 60_000;
+const FD_ERRORS = new Set(['EMFILE', 'ENFILE']);
 /** Where host sockets read (onread); its contents are copied out before the next read. */
 const READ_BUF = Buffer.allocUnsafeSlow(256 * 1024);
 
@@ -38,12 +54,18 @@ interface HostConn {
   pending: Buffer | undefined;
   /** We told the socket to end (guest FIN) or destroyed it. */
   ended: boolean;
+  /** Reading stopped because the flow's send buffer is full. */
+  paused: boolean;
+  /** The socket has had a write backlog: copy exactly, not into the arena. */
+  slow: boolean;
 }
 
 export class TcpHost implements TcpHooks {
   private readonly conns = new Map<number, HostConn>();
-  private readonly arena = new WriteArena();
+  private readonly arena = new WriteArena((n) => this.table.budget.release(n));
   private table!: TcpTable;
+  /** Flows refused because the process was out of file descriptors. */
+  fdRefusals = 0;
 
   constructor(
     private readonly opts: TcpHostOptions,
@@ -60,6 +82,19 @@ export class TcpHost implements TcpHooks {
   }
 
   open(flow: TcpFlow, route: TcpRoute): void {
+    this.opts.guard.run('tcp-host', () => this.openGuarded(flow, route), () => this.failFlow(flow.id));
+  }
+
+  /** Resets a flow whose host side threw (the guard's onFail). */
+  private failFlow(id: number): void {
+    const c = this.conns.get(id);
+    this.conns.delete(id);
+    c?.socket.destroy();
+    this.table.abort(performance.now(), id);
+    this.kick();
+  }
+
+  private openGuarded(flow: TcpFlow, route: TcpRoute): void {
     const targets = route.kind === 'dns' ? this.opts.nameservers().map((a) => [a, 53] as const) : [[ipv4ToString(route.addr), flow.peerPort] as const];
     if (targets.length === 0) {
       this.opts.log.warn({ flow: flow.id }, 'DNS over TCP: no nameservers configured');
@@ -73,33 +108,53 @@ export class TcpHost implements TcpHooks {
     const [host, port] = targets[i]!;
     // Reads land in one shared buffer (Node's onread) and are copied into the
     // connection's send buffer at once: no ArrayBuffer per read (GC churn).
+    // Each read is sized to the room the flow has, so nothing read waits
+    // outside the send buffer (and its memory budget).
     let c: HostConn | undefined;
+    const guard = this.opts.guard;
+    const fail = () => this.failFlow(flow.id);
     const socket = net.connect({
       host,
       port,
       localAddress: this.opts.outboundAddr,
       allowHalfOpen: true,
       noDelay: true,
-      onread: { buffer: READ_BUF, callback: (n: number) => this.fromHost(flow.id, c!, READ_BUF.subarray(0, n)) },
+      onread: {
+        buffer: () => READ_BUF.subarray(0, Math.max(1, Math.min(READ_BUF.length, this.table.sendSpace(flow.id)))),
+        callback: (n: number) => {
+          let more = true;
+          guard.run('tcp-host', () => (more = this.fromHost(flow.id, c!, READ_BUF.subarray(0, n))), fail);
+          return more;
+        },
+      },
     });
     c = this.wire(flow.id, socket, false, false);
     socket.setTimeout(this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-    socket.once('timeout', () => {
-      if (c.connected) return;
-      socket.destroy();
-      this.connectFailed(flow, targets, i, 'ETIMEDOUT');
-    });
-    socket.once('connect', () => {
-      c.connected = true;
-      socket.setTimeout(0);
-      socket.setKeepAlive(true, 60_000);
-      this.opts.log.debug({ flow: flow.id, host, port }, 'host connect ok');
-      this.table.accepted(performance.now(), flow.id);
-      this.kick();
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!c.connected) this.connectFailed(flow, targets, i, err.code ?? 'EIO');
-    });
+    socket.once(
+      'timeout',
+      guard.wrap('tcp-host', () => {
+        if (c.connected) return;
+        socket.destroy();
+        this.connectFailed(flow, targets, i, 'ETIMEDOUT');
+      }, fail),
+    );
+    socket.once(
+      'connect',
+      guard.wrap('tcp-host', () => {
+        c.connected = true;
+        socket.setTimeout(0);
+        socket.setKeepAlive(true, 60_000);
+        this.opts.log.debug({ flow: flow.id, host, port }, 'host connect ok');
+        this.table.accepted(performance.now(), flow.id);
+        this.kick();
+      }, fail),
+    );
+    socket.on(
+      'error',
+      guard.wrap('tcp-host', (err: NodeJS.ErrnoException) => {
+        if (!c.connected) this.connectFailed(flow, targets, i, err.code ?? 'EIO');
+      }, fail),
+    );
   }
 
   /**
@@ -116,23 +171,31 @@ export class TcpHost implements TcpHooks {
 
   /** Relays a host socket to flow `id` in both directions (see the file header). */
   private wire(id: number, socket: net.Socket, connected: boolean, dataEvents: boolean): HostConn {
-    const c: HostConn = { socket, connected, pending: undefined, ended: false };
+    const c: HostConn = { socket, connected, pending: undefined, ended: false, paused: false, slow: false };
+    const guard = this.opts.guard;
+    const fail = () => this.failFlow(id);
     this.conns.set(id, c);
-    if (dataEvents) socket.on('data', (chunk: Buffer) => void this.fromHost(id, c, chunk));
-    socket.on('end', () => {
-      // The host peer finished sending: FIN to the guest after queued data.
-      if (c.pending) return; // sendSpace() will close after the rest
-      this.table.close(id);
-      this.kick();
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!c.connected) return; // the connect path handles it
-      this.opts.log.debug({ flow: id, err: err.code }, 'host socket error');
-      c.ended = true;
-      if (this.conns.get(id) === c) this.conns.delete(id);
-      this.table.abort(performance.now(), id);
-      this.kick();
-    });
+    if (dataEvents) socket.on('data', guard.wrap('tcp-host', (chunk: Buffer) => void this.fromHost(id, c, chunk), fail));
+    socket.on(
+      'end',
+      guard.wrap('tcp-host', () => {
+        // The host peer finished sending: FIN to the guest after queued data.
+        if (c.pending) return; // sendSpace() will close after the rest
+        this.table.close(id);
+        this.kick();
+      }, fail),
+    );
+    socket.on(
+      'error',
+      guard.wrap('tcp-host', (err: NodeJS.ErrnoException) => {
+        if (!c.connected) return; // the connect path handles it
+        this.opts.log.debug({ flow: id, err: err.code }, 'host socket error');
+        c.ended = true;
+        if (this.conns.get(id) === c) this.conns.delete(id);
+        this.table.abort(performance.now(), id);
+        this.kick();
+      }, fail),
+    );
     return c;
   }
 
@@ -145,6 +208,13 @@ export class TcpHost implements TcpHooks {
       return;
     }
     const now = performance.now();
+    if (FD_ERRORS.has(code)) {
+      // Out of file descriptors: refuse this one flow; nothing else changes.
+      this.fdRefusals++;
+      this.table.refused(now, flow.id);
+      this.kick();
+      return;
+    }
     switch (code) {
       case 'ECONNREFUSED':
         this.table.refused(now, flow.id);
@@ -163,12 +233,16 @@ export class TcpHost implements TcpHooks {
     const n = this.table.send(id, chunk);
     this.kick();
     if (n < chunk.length) {
-      // Keep the rest (chunk may be the shared read buffer) until sendSpace.
+      // Keep the rest (chunk may be the shared read buffer) until sendSpace;
+      // it is memory held for the flow, so it counts against the budget.
       c.pending = Buffer.from(chunk.subarray(n));
-      c.socket.pause();
-      return false;
+      this.table.budget.force(c.pending.length);
+    } else if (this.table.sendSpace(id) > 0) {
+      return true;
     }
-    return true;
+    c.paused = true;
+    c.socket.pause();
+    return false;
   }
 
   data(flow: TcpFlow, data: Buffer): void {
@@ -178,14 +252,23 @@ export class TcpHost implements TcpHooks {
       return;
     }
     const len = data.length;
+    const budget = this.table.budget;
     // data may be the TAP's read buffer, reused after this call: copy (into
-    // a recycled slab, released once Node has written it).
-    const copy = this.arena.copy(data);
-    c.socket.write(copy.data, () => {
-      copy.release();
-      this.table.consumed(flow.id, len);
-      this.kick();
-    });
+    // a recycled slab, released once Node has written it). A socket with a
+    // backlog gets exact copies: a slow write would pin a whole slab.
+    c.slow ||= c.socket.writableLength > 0;
+    const copy = c.slow ? { data: Buffer.from(data), release: () => {}, pin: () => false } : this.arena.copy(data);
+    budget.force(len);
+    c.socket.write(
+      copy.data,
+      this.opts.guard.wrap('tcp-host', () => {
+        budget.release(len);
+        copy.release();
+        this.table.consumed(flow.id, len);
+        this.kick();
+      }),
+    );
+    if (c.socket.writableLength > 0 && copy.pin()) budget.force(SLAB);
   }
 
   eof(flow: TcpFlow): void {
@@ -199,17 +282,34 @@ export class TcpHost implements TcpHooks {
 
   sendSpace(flow: TcpFlow): void {
     const c = this.conns.get(flow.id);
-    if (!c || !c.pending) return;
-    const rest = c.pending;
-    c.pending = undefined;
-    const n = this.table.send(flow.id, rest);
-    if (n < rest.length) {
-      c.pending = rest.subarray(n);
-      return;
+    if (!c) return;
+    if (c.pending) {
+      const rest = c.pending;
+      const n = this.table.send(flow.id, rest);
+      this.table.budget.release(n);
+      if (n < rest.length) {
+        c.pending = rest.subarray(n);
+        return;
+      }
+      c.pending = undefined;
+      if (c.socket.readableEnded) {
+        this.table.close(flow.id);
+        this.kick();
+        return;
+      }
     }
-    if (c.socket.readableEnded) this.table.close(flow.id);
-    else c.socket.resume();
+    if (c.paused && this.table.sendSpace(flow.id) > 0) {
+      c.paused = false;
+      c.socket.resume();
+    }
     this.kick();
+  }
+
+  /** Gives back the budget a connection's unsent remainder held. */
+  private dropPending(c: HostConn): void {
+    if (!c.pending) return;
+    this.table.budget.release(c.pending.length);
+    c.pending = undefined;
   }
 
   reset(flow: TcpFlow, reason: string): void {
@@ -217,6 +317,7 @@ export class TcpHost implements TcpHooks {
     if (!c) return;
     this.opts.log.debug({ flow: flow.id, reason }, 'guest side reset: resetting host socket');
     c.ended = true;
+    this.dropPending(c);
     this.conns.delete(flow.id);
     if (c.connected) c.socket.resetAndDestroy();
     else c.socket.destroy();
@@ -226,16 +327,38 @@ export class TcpHost implements TcpHooks {
     const c = this.conns.get(flow.id);
     if (!c) return;
     this.conns.delete(flow.id);
-    // Normal close: both sides finished. Let Node finish flushing, then release.
+    this.dropPending(c);
+    // Normal close: both sides finished. Let Node finish flushing, then
+    // release — but not forever: a peer that never reads loses the socket
+    // after LINGER_MS (its unsent bytes' budget comes back with the write
+    // callbacks).
     const s = c.socket;
     if (s.destroyed) return;
-    if (s.writableFinished || !s.writableEnded) s.destroy();
-    else s.once('finish', () => s.destroy()).once('error', () => s.destroy());
+    if (s.writableFinished || !s.writableEnded) {
+      s.destroy();
+      return;
+    }
+    const linger = setTimeout(() => s.destroy(), LINGER_MS);
+    linger.unref();
+    this.lingering.add(s);
+    const done = () => {
+      clearTimeout(linger);
+      this.lingering.delete(s);
+      s.destroy();
+    };
+    s.once('finish', done).once('error', done).once('close', done);
   }
+
+  /** Finished flows' sockets still flushing to their peer. */
+  private readonly lingering = new Set<net.Socket>();
 
   /** Destroys every socket (shutdown). */
   closeAll(): void {
-    for (const c of this.conns.values()) c.socket.destroy();
+    for (const c of this.conns.values()) {
+      this.dropPending(c);
+      c.socket.destroy();
+    }
     this.conns.clear();
+    for (const s of [...this.lingering]) s.destroy();
   }
 }

@@ -4,8 +4,14 @@
 // write outstanding is reused. Like the send buffer's block pool, this keeps
 // V8's external memory flat: a 64 KiB ArrayBuffer per segment made V8 run a
 // major GC every ~20 ms at a few Gbit/s.
+//
+// A copy whose write did not complete at once (the host peer reads slowly)
+// pins its whole slab: pin() says so, and the slab's full size is then
+// counted by the caller's budget until the last write in it completes
+// (onUnpin). Writes to a socket that already has a backlog should not use
+// the arena at all (exact copies cost only their length).
 
-const SLAB = 1024 * 1024;
+export const SLAB = 1024 * 1024;
 /** Free slabs kept (8 MiB); beyond that they are left to the GC. */
 const FREE_MAX = 8;
 
@@ -13,29 +19,35 @@ interface Slab {
   buf: Buffer;
   used: number;
   refs: number;
+  pinned: boolean;
 }
 
 export interface ArenaCopy {
   data: Buffer;
   /** Call once the copy is no longer needed (after the write completed). */
   release: () => void;
+  /** The write is still queued: its slab stays held. True the first time for a slab (count SLAB bytes until onUnpin). */
+  pin: () => boolean;
 }
 
 export class WriteArena {
   private current: Slab | undefined;
   private readonly free: Slab[] = [];
 
+  /** Called with SLAB when a pinned slab is free again. */
+  constructor(private readonly onUnpin: (bytes: number) => void = () => {}) {}
+
   /** A copy of src, valid until release(). */
   copy(src: Buffer): ArenaCopy {
     const n = src.length;
     if (n > SLAB / 4) {
       // Rare (segments are at most ~64 KiB): a plain copy.
-      return { data: Buffer.from(src), release: () => {} };
+      return { data: Buffer.from(src), release: () => {}, pin: () => false };
     }
     let s = this.current;
     if (!s || s.used + n > SLAB) {
       if (s && s.refs === 0) this.recycle(s);
-      s = this.current = this.free.pop() ?? { buf: Buffer.allocUnsafeSlow(SLAB), used: 0, refs: 0 };
+      s = this.current = this.free.pop() ?? { buf: Buffer.allocUnsafeSlow(SLAB), used: 0, refs: 0, pinned: false };
       s.used = 0;
     }
     const data = s.buf.subarray(s.used, s.used + n);
@@ -46,7 +58,17 @@ export class WriteArena {
     return {
       data,
       release: () => {
-        if (--slab.refs === 0 && slab !== this.current) this.recycle(slab);
+        if (--slab.refs > 0) return;
+        if (slab.pinned) {
+          slab.pinned = false;
+          this.onUnpin(SLAB);
+        }
+        if (slab !== this.current) this.recycle(slab);
+      },
+      pin: () => {
+        if (slab.pinned) return false;
+        slab.pinned = true;
+        return true;
       },
     };
   }

@@ -2,6 +2,7 @@
 // configuration, counters, the neighbor table, and the one way out
 // (transmit). Keeps each handler a plain function of (ctx, now, packet).
 
+import type { MemoryBudget } from './budget.js';
 import type { StackConfig } from './config.js';
 import type { Counters } from './counters.js';
 import type { NeighborTable } from './neighbors.js';
@@ -10,6 +11,14 @@ export interface StackContext {
   readonly config: StackConfig;
   readonly counters: Counters;
   readonly neighbors: NeighborTable;
+  /** Everything buffered for flows is taken from here (src/stack/budget.ts). */
+  readonly budget: MemoryBudget;
+  /**
+   * Room for one more flow of any kind in the one flow table: true when
+   * there is room, or when room was made by evicting what a peer would
+   * evict first (the least recently active UDP flow, then ICMP echo flow).
+   */
+  admitFlow(now: number): boolean;
   /** Sends a complete Ethernet frame toward the guest. */
   transmit(frame: Buffer): void;
   /**

@@ -47,7 +47,7 @@ export class EchoTable {
 
   /** An echo request from the guest to a non-virtual address. */
   request(now: number, eth: EthernetFrame, ip: Ipv4Packet, icmp: Icmpv4Repr): void {
-    const route = routeFor(this.ctx.config, ip.dst, 0, 'udp');
+    const route = routeFor(this.ctx.config, ip.dst, 0, 'icmp');
     if (route.kind === 'drop') {
       this.ctx.drop(route.reason, ipv4ToString(ip.dst));
       return;
@@ -61,6 +61,11 @@ export class EchoTable {
     let flow = this.flows.lookup(key);
     if (!flow) {
       if (this.flows.full) this.remove(this.flows.oldest()!);
+      if (!this.ctx.admitFlow(now)) {
+        this.ctx.drop('flow-table-full', `icmp ${ipv4ToString(ip.dst)}`);
+        this.ctx.transmit(icmpUnreachableFrame(this.ctx.config.gatewayMac, eth.src, this.ctx.config.gateway, ip.src, 1, ip.buffer.subarray(0, ip.totalLen)));
+        return;
+      }
       flow = { id: this.nextId++, guestIp: ip.src, ident: icmp.ident, guestMac: eth.src, lastActive: now };
       this.flows.insert(key, flow);
       this.ctx.counters.count('icmp-echo-flow-opened');
@@ -84,6 +89,25 @@ export class EchoTable {
     reply.emit(payload);
     this.ctx.counters.count('icmp-echo-reply-forwarded');
     this.ctx.transmit(frame);
+  }
+
+  /** Evicts the least recently active flow to make room; false when there is none. */
+  evictOldest(): boolean {
+    const f = this.flows.oldest();
+    if (!f) return false;
+    this.remove(f);
+    return true;
+  }
+
+  /** Counts an echo the shell dropped. */
+  drop(reason: string, detail?: string): void {
+    this.ctx.drop(reason, detail);
+  }
+
+  /** The shell cannot serve this flow any more: forget it (its socket is closed). */
+  fail(flowId: number): void {
+    const f = this.flows.get(flowId);
+    if (f) this.remove(f);
   }
 
   private remove(flow: EchoFlow): void {

@@ -9,13 +9,13 @@
 
 import type { StackConfig } from './config.js';
 
-export type Proto = 'tcp' | 'udp';
+export type Proto = 'tcp' | 'udp' | 'icmp';
 
 export type Route =
   | { kind: 'host'; addr: number }
   | { kind: 'dns' }
   /** ICMP destination unreachable to the guest (RFC 792 codes: 0 net, 1 host, 3 port). */
-  | { kind: 'unreachable'; code: 0 | 1 | 3 }
+  | { kind: 'unreachable'; code: 0 | 1 | 3; reason?: string }
   | { kind: 'drop'; reason: string };
 
 export const LOOPBACK = 0x7f000001; // 127.0.0.1
@@ -26,7 +26,16 @@ export interface NatOptions {
   disableDns?: boolean;
 }
 
-export function routeFor(cfg: StackConfig, dst: number, port: number, _proto: Proto, opts: NatOptions = {}): Route {
+export function routeFor(cfg: StackConfig, dst: number, port: number, proto: Proto, opts: NatOptions = {}): Route {
+  const route = destinationRoute(cfg, dst, port, opts);
+  // Port 0 is reserved (RFC 768 / RFC 9293 use it for "no port"): no host
+  // socket can send to it. The guest gets what a closed port gives: RST for
+  // TCP, ICMP port unreachable for UDP.
+  if (route.kind === 'host' && port === 0 && proto !== 'icmp') return { kind: 'unreachable', code: 3, reason: 'dst-port-zero' };
+  return route;
+}
+
+function destinationRoute(cfg: StackConfig, dst: number, port: number, opts: NatOptions): Route {
   if (dst === cfg.gateway) {
     // --disable-host-loopback: TCP/UDP to the gateway get ICMP net unreachable
     // (ping to the gateway is still answered by the stack itself).

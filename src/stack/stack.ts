@@ -23,6 +23,7 @@ import { arpRequestFrame, processArp } from './arp.js';
 import type { StackConfig } from './config.js';
 import type { StackContext } from './context.js';
 import { Counters } from './counters.js';
+import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './budget.js';
 import { processIcmpv4 } from './icmp.js';
 import { NeighborTable } from './neighbors.js';
 import type { NatOptions } from './nat.js';
@@ -65,12 +66,22 @@ export interface StackOptions {
   iss?: () => number;
   /** Overrides for TCP connection parameters (tests). */
   tcp?: TcpTableOptions['conn'];
+  /** The one cap on flows of every kind (TCP, UDP, forwarded, ICMP echo). */
+  maxFlows?: number;
+  /** TCP flows opening at once. */
+  maxHalfOpen?: number;
+  /** Bytes tsnet may buffer for all flows together. */
+  memoryBudget?: number;
 }
+
+export const DEFAULT_MAX_FLOWS = 16384;
 
 export class Stack implements StackContext {
   readonly counters = new Counters();
   readonly neighbors = new NeighborTable();
   readonly dhcp = new DhcpServer();
+  readonly budget: MemoryBudget;
+  readonly maxFlows: number;
   /** Frames for guest addresses whose MAC we are asking for with ARP. */
   private readonly awaitingArp = new Map<number, { frames: Buffer[]; askedAt: number }>();
   /** The latest time passed in (for ARP retry pacing). */
@@ -85,11 +96,29 @@ export class Stack implements StackContext {
     private readonly hooks: StackHooks,
     opts: StackOptions = {},
   ) {
+    this.budget = new MemoryBudget(opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
+    this.maxFlows = opts.maxFlows ?? DEFAULT_MAX_FLOWS;
     let issCounter = 0x1000;
     const iss = opts.iss ?? (() => (issCounter = (issCounter + 0x10000) >>> 0));
-    this.tcp = hooks.tcp ? new TcpTable(this, hooks.tcp, { nat: opts.nat, iss, conn: opts.tcp }) : undefined;
+    this.tcp = hooks.tcp ? new TcpTable(this, hooks.tcp, { nat: opts.nat, iss, conn: opts.tcp, maxHalfOpen: opts.maxHalfOpen }) : undefined;
     this.udp = hooks.udp ? new UdpTable(this, hooks.udp, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS, opts.nat) : undefined;
     this.echo = hooks.echo ? new EchoTable(this, hooks.echo, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS) : undefined;
+  }
+
+  /** Flows of every kind in the table. */
+  get flowCount(): number {
+    return (this.tcp?.size ?? 0) + (this.udp?.size ?? 0) + (this.echo?.size ?? 0);
+  }
+
+  admitFlow(now: number): boolean {
+    if (this.flowCount < this.maxFlows) return true;
+    // At the cap, evict what a peer would give up first: idle UDP (least
+    // recently active first), then ICMP echo. TCP flows are never evicted.
+    if (this.udp?.evictOldest(now) || this.echo?.evictOldest()) {
+      this.counters.count('flow-evicted');
+      return true;
+    }
+    return false;
   }
 
   event(name: string, detail: Record<string, unknown>): void {

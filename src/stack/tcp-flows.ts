@@ -9,6 +9,15 @@
 // Output is batched: anything that may produce segments marks the flow
 // dirty; flush(now) dispatches dirty flows once, at the end of an I/O batch
 // or host event, so ACKs coalesce and data goes out in full segments.
+//
+// Budgets (README "Limits and hardening"): a new flow needs room in the
+// stack's one flow table (ctx.admitFlow: at the cap idle UDP is evicted
+// first, else the SYN gets RST, "flow-table-full"), and at most
+// maxHalfOpen flows may be opening at once (host connect in progress or
+// handshake unfinished; beyond it "tcp-half-open-full" + RST, as a SYN
+// flood needs). Windows and send buffers are each flow's fair share of the
+// memory budget. A flow whose processing throws is reset alone: the error
+// is re-thrown for the stack to count, every other flow goes on.
 
 import { ipv4ToString } from '../wire/address.js';
 import { pseudoV4 } from '../wire/checksum.js';
@@ -16,6 +25,7 @@ import type { EthernetFrame } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Repr, type Ipv4Packet } from '../wire/ipv4.js';
 import { TcpFlags, TcpPacket, TcpRepr } from '../wire/tcp.js';
 import { WireError } from '../wire/errors.js';
+import type { MemoryBudget } from './budget.js';
 import type { StackContext } from './context.js';
 import { icmpUnreachableFrame, ipv4Frame } from './emit.js';
 import { routeFor, type NatOptions, type Route } from './nat.js';
@@ -37,6 +47,8 @@ export interface TcpFlow {
   readonly direction: 'outbound' | 'inbound';
   /** The SYN that opened an outbound flow, kept until the host connect resolves (for ICMP errors). */
   synDatagram: Buffer | undefined;
+  /** Counted against maxHalfOpen until the handshake completes. */
+  halfOpen: boolean;
 }
 
 /** What the shell does for TCP. Calls come synchronously from inside the stack. */
@@ -63,7 +75,11 @@ export interface TcpTableOptions {
   iss: () => number;
   /** Overrides for the connection configuration (tests). */
   conn?: Partial<TcpConnectionConfig>;
+  /** Flows opening at once (host connect or handshake in progress). */
+  maxHalfOpen?: number;
 }
+
+export const DEFAULT_MAX_HALF_OPEN = 1024;
 
 const MAX_BUFFER = 4 * 1024 * 1024;
 /** SYN retransmissions toward the guest before a forwarded client is reset (≈7 s). */
@@ -108,8 +124,14 @@ export class TcpTable {
   /** Counters of flows that are gone; stats() adds the live ones. */
   private readonly closedTotals: TcpConnectionStats = emptyStats();
 
-  /** Shared receive-window ceiling handed to every connection. */
-  private readonly windowLimit = (): number => windowShare(this.ctx.config.mtu - 40, this.byId.size);
+  /** Flows counted as half-open. */
+  private halfOpen = 0;
+
+  /** Shared receive-window ceiling handed to every connection: its share of the TAP queue and of the memory budget. */
+  private readonly windowLimit = (held: number): number =>
+    Math.min(windowShare(this.ctx.config.mtu - 40, this.byId.size), this.ctx.budget.share(this.byId.size, held));
+  /** Send-buffer ceiling: the flow's share of the memory budget. */
+  private readonly sndLimit = (held: number): number => this.ctx.budget.share(this.byId.size, held);
 
   constructor(
     private readonly ctx: StackContext,
@@ -119,6 +141,11 @@ export class TcpTable {
 
   get size(): number {
     return this.byId.size;
+  }
+
+  /** The stack's memory budget, which the shell's buffers count against too. */
+  get budget(): MemoryBudget {
+    return this.ctx.budget;
   }
 
   get(id: number): TcpFlow | undefined {
@@ -157,6 +184,8 @@ export class TcpTable {
     }
     if (this.byId.delete(flow.id)) {
       this.dirty.delete(flow);
+      this.settled(flow);
+      flow.conn.releaseBuffers();
       this.emitFns.delete(flow.id);
       this.ctx.counters.count('tcp-flow-closed');
       const s = flow.conn.stats;
@@ -177,11 +206,53 @@ export class TcpTable {
     return {
       onData: (data) => this.hooks.data(flowRef(), data),
       onEof: () => this.hooks.eof(flowRef()),
-      onEstablished: () => this.hooks.established(flowRef()),
+      onEstablished: () => {
+        this.settled(flowRef());
+        this.hooks.established(flowRef());
+      },
       onSendSpace: () => this.hooks.sendSpace(flowRef()),
       onReset: (reason) => this.hooks.reset(flowRef(), reason),
       onClosed: () => this.removeFlow(flowRef()),
     };
+  }
+
+  /** The flow's handshake is over (or it is gone): it no longer counts as half-open. */
+  private settled(flow: TcpFlow): void {
+    if (!flow.halfOpen) return;
+    flow.halfOpen = false;
+    this.halfOpen--;
+  }
+
+  /**
+   * Runs work for one flow; if it throws (a bug), that flow alone is reset —
+   * RST to the guest, host socket reset — and the error goes on to the
+   * stack's guard to be counted.
+   */
+  private isolate(now: number, flow: TcpFlow, work: () => void): void {
+    try {
+      work();
+    } catch (e) {
+      if (e instanceof WireError) throw e;
+      this.fail(now, flow);
+      throw e;
+    }
+  }
+
+  /** Resets a flow whose state can no longer be trusted. */
+  private fail(now: number, flow: TcpFlow): void {
+    if (!this.byId.has(flow.id)) return;
+    try {
+      this.abort(now, flow.id);
+    } catch {
+      // Its connection is broken beyond a clean abort: forget it anyway.
+      this.hooks.reset(flow, 'internal-error');
+      this.removeFlow(flow);
+    }
+  }
+
+  /** Flows opening (host connect or handshake in progress), for stats. */
+  get opening(): number {
+    return this.halfOpen;
   }
 
   /** A segment from the guest (past Ethernet/IPv4 checks). */
@@ -191,7 +262,7 @@ export class TcpTable {
     const flow = this.lookup(ip.src, seg.srcPort, ip.dst, seg.dstPort);
     if (flow) {
       flow.guestMac = eth.src;
-      flow.conn.process(now, seg);
+      this.isolate(now, flow, () => flow.conn.process(now, seg));
       if (this.byId.has(flow.id)) this.dirty.add(flow);
       return;
     }
@@ -212,16 +283,26 @@ export class TcpTable {
       return;
     }
     if (route.kind === 'unreachable') {
-      this.ctx.drop(`tcp-unreachable-${route.code}`, `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
+      this.ctx.drop(route.reason ?? `tcp-unreachable-${route.code}`, `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
       if (route.code === 3) this.sendReset(eth.src, ip.dst, ip.src, seg);
       else this.sendIcmp(eth.src, route.code, ip.buffer.subarray(0, ip.totalLen));
+      return;
+    }
+    if (this.halfOpen >= (this.opts.maxHalfOpen ?? DEFAULT_MAX_HALF_OPEN)) {
+      this.ctx.drop('tcp-half-open-full', `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
+      this.sendReset(eth.src, ip.dst, ip.src, seg);
+      return;
+    }
+    if (!this.ctx.admitFlow(now)) {
+      this.ctx.drop('flow-table-full', `tcp ${ipv4ToString(ip.dst)}:${seg.dstPort}`);
+      this.sendReset(eth.src, ip.dst, ip.src, seg);
       return;
     }
     let flow2: TcpFlow | undefined;
     const conn = TcpConnection.fromSyn(
       now,
       seg,
-      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { windowLimit: this.windowLimit, ...this.opts.conn }),
+      connectionConfig(this.ctx.config.mtu, this.opts.iss(), this.shared()),
       this.events(() => flow2!),
     );
     flow2 = {
@@ -235,7 +316,9 @@ export class TcpTable {
       route,
       direction: 'outbound',
       synDatagram: Buffer.from(ip.buffer.subarray(0, Math.min(ip.totalLen, 28 + 40))),
+      halfOpen: true,
     };
+    this.halfOpen++;
     this.insert(flow2);
     this.ctx.counters.count('tcp-flow-opened');
     this.ctx.event?.('tcp flow opened', {
@@ -250,10 +333,19 @@ export class TcpTable {
   /**
    * Port forwarding: opens a connection from peerIp:peerPort (the client as
    * the guest will see it) to guestIp:guestPort. Returns undefined when that
-   * 4-tuple is taken (the caller picks another peer port).
+   * 4-tuple is taken (the caller picks another peer port), null when a
+   * budget refuses a new flow (the caller resets the client).
    */
-  connectInbound(now: number, peerIp: number, peerPort: number, guestIp: number, guestPort: number): TcpFlow | undefined {
+  connectInbound(now: number, peerIp: number, peerPort: number, guestIp: number, guestPort: number): TcpFlow | undefined | null {
     if (this.lookup(guestIp, guestPort, peerIp, peerPort)) return undefined;
+    if (this.halfOpen >= (this.opts.maxHalfOpen ?? DEFAULT_MAX_HALF_OPEN)) {
+      this.ctx.drop('tcp-half-open-full', 'inbound');
+      return null;
+    }
+    if (!this.ctx.admitFlow(now)) {
+      this.ctx.drop('flow-table-full', 'tcp inbound');
+      return null;
+    }
     let flow: TcpFlow | undefined;
     // A guest that never answers must not leave the client hanging: give up
     // after SYN retransmissions at 1, 2 and 4 s (RFC 6298 backoff).
@@ -261,7 +353,7 @@ export class TcpTable {
       now,
       peerPort,
       guestPort,
-      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, windowLimit: this.windowLimit, ...this.opts.conn }),
+      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, ...this.shared() }),
       this.events(() => flow!),
     );
     flow = {
@@ -275,7 +367,9 @@ export class TcpTable {
       route: undefined,
       direction: 'inbound',
       synDatagram: undefined,
+      halfOpen: true,
     };
+    this.halfOpen++;
     this.insert(flow);
     this.ctx.counters.count('tcp-flow-opened');
     this.ctx.event?.('tcp flow opened', {
@@ -286,6 +380,11 @@ export class TcpTable {
     });
     this.dirty.add(flow);
     return flow;
+  }
+
+  /** What every connection shares: the window and send-buffer ceilings and the memory budget. */
+  private shared(): Partial<TcpConnectionConfig> {
+    return { windowLimit: this.windowLimit, sndLimit: this.sndLimit, budget: this.ctx.budget, ...this.opts.conn };
   }
 
   // --- calls from the shell ---------------------------------------------
@@ -315,6 +414,11 @@ export class TcpTable {
     if (flow.synDatagram) this.sendIcmp(flow.guestMac, code, flow.synDatagram);
     flow.conn.abort();
     this.removeFlow(flow);
+  }
+
+  /** Bytes send() would take now for flow id (0 when gone or full). */
+  sendSpace(id: number): number {
+    return this.byId.get(id)?.conn.sendSpace() ?? 0;
   }
 
   /** Data from the host socket; returns how much was taken (the rest must wait for sendSpace). */
@@ -383,15 +487,30 @@ export class TcpTable {
    * just finds nothing due; poll() then recomputes nextAt exactly).
    */
   flush(now: number): void {
+    // Memory pressure eased: flows the budget held back may send and open
+    // their windows again (their own ACKs would never wake them).
+    if (this.ctx.budget.relieved()) {
+      for (const flow of this.byId.values()) {
+        this.isolate(now, flow, () => flow.conn.wake());
+        this.dirty.add(flow);
+      }
+    }
     if (this.dirty.size === 0) return;
+    let failure: unknown;
     for (const flow of this.dirty) {
       this.dirty.delete(flow);
-      flow.conn.dispatch(now, this.emitFor(flow));
+      try {
+        this.isolate(now, flow, () => flow.conn.dispatch(now, this.emitFor(flow)));
+      } catch (e) {
+        failure ??= e; // that flow is reset; the others are still dispatched
+        continue;
+      }
       if (this.byId.has(flow.id)) {
         const at = flow.conn.pollAt();
         if (at < this.nextAt) this.nextAt = at;
       }
     }
+    if (failure !== undefined) throw failure;
   }
 
   /** Timers: dispatch flows whose deadline passed, then recompute nextAt over all flows. */

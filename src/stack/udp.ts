@@ -5,6 +5,9 @@
 // the DNS address go to the shell's DNS forwarder instead of a host address.
 //
 // Flows live in an IdleTable (least-recently-active order, expiry at the head).
+// A new flow needs room in the stack's one flow table (ctx.admitFlow); when
+// there is none the guest gets ICMP host unreachable ("flow-table-full").
+// UDP flows are what the stack evicts first when the table is full.
 
 import { ipv4ToString } from '../wire/address.js';
 import type { EthernetFrame } from '../wire/ethernet.js';
@@ -12,14 +15,15 @@ import { IpProtocol, Ipv4Repr, type Ipv4Packet } from '../wire/ipv4.js';
 import { UdpPacket, UdpRepr, UDP_HEADER_LEN } from '../wire/udp.js';
 import { WireError } from '../wire/errors.js';
 import { pseudoV4 } from '../wire/checksum.js';
+import type { MemoryBudget } from './budget.js';
 import type { StackContext } from './context.js';
 import { icmpUnreachableFrame, ipv4Frame, udpFrame } from './emit.js';
 import { IdleTable } from './idle-table.js';
 import { guestVisibleSource, routeFor, type NatOptions } from './nat.js';
 
 export const DEFAULT_UDP_IDLE_MS = 60_000;
-/** Bound on concurrent UDP flows; the least recently active is evicted beyond it. */
-export const MAX_UDP_FLOWS = 4096;
+/** Bound on concurrent UDP flows of one table (the stack's flow cap is normally lower). */
+export const MAX_UDP_FLOWS = 1 << 20;
 
 export interface UdpFlow {
   readonly id: number;
@@ -44,6 +48,8 @@ export interface InboundUdpFlow {
   readonly guestPort: number;
   readonly peerIp: number;
   readonly peerPort: number;
+  /** The real host client behind peerIp:peerPort (opaque to the stack): one conversation per client. */
+  readonly client: string;
   lastActive: number;
 }
 
@@ -57,9 +63,11 @@ export interface UdpHooks {
   send(flow: UdpFlow, addr: number, port: number, payload: Buffer): void;
   /** Forward a DNS query (to the nameservers, in order). */
   sendDns(flow: UdpFlow, payload: Buffer): void;
-  /** The flow expired or was evicted: close its host socket. */
-  close(flow: UdpFlow, reason: 'idle' | 'evicted' | 'shutdown'): void;
+  /** The flow expired, was evicted or failed: close its host socket. */
+  close(flow: UdpFlow, reason: UdpCloseReason): void;
 }
+
+export type UdpCloseReason = 'idle' | 'evicted' | 'shutdown' | 'failed';
 
 function flowKey(ip: number, port: number): number {
   return ip * 65536 + port;
@@ -92,15 +100,20 @@ export class UdpTable {
    * A datagram from a forwarded client to guestIp:guestPort, appearing to
    * come from peerIp:peerPort. Returns the conversation, or undefined when
    * that source is already used by another forward's conversation (the
-   * caller picks another peer port).
+   * caller picks another peer port), null when the flow table has no room
+   * (the datagram is dropped, counted).
    */
-  forwardIn(now: number, forwardId: number, peerIp: number, peerPort: number, guestIp: number, guestPort: number, payload: Buffer): InboundUdpFlow | undefined {
+  forwardIn(now: number, forwardId: number, client: string, peerIp: number, peerPort: number, guestIp: number, guestPort: number, payload: Buffer): InboundUdpFlow | undefined | null {
     const key = inboundKey(guestIp, guestPort, peerIp, peerPort);
     let flow = this.inbound.lookup(key);
-    if (flow && flow.forwardId !== forwardId) return undefined;
+    if (flow && (flow.forwardId !== forwardId || flow.client !== client)) return undefined;
     if (!flow) {
       if (this.inbound.full) this.removeInbound(this.inbound.oldest()!);
-      flow = { id: this.nextId++, forwardId, guestIp, guestPort, peerIp, peerPort, lastActive: now };
+      if (!this.ctx.admitFlow(now)) {
+        this.ctx.drop('flow-table-full', 'udp forward');
+        return null;
+      }
+      flow = { id: this.nextId++, forwardId, guestIp, guestPort, peerIp, peerPort, client, lastActive: now };
       this.inbound.insert(key, flow);
       this.ctx.counters.count('udp-forward-flow-opened');
     }
@@ -117,6 +130,16 @@ export class UdpTable {
   private removeInbound(flow: InboundUdpFlow): void {
     this.inbound.remove(flow);
     this.hooks.forwardClosed?.(flow);
+  }
+
+  /** The stack's memory budget, which the shell's queues count against. */
+  get budget(): MemoryBudget {
+    return this.ctx.budget;
+  }
+
+  /** Counts a datagram the shell dropped (queue full, unexpected reply, ...). */
+  drop(reason: string, detail?: string): void {
+    this.ctx.drop(reason, detail);
   }
 
   get(id: number): UdpFlow | undefined {
@@ -143,22 +166,28 @@ export class UdpTable {
         this.ctx.drop(route.reason, `${ipv4ToString(ip.dst)}:${repr.dstPort}`);
         return;
       case 'unreachable':
-        this.ctx.drop(`udp-unreachable-${route.code}`, `${ipv4ToString(ip.dst)}:${repr.dstPort}`);
+        this.ctx.drop(route.reason ?? `udp-unreachable-${route.code}`, `${ipv4ToString(ip.dst)}:${repr.dstPort}`);
         this.sendUnreachable(eth.src, ip, route.code);
         return;
     }
     const flow = this.touch(now, ip.src, repr.srcPort, eth.src);
+    if (!flow) {
+      this.ctx.drop('flow-table-full', `udp ${ipv4ToString(ip.dst)}:${repr.dstPort}`);
+      this.sendUnreachable(eth.src, ip, 1);
+      return;
+    }
     flow.datagramsOut++;
     flow.bytesOut += repr.payload.length;
     if (route.kind === 'dns') this.hooks.sendDns(flow, repr.payload);
     else this.hooks.send(flow, route.addr, repr.dstPort, repr.payload);
   }
 
-  private touch(now: number, ip: number, port: number, mac: number): UdpFlow {
+  private touch(now: number, ip: number, port: number, mac: number): UdpFlow | undefined {
     const key = flowKey(ip, port);
     let flow = this.flows.lookup(key);
     if (!flow) {
       if (this.flows.full) this.remove(this.flows.oldest()!, 'evicted');
+      if (!this.ctx.admitFlow(now)) return undefined;
       flow = { id: this.nextId++, guestIp: ip, guestPort: port, guestMac: mac, lastActive: now, datagramsOut: 0, datagramsIn: 0, bytesOut: 0, bytesIn: 0 };
       this.flows.insert(key, flow);
       this.ctx.counters.count('udp-flow-opened');
@@ -169,7 +198,30 @@ export class UdpTable {
     return flow;
   }
 
-  private remove(flow: UdpFlow, reason: 'idle' | 'evicted' | 'shutdown'): void {
+  /** Evicts the least recently active flow (outbound or forwarded) to make room; false when there is none. */
+  evictOldest(_now: number): boolean {
+    const out = this.flows.oldest();
+    const inb = this.inbound.oldest();
+    if (!out && !inb) return false;
+    if (out && (!inb || out.lastActive <= inb.lastActive)) this.remove(out, 'evicted');
+    else this.removeInbound(inb!);
+    return true;
+  }
+
+  /**
+   * The host side cannot serve the flow (its socket could not be created or
+   * bound, e.g. EMFILE): ICMP host unreachable for the datagram it was
+   * handling, and the flow is closed.
+   */
+  fail(flowId: number, dst: number, dstPort: number, fromDns = false): void {
+    const flow = this.flows.get(flowId);
+    if (!flow) return;
+    this.ctx.drop('udp-host-socket-failed', `flow ${flowId}`);
+    this.unreachable(flowId, dst, dstPort, 1, fromDns);
+    this.remove(flow, 'failed');
+  }
+
+  private remove(flow: UdpFlow, reason: UdpCloseReason): void {
     this.flows.remove(flow);
     this.ctx.counters.count('udp-flow-closed');
     this.ctx.event?.('udp flow closed', { flow: flow.id, reason, out: flow.datagramsOut, in: flow.datagramsIn });

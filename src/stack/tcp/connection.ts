@@ -42,6 +42,7 @@ import { RttEstimator, MAX_RTO_MS } from './rtt.js';
 import { Scoreboard, type SegRecord } from './scoreboard.js';
 import { SendBuffer } from './send-buffer.js';
 import { inWindow, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
+import type { MemoryBudget } from '../budget.js';
 import { TcpState, acceptsData, canSendData, isSynchronized, transition, type TcpEvent } from './state.js';
 
 export { TcpState } from './state.js';
@@ -56,9 +57,16 @@ export interface TcpConnectionConfig {
    * owner's budget for what the TAP queue can hold), consulted whenever a
    * window is computed. The right edge is still never retracted.
    */
-  windowLimit?: () => number;
+  windowLimit?: (held: number) => number;
   /** Max bytes accepted from the app and not yet acked by the peer. */
   sndBufSize: number;
+  /** Where send-buffer blocks are taken from (the stack's memory budget). */
+  budget?: MemoryBudget;
+  /**
+   * A ceiling on the send buffer given the memory it holds (the flow's fair
+   * share of the budget), consulted on every send.
+   */
+  sndLimit?: (held: number) => number;
   /** Initial send sequence number (the caller generates it randomly). */
   iss: number;
   /** Default 4000 (2×MSL, MSL = 2 s). */
@@ -225,7 +233,7 @@ export class TcpConnection {
 
   private readonly mss: number;
   private readonly rcvBufSize: number;
-  private readonly windowLimit: (() => number) | undefined;
+  private readonly windowLimit: ((held: number) => number) | undefined;
   private readonly timeWaitMs: number;
   private readonly finWait2TimeoutMs: number;
   private readonly keepaliveIdleMs: number;
@@ -372,7 +380,7 @@ export class TcpConnection {
     // Per-connection timestamp offset (like Linux's randomised ts_off): our
     // TSval never starts at 0, so a TSecr of 0 can mean "no echo".
     this.tsOffset = (this.iss ^ 0x5bd1e995) >>> 0;
-    this.sendBuf = new SendBuffer(cfg.sndBufSize);
+    this.sendBuf = new SendBuffer(cfg.sndBufSize, cfg.budget, cfg.sndLimit);
     this.cc = new NewReno(this.sndMss, this.iss);
     this.lastRecvAt = now;
   }
@@ -459,7 +467,8 @@ export class TcpConnection {
   send(data: Buffer): number {
     if (this.finQueued || this.closeDeferred || !this.mayQueue()) return 0;
     const n = this.sendBuf.push(data);
-    if (n < data.length) this.sendBlocked = true;
+    // Full (or held back by the memory budget): onSendSpace once there is room.
+    if (n < data.length || this.sendBuf.space === 0) this.sendBlocked = true;
     return n;
   }
 
@@ -480,8 +489,8 @@ export class TcpConnection {
   }
 
   /** The app has passed n bytes of onData on: reopen the window. */
-  consumed(n: number): void {
-    if (n <= 0) return;
+  consumed(n: number, recheck = false): void {
+    if (n <= 0 && !recheck) return;
     this.unconsumed = Math.max(0, this.unconsumed - n);
     if (!isSynchronized(this.state) || !acceptsData(this.state)) return;
     // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): announce a larger window
@@ -491,6 +500,25 @@ export class TcpConnection {
     // What the window field can express at most (65535 << our shift).
     const avail = Math.min(this.rcvAvail(), 0xffff * 2 ** this.rcvShift);
     if (avail - adv >= Math.min(2 * this.mss, this.rcvBufSize / 2)) this.ackNow = true;
+  }
+
+  /**
+   * Memory pressure eased elsewhere: an app held back by the budget may
+   * send again, and a window the budget kept small may open (an ACK
+   * announces it).
+   */
+  wake(): void {
+    if (this.closedNotified) return;
+    if (this.sendBlocked && this.sendBuf.space > 0) {
+      this.sendBlocked = false;
+      if (!this.finQueued) this.events.onSendSpace();
+    }
+    this.consumed(0, true);
+  }
+
+  /** Gives every buffered block back to the budget (the flow is gone without a final dispatch). */
+  releaseBuffers(): void {
+    this.sendBuf.dispose();
   }
 
   /** The app finished sending: FIN after the queued data. */
@@ -1056,6 +1084,7 @@ export class TcpConnection {
   private notifyClosed(): void {
     if (this.closedNotified) return;
     this.closedNotified = true;
+    this.sendBuf.dispose();
     this.rtoAt = this.persistAt = this.delayedAckAt = this.closeTimerAt = Infinity;
     this.ackNow = false;
     this.forcedRtx = 0;
@@ -1070,7 +1099,7 @@ export class TcpConnection {
 
   /** Receive buffer space not taken by data the app still holds (within the shared limit). */
   private rcvAvail(): number {
-    const limit = this.windowLimit ? Math.min(this.rcvBufSize, this.windowLimit()) : this.rcvBufSize;
+    const limit = this.windowLimit ? Math.min(this.rcvBufSize, this.windowLimit(this.unconsumed)) : this.rcvBufSize;
     return Math.max(0, limit - this.unconsumed);
   }
 
@@ -1420,7 +1449,7 @@ export class TcpConnection {
 
     if (acked > 0 && this.sendBlocked) {
       const space = this.sendBuf.space;
-      if (space >= this.sendBuf.capacity / 4 || this.sendBuf.length === 0) {
+      if (space >= (space + this.sendBuf.length) / 4 || this.sendBuf.length === 0) {
         this.sendBlocked = false;
         if (!this.finQueued) this.events.onSendSpace();
       }

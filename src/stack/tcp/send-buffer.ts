@@ -16,6 +16,12 @@
 //   is assembled in a shared scratch buffer (see slice()).
 // - Positions are absolute stream offsets; block k (from the first one kept)
 //   covers [firstPos + k·BLOCK, firstPos + (k+1)·BLOCK).
+// - Memory: every block a buffer holds is taken from the stack's
+//   MemoryBudget (src/stack/budget.ts) and given back when acknowledged; a
+//   push that needs a block the budget refuses stops short. `limit` narrows
+//   the capacity to the flow's fair share of the budget.
+
+import type { MemoryBudget } from '../budget.js';
 
 /** Block size: large enough that few MSS-sized segments span two blocks. */
 export const BLOCK = 256 * 1024;
@@ -47,7 +53,17 @@ export class SendBuffer {
   /** Absolute position just after the last byte. */
   private end = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    private readonly budget?: MemoryBudget,
+    /** What this buffer may hold given the memory it holds now (its share of the budget). */
+    private readonly limit?: (held: number) => number,
+  ) {}
+
+  /** Memory held in blocks. */
+  get held(): number {
+    return this.blocks.length * BLOCK;
+  }
 
   /** Bytes queued (unsent + sent-but-unacknowledged). */
   get length(): number {
@@ -56,7 +72,8 @@ export class SendBuffer {
 
   /** Bytes push() would accept now. */
   get space(): number {
-    return Math.max(0, this.capacity - (this.end - this.base));
+    const cap = this.limit ? Math.min(this.capacity, this.limit(this.held)) : this.capacity;
+    return Math.max(0, cap - (this.end - this.base));
   }
 
   /** Copies up to `space` bytes of data in; returns how many were taken. The caller may reuse `data` at once. */
@@ -66,12 +83,15 @@ export class SendBuffer {
     while (done < n) {
       const pos = this.end + done;
       const k = Math.floor((pos - this.firstPos) / BLOCK);
-      if (k === this.blocks.length) this.blocks.push(takeBlock());
+      if (k === this.blocks.length) {
+        if (this.budget && !this.budget.take(BLOCK)) break;
+        this.blocks.push(takeBlock());
+      }
       const at = pos - this.firstPos - k * BLOCK;
       done += data.copy(this.blocks[k]!, at, done, Math.min(n, done + BLOCK - at));
     }
-    this.end += n;
-    return n;
+    this.end += done;
+    return done;
   }
 
   /** The peer acknowledged the first n bytes: release them. */
@@ -79,15 +99,27 @@ export class SendBuffer {
     if (n <= 0) return;
     this.base = Math.min(this.end, this.base + n);
     while (this.blocks.length > 0 && this.firstPos + BLOCK <= this.base) {
-      releaseBlock(this.blocks.shift()!);
+      this.giveBack(this.blocks.shift()!);
       this.firstPos += BLOCK;
     }
     if (this.base === this.end && this.blocks.length > 0) {
       // Everything acknowledged: give the last block back too and restart
       // the numbering at a block boundary.
-      releaseBlock(this.blocks.pop()!);
+      this.giveBack(this.blocks.pop()!);
       this.firstPos = this.base - (this.base % BLOCK);
     }
+  }
+
+  /** Returns every block (the connection is gone). */
+  dispose(): void {
+    while (this.blocks.length > 0) this.giveBack(this.blocks.pop()!);
+    this.base = this.end;
+    this.firstPos = this.base - (this.base % BLOCK);
+  }
+
+  private giveBack(b: Buffer): void {
+    releaseBlock(b);
+    this.budget?.release(BLOCK);
   }
 
   /**
