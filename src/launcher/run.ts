@@ -3,19 +3,39 @@
 // and UTS namespaces, built on util-linux `unshare`, and a working network
 // before the workload's first instruction:
 //
-//   tsnet ── unshare -r -m -n -p -u --fork --mount-proc --kill-child ── sh (stage)
-//              │                                                          │ bind-mounts resolv.conf/hosts,
-//              │ serveNetwork(target = the stage's PID, -c)               │ sets the hostname, then waits
-//              └──────────── "go" on the stage's fd 3 ───────────────────▶│ exec CMD (PID 1)
+//   tsnet ── setpriv --pdeathsig KILL unshare -r -m -n -p -u --fork --mount-proc --kill-child ── sh (stage)
+//              │                                                                          │ bind-mounts resolv.conf/hosts,
+//              │◀─────────────────────────── "staged" on fd 3 ────────────────────────────│ sets the hostname
+//              │ removes the temp dir; serveNetwork(target = the stage's PID, -c)         │ then waits
+//              └──────────────────────────── "go" on fd 3 ───────────────────────────────▶│ exec CMD (PID 1)
 //
 // stdin/stdout/stderr (and so the TTY) are passed through. CMD's exit status
 // becomes tsnet's (128+N when killed by signal N). SIGINT/SIGTERM/SIGHUP are
 // forwarded to CMD; as PID 1 it ignores signals it has no handler for, so
 // after a grace period the namespace is killed. When CMD exits, tsnet
-// stops the stack and removes its temp files: nothing is left behind.
+// stops the stack: nothing is left behind.
+//
+// If tsnet itself dies, whatever the cause (SIGKILL included), the kernel
+// ends the namespace, with no process of ours left to do it:
+//   - before "go": the stage's `read go` sees EOF on fd 3 and exits;
+//   - always: setpriv sets PR_SET_PDEATHSIG=SIGKILL on itself and execs
+//     unshare (the setting survives execve of a binary that is not setuid
+//     and has no file capabilities, and unshare(CLONE_NEWUSER) keeps it), so
+//     unshare is SIGKILLed when the thread that forked it exits. Node forks
+//     children from its main thread (libuv's uv_spawn runs on the event
+//     loop), which lives as long as the process. unshare --kill-child in turn
+//     gives PID 1 PR_SET_PDEATHSIG=SIGKILL, and PID 1's death kills every
+//     process of the PID namespace. The setting is in place before "go" (the
+//     stage only exists once setpriv has exec'd unshare), so no window is
+//     left between the two.
+// The temp dir (resolv.conf, hosts for the bind mounts) is removed as soon
+// as the stage has mounted them; its name carries tsnet's PID and start
+// time, so one left by a tsnet killed during startup is removed by the next
+// `tsnet run` of the same user.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { sharedPoller } from '../../native/index.js';
@@ -45,6 +65,8 @@ dir=$1; name=$2; shift 2
 [ -e /etc/resolv.conf ] && mount --bind "$dir/resolv.conf" /etc/resolv.conf
 [ -e /etc/hosts ] && mount --bind "$dir/hosts" /etc/hosts
 hostname "$name" 2>/dev/null || busybox hostname "$name"
+# The mounts hold the files: tsnet removes the temp dir now.
+echo staged >&3
 read go <&3 || exit 125
 exec 3<&-
 exec "$@"
@@ -71,11 +93,57 @@ async function forkedChild(unsharePid: number, timeoutMs = 5000): Promise<number
         }
       }
     } catch {
-      throw new PrereqError('the namespace launcher (unshare) exited before the workload could start: see the message above; `tsnet doctor` checks the prerequisites');
+      throw new PrereqError('the namespace launcher (setpriv, unshare) exited before the workload could start: see the message above; `tsnet doctor` checks the prerequisites (tsnet run also needs setpriv --pdeathsig, util-linux 2.33 or newer)');
     }
     if (Date.now() - t0 > timeoutMs) throw new PrereqError('timed out waiting for unshare to create the namespaces');
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+const RUN_DIR_PREFIX = 'tsnet-run-';
+const RUN_DIR_RE = /^tsnet-run-(\d+)-(\d+)-/;
+
+/** The start time of process pid (clock ticks after boot, /proc/PID/stat field 22), or undefined when it is gone or a zombie. */
+function processStart(pid: number | 'self'): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the `tsnet-run-PID-START-*` dirs in tmp that belong to this user
+ * and whose tsnet (that PID with that start time) is gone: left by a tsnet
+ * killed between creating its temp dir and the stage's mounts. Returns their paths.
+ */
+export function removeStaleRunDirs(tmp = os.tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmp);
+  } catch {
+    return removed;
+  }
+  const uid = process.getuid!();
+  for (const name of names) {
+    const m = RUN_DIR_RE.exec(name);
+    if (!m) continue;
+    const p = path.join(tmp, name);
+    try {
+      const st = fs.lstatSync(p);
+      if (!st.isDirectory() || st.uid !== uid) continue;
+      if (processStart(Number(m[1])) === m[2]) continue; // its tsnet is still running
+      fs.rmSync(p, { recursive: true, force: true });
+      removed.push(p);
+    } catch {
+      // removed meanwhile, or not ours to remove
+    }
+  }
+  return removed;
 }
 
 export async function runWorkload(o: RunOptions): Promise<number> {
@@ -85,7 +153,8 @@ export async function runWorkload(o: RunOptions): Promise<number> {
     if (!ids.ok) throw new PrereqError(`--map-auto needs subordinate ids: ${ids.detail} (fix: ${ids.fix})`);
   }
   const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, macAddress: o.macAddress, disableHostLoopback: o.disableHostLoopback });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnet-run-'));
+  for (const p of removeStaleRunDirs()) log.info({ dir: p }, 'removed the temp dir of a tsnet run that died');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${RUN_DIR_PREFIX}${process.pid}-${processStart('self') ?? 0}-`));
   fs.chmodSync(dir, 0o755);
   fs.writeFileSync(path.join(dir, 'resolv.conf'), `nameserver ${ipv4ToString(cfg.dns)}\n`);
   fs.writeFileSync(
@@ -94,16 +163,29 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   );
 
   const unshareArgs = ['--user', '--map-root-user', ...(o.mapAuto ? ['--map-auto'] : []), '--mount', '--net', '--pid', '--uts', '--fork', '--mount-proc', '--kill-child'];
-  const child = spawn('unshare', [...unshareArgs, '--', '/bin/sh', '-c', STAGE, 'tsnet-stage', dir, o.hostname, ...o.command], {
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', 'unshare', ...unshareArgs, '--', '/bin/sh', '-c', STAGE, 'tsnet-stage', dir, o.hostname, ...o.command], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const spawnError = new Promise<never>((_, reject) =>
     child.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'ENOENT' ? new PrereqError('unshare not found (ENOENT): install util-linux') : e),
+      reject(e.code === 'ENOENT' ? new PrereqError('setpriv not found (ENOENT): install util-linux 2.33 or newer') : e),
     ),
   );
   const cleanupDir = () => fs.rmSync(dir, { recursive: true, force: true });
+  // fd 3 is a socket pair: "staged" comes back on it, "go" goes out.
+  const ctl = child.stdio[3] as Socket;
+  ctl.on('error', () => {});
+  const staged = new Promise<void>((resolve) => {
+    let got = '';
+    ctl.setEncoding('utf8');
+    ctl.on('data', (d: string) => {
+      got += d;
+      if (got.includes('staged\n')) resolve();
+    });
+    ctl.on('end', resolve); // the stage is gone: it needs the dir no more
+  });
+  void staged.then(cleanupDir);
 
   let workload: number;
   let served: Awaited<ReturnType<typeof serveNetwork>>;
@@ -156,10 +238,10 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   process.on('SIGHUP', onSignal);
   const offStats = statsOnSignal(served);
 
-  // The network is up: let CMD start.
-  const go = child.stdio[3] as NodeJS.WritableStream;
-  go.on('error', () => {});
-  go.end('go\n');
+  // The network is up and the temp dir gone: let CMD start.
+  await Promise.race([staged, exited]);
+  cleanupDir();
+  ctl.end('go\n');
 
   const r = await exited;
   if (killTimer) clearTimeout(killTimer);

@@ -186,6 +186,58 @@ export function namespaceFixture(tmpPrefix: string): NamespaceFixture {
   return fx;
 }
 
+/** The open fds of process pid: fd number → what it points to (readlink /proc/PID/fd/N). */
+export function fdsOf(pid: number): Map<number, string> {
+  const fds = new Map<number, string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      fds.set(Number(fd), fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return fds;
+}
+
+/** The children of pid, zombies included: every thread's /proc/PID/task/TID/children (a child belongs to the thread that forked it). */
+export function childrenOf(pid: number): number[] {
+  const kids: number[] = [];
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const k = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (k) kids.push(...k.split(/\s+/).map(Number));
+    } catch {
+      // thread exited
+    }
+  }
+  return kids;
+}
+
+/** Whether pid has died: no such process, or a zombie waiting for its parent (or init) to reap it. */
+export function isDead(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!);
+  } catch {
+    return true;
+  }
+}
+
+/** Live processes (zombies excluded) whose namespace of this kind (e.g. 'pid', 'net') is `id` (readlink /proc/PID/ns/KIND). */
+export function processesInNamespace(kind: string, id: string): number[] {
+  const pids: number[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      // A zombie still shows its PID namespace (not its net namespace): it is dead all the same.
+      if (fs.readlinkSync(`/proc/${p}/ns/${kind}`) === id && !isDead(Number(p))) pids.push(Number(p));
+    } catch {
+      // exited
+    }
+  }
+  return pids;
+}
+
 /** A temp dir the test user can write to. */
 export function userTempDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));

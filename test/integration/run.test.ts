@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { httpPoll, integrationSkip, killAll, runAs, startTsnet, userTempDir } from './harness.js';
+import { childrenOf, httpPoll, integrationSkip, isDead, killAll, processesInNamespace, runAs, runAsUser, startTsnet, userTempDir, waitFor } from './harness.js';
 import { TEST_USER } from '../../bench/stage.js';
 
 function webServer(body: string): Promise<{ port: number; close: () => Promise<void> }> {
@@ -33,6 +33,28 @@ function leftover(needle: string): string[] {
     }
   }
   return out;
+}
+
+/** Where tsnet, run by the harness without TMPDIR, puts its temp dir (os.tmpdir()). */
+const TSNET_TMP = '/tmp';
+
+/** The `tsnet-run-*` temp dirs of the tsnet with this PID. */
+function runDirsOf(tsnetPid: number): string[] {
+  return fs.readdirSync(TSNET_TMP).filter((n) => n.startsWith(`tsnet-run-${tsnetPid}-`));
+}
+
+function comm(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Field 22 of /proc/PID/stat: the process's start time in clock ticks after boot. */
+function startTime(pid: number): string {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
 }
 
 describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
@@ -127,6 +149,85 @@ describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
       expect(t.stderr()).toContain('chowned');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('SIGKILL of tsnet: the workload, unshare and the namespaces are gone within 1 s, and no temp dir is left', async () => {
+    const t = startTsnet(['run', '--log-level', 'error', '--', 'sleep', '1000']);
+    const tsnetPid = t.proc.pid!;
+    let unshare = 0;
+    let workload = 0;
+    // The stage execs sleep only once the network is up.
+    await waitFor(() => {
+      unshare = childrenOf(tsnetPid).find((p) => comm(p) === 'unshare') ?? 0;
+      workload = unshare ? (childrenOf(unshare).find((p) => comm(p) === 'sleep') ?? 0) : 0;
+      return workload !== 0;
+    }, 15_000, 'the workload (sleep) to start');
+    const pidNs = fs.readlinkSync(`/proc/${workload}/ns/pid`);
+    const netNs = fs.readlinkSync(`/proc/${workload}/ns/net`);
+    expect(pidNs).not.toBe(fs.readlinkSync('/proc/self/ns/pid'));
+    // The mounts hold resolv.conf and hosts: the temp dir is already gone.
+    expect(runDirsOf(tsnetPid)).toEqual([]);
+
+    const t0 = performance.now();
+    t.proc.kill('SIGKILL');
+    let gone = 0;
+    await waitFor(() => {
+      const ok = isDead(workload) && isDead(unshare) && processesInNamespace('pid', pidNs).length === 0 && processesInNamespace('net', netNs).length === 0;
+      if (ok) gone = performance.now() - t0;
+      return ok;
+    }, 1000, 'the workload, unshare and every process of its namespaces to die');
+    console.log(`tsnet run: SIGKILL of tsnet → workload, unshare and namespaces gone after ${gone.toFixed(1)} ms`);
+    expect(gone).toBeLessThan(1000);
+    expect((await t.exited).signal).toBe('SIGKILL');
+    expect(runDirsOf(tsnetPid)).toEqual([]);
+  });
+
+  it('SIGKILL of tsnet during startup: nothing keeps running, and the next run removes the temp dir left behind', async () => {
+    const t = startTsnet(['run', '--log-level', 'error', '--', 'sleep', '1000']);
+    const tsnetPid = t.proc.pid!;
+    // Kill it while its temp dir exists: after mkdtemp, before the stage has mounted its files.
+    const deadline = Date.now() + 10_000;
+    let dir: string | undefined;
+    while (!dir && Date.now() < deadline) dir = runDirsOf(tsnetPid)[0];
+    expect(dir, 'the temp dir of the run').toBeDefined();
+    t.proc.kill('SIGKILL');
+    const t0 = performance.now();
+    await waitFor(() => leftover(dir!).length === 0, 1000, `no process running with ${dir} (the stage)`);
+    console.log(`tsnet run: SIGKILL during startup → no process of the run left after ${(performance.now() - t0).toFixed(1)} ms`);
+    expect((await t.exited).signal).toBe('SIGKILL');
+    const next = startTsnet(['run', '--log-level', 'error', '--', 'true']);
+    expect((await next.exited).code, next.stderr()).toBe(0);
+    expect(fs.existsSync(path.join(TSNET_TMP, dir!))).toBe(false);
+    expect(runDirsOf(tsnetPid)).toEqual([]);
+    expect(runDirsOf(next.proc.pid!)).toEqual([]);
+  });
+
+  it("at start, removes the user's temp dirs whose tsnet is gone, and only those", async () => {
+    const dead = (await runAsUser('sh', ['-c', 'echo $$'])).stdout.trim(); // a PID that has exited
+    const me = String(process.pid);
+    const mine = runAs ?? { uid: process.getuid!(), gid: process.getgid!() };
+    const make = (name: string, owner: { uid: number; gid: number }) => {
+      const d = path.join(TSNET_TMP, name);
+      fs.mkdirSync(d);
+      fs.writeFileSync(path.join(d, 'resolv.conf'), 'nameserver 10.0.2.3\n');
+      execFileSync('chown', ['-R', `${owner.uid}:${owner.gid}`, d]);
+      return d;
+    };
+    const suffix = Math.random().toString(36).slice(2, 8);
+    const stale = make(`tsnet-run-${dead}-4242-${suffix}`, mine);
+    const reused = make(`tsnet-run-${me}-1-${suffix}`, mine); // a live PID, but another process than the one that made it
+    const live = make(`tsnet-run-${me}-${startTime(process.pid)}-${suffix}`, mine);
+    const foreign = runAs ? make(`tsnet-run-${dead}-4243-${suffix}`, { uid: 0, gid: 0 }) : undefined;
+    try {
+      const t = startTsnet(['run', '--log-level', 'error', '--', 'true']);
+      expect((await t.exited).code, t.stderr()).toBe(0);
+      expect(fs.existsSync(stale)).toBe(false);
+      expect(fs.existsSync(reused)).toBe(false);
+      expect(fs.existsSync(live)).toBe(true);
+      if (foreign) expect(fs.existsSync(foreign)).toBe(true);
+    } finally {
+      for (const d of [stale, reused, live, foreign]) if (d) fs.rmSync(d, { recursive: true, force: true });
     }
   });
 });
