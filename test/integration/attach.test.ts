@@ -7,12 +7,17 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  childrenOf,
+  fdsOf,
   integrationSkip,
   readyFrom,
   startTsnet,
+  statsOf,
   stopTsnet,
   namespaceFixture,
+  waitFor,
 } from './harness.js';
+import { closedPort, echoServer, udpEchoServer } from './servers.js';
 
 function hasTool(name: string): boolean {
   try {
@@ -84,6 +89,48 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     const r = await Promise.race([fx.tsnet.exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
     expect(r).toEqual({ code: 0, signal: null });
     fx.tsnet = undefined;
+  });
+
+  it('leaves no helper process and no fd behind: nsenter (TAP opener, ip -batch) reaped, fds back to the baseline after traffic', async () => {
+    fx.tsnet = startTsnet(['attach', '-c', '-r', '3', '--udp-idle-timeout', '1', String(fx.ns.pid)], ['pipe']);
+    const pid = fx.tsnet.proc.pid!;
+    expect(await readyFrom(fx.tsnet)).toBe('1');
+    // Both helpers have exited by the time tsnet is ready, and were reaped (a zombie is still listed as a child).
+    await waitFor(() => childrenOf(pid).length === 0, 2000, 'tsnet to have no child process');
+    const baseline = fdsOf(pid);
+    const show = (fds: Map<number, string>) => [...fds].map(([fd, to]) => `${fd} -> ${to}`).join('\n');
+    expect([...baseline.values()].filter((to) => to === '/dev/net/tun'), show(baseline)).toHaveLength(1);
+    // fds 1-2 are the harness's stdio socket pairs; a socket or pipe shared with a helper would show up beyond them.
+    expect([...baseline].filter(([fd, to]) => fd > 2 && to.startsWith('socket:')), show(baseline)).toEqual([]);
+
+    const echo = await echoServer();
+    const udp = await udpEchoServer();
+    try {
+      expect(await fx.ns.guest(['echo-many', '10.0.2.2', String(echo.port), '8', '4096'])).toBe('ok 8');
+      expect((await fx.ns.guest(['connect', '10.0.2.2', String(await closedPort())])).split(' ')[0]).toBe('ECONNREFUSED');
+      expect(await fx.ns.guest(['udp-echo', '10.0.2.2', String(udp.port)])).toBe(`hello tsnet 10.0.2.2 ${udp.port}`);
+      expect((await fx.ns.exec(['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.0.2.2'])).stdout).toMatch(/2 received/);
+      // TCP flows end with their connections, the UDP flow after its 1 s idle timeout.
+      const t0 = Date.now();
+      let s = await statsOf(fx.tsnet);
+      while ((s.tcpFlows !== 0 || s.udpFlows !== 0 || s.hostTcpSockets !== 0) && Date.now() - t0 < 10_000) {
+        await new Promise((r) => setTimeout(r, 250));
+        s = await statsOf(fx.tsnet);
+      }
+      expect(s.tcpFlows).toBe(0);
+      expect(s.udpFlows).toBe(0);
+      expect(s.hostTcpSockets).toBe(0);
+      let now = fdsOf(pid);
+      for (let i = 0; i < 50 && now.size > baseline.size; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        now = fdsOf(pid);
+      }
+      expect(now.size, `after:\n${show(now)}\nbaseline:\n${show(baseline)}`).toBeLessThanOrEqual(baseline.size);
+      expect(childrenOf(pid)).toEqual([]);
+    } finally {
+      await echo.close();
+      await udp.close();
+    }
   });
 
   it('exits when the target process exits (PID mode)', async () => {
