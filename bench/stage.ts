@@ -1,8 +1,11 @@
 // Running tsnet the rootless way from a root shell (CI, `npm run bench` as
-// root): an unprivileged user to run as, /dev/net/tun opened up to 0666 as
-// distributions ship it, and a staged copy of the built package in a temp
-// directory that user can read (the clone may sit under /root). Shared by
-// the integration tests' global setup and the benchmark.
+// root): an unprivileged user to run as (with a subordinate uid/gid range,
+// which rootlesskit, podman and `tsnet run --map-auto` need), /dev/net/tun
+// opened up to 0666 as distributions ship it, and a staged copy of the built
+// package in a temp directory that user can read (the clone may sit under
+// /root or in a mode 0700 directory; bench/proc.ts starts the user's
+// processes in / for the same reason). Shared by the integration tests'
+// global setup and the benchmark.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,7 +19,10 @@ export interface RunAs {
   gid: number;
 }
 
-/** When root: ensures the unprivileged user exists and returns its ids; otherwise null (run as ourselves). */
+/**
+ * When root: ensures the unprivileged user exists and has a subordinate
+ * uid/gid range, and returns its ids; otherwise null (run as ourselves).
+ */
 export function unprivilegedUser(): RunAs | null {
   if (process.getuid!() !== 0) return null;
   try {
@@ -24,8 +30,60 @@ export function unprivilegedUser(): RunAs | null {
   } catch {
     execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER]);
   }
+  ensureSubordinateIds(TEST_USER);
   const id = (flag: string) => Number(execFileSync('id', [flag, TEST_USER], { encoding: 'utf8' }).trim());
   return { uid: id('-u'), gid: id('-g') };
+}
+
+const SUBID_FILES = { uid: '/etc/subuid', gid: '/etc/subgid' } as const;
+const SUBID_COUNT = 65536;
+
+/** The `name:start:count` ranges of a subordinate id file (none when it does not exist). */
+function subordinateRanges(file: string): Array<{ owner: string; start: number; count: number }> {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(':'))
+    .filter((f) => f.length === 3 && /^\d+$/.test(f[1]!) && /^\d+$/.test(f[2]!))
+    .map((f) => ({ owner: f[0]!, start: Number(f[1]), count: Number(f[2]) }));
+}
+
+/**
+ * As root: gives user a subordinate uid and gid range (65536 ids, the same
+ * numbers in both files) unless it has one, starting at 300000 or past
+ * every range already given to anyone. Returns the ranges added ('' when none).
+ */
+export function ensureSubordinateIds(user: string): string {
+  const uid = execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim();
+  const all = [...subordinateRanges(SUBID_FILES.uid), ...subordinateRanges(SUBID_FILES.gid)];
+  const missing = (Object.keys(SUBID_FILES) as Array<keyof typeof SUBID_FILES>).filter(
+    (k) => !subordinateRanges(SUBID_FILES[k]).some((r) => r.owner === user || r.owner === uid),
+  );
+  if (missing.length === 0) return '';
+  let start = 300_000;
+  for (let moved = true; moved; ) {
+    moved = false;
+    for (const r of all) {
+      if (start < r.start + r.count && r.start < start + SUBID_COUNT) {
+        start = Math.ceil((r.start + r.count) / SUBID_COUNT) * SUBID_COUNT;
+        moved = true;
+      }
+    }
+  }
+  const range = `${start}-${start + SUBID_COUNT - 1}`;
+  const args: string[] = [];
+  for (const k of missing) {
+    // usermod refuses to add a range when the file does not exist yet.
+    if (!fs.existsSync(SUBID_FILES[k])) fs.writeFileSync(SUBID_FILES[k], '', { mode: 0o644 });
+    args.push(k === 'uid' ? '--add-subuids' : '--add-subgids', range);
+  }
+  execFileSync('usermod', [...args, user]);
+  return missing.map((k) => `sub${k} ${range}`).join(', ');
 }
 
 /** Why /dev/net/tun is unusable for rootless tsnet, or '' when it is fine (as root: fixes the mode). */

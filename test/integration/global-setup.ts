@@ -1,6 +1,9 @@
 // Integration tests run tsnet the way users do: as an unprivileged user, from
-// the built package (bench/stage.ts does the root-side preparation: test
-// user, /dev/net/tun mode, a staged copy the user can read).
+// the built package. bench/stage.ts does all of the root-side preparation
+// before any test runs, so every test file passes on its own on a fresh
+// machine: the test user and its subordinate uid/gid range (rootlesskit,
+// podman, --map-auto), /dev/net/tun mode, a staged copy the user can read.
+// The user's processes start in / (bench/proc.ts), never in the clone.
 
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';

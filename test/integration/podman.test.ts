@@ -2,9 +2,9 @@
 // tsnet's slirp4netns bin as its network command: a container gets a
 // working network and a published port through port_handler=slirp4netns.
 // Set up the way these machines need it: runc with cgroup_manager=cgroupfs,
-// vfs storage, a subordinate uid range for the user, and an image imported
-// from a busybox-static root filesystem (there is no registry). Skipped when
-// podman or runc is not installed.
+// vfs storage, a subordinate uid range for the user (from the global
+// setup), and an image imported from a busybox-static root filesystem
+// (there is no registry). Skipped when podman or runc is not installed.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,7 +12,6 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_USER } from '../../bench/stage.js';
 import { httpGet, httpPoll, integrationSkip, killAll, runAs, runAsUser, stageDir, userTempDir } from './harness.js';
 
 function has(cmd: string): boolean {
@@ -35,12 +34,8 @@ describe.skipIf(!ready)('podman on tsnet (--network-cmd-path, rootless)', () => 
     runAsUser('podman', [`--network-cmd-path=${slirpBin}`, ...args], { env, timeoutMs });
 
   beforeAll(async () => {
-    // A subordinate range for the test user, as an administrator would set up.
-    for (const f of ['/etc/subuid', '/etc/subgid']) {
-      if (!fs.existsSync(f) || !fs.readFileSync(f, 'utf8').split('\n').some((l) => l.startsWith(`${TEST_USER}:`))) {
-        execFileSync('usermod', [f === '/etc/subuid' ? '--add-subuids' : '--add-subgids', '300000-365535', TEST_USER]);
-      }
-    }
+    // The global setup gave the test user its subordinate range (bench/stage.ts),
+    // and podman runs in / (bench/proc.ts): it chdirs to its cwd as the user.
     // Short: podman puts its API socket at $XDG_RUNTIME_DIR/libpod/tmp/<64-hex id>.net,
     // and a socket path of 108 bytes or more is refused (as by slirp4netns).
     dir = userTempDir('tsp-');

@@ -10,7 +10,6 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { childrenOf, httpPoll, integrationSkip, isDead, killAll, processesInNamespace, runAs, runAsUser, startTsnet, userTempDir, waitFor } from './harness.js';
-import { TEST_USER } from '../../bench/stage.js';
 
 function webServer(body: string): Promise<{ port: number; close: () => Promise<void> }> {
   const s = http.createServer((_, res) => res.end(body));
@@ -132,13 +131,8 @@ describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
     }
   });
 
+  // The global setup gave the test user a subordinate range (bench/stage.ts).
   it.skipIf(runAs === null)('--map-auto maps the subordinate range so chown to other uids works', async () => {
-    // Give the test user a subordinate range, as an administrator would.
-    for (const f of ['/etc/subuid', '/etc/subgid']) {
-      if (!fs.existsSync(f) || !fs.readFileSync(f, 'utf8').split('\n').some((l) => l.startsWith(`${TEST_USER}:`))) {
-        execFileSync('usermod', [f === '/etc/subuid' ? '--add-subuids' : '--add-subgids', '300000-365535', TEST_USER]);
-      }
-    }
     const dir = userTempDir('tsnet-run-chown-');
     try {
       const t = startTsnet(['run', '--log-level', 'error', '--map-auto', '--', 'sh', '-c', `cat /proc/self/uid_map; touch ${dir}/f; chown 1000:1000 ${dir}/f && echo chowned`]);
