@@ -16,10 +16,16 @@ export interface RunResult {
 
 const started = new Set<ChildProcess>();
 
+/**
+ * Spawns cmd as the unprivileged user (runAs), or as ourselves when null.
+ * The user's processes start in / unless opts.cwd says otherwise: our own
+ * cwd (the clone) may be a directory only root can enter (/root, a mode
+ * 0700 `mktemp -d`), and some programs (podman, runc) chdir to it.
+ */
 export function spawnAs(runAs: RunAs | null, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
   const child = spawn(cmd, args, {
     ...opts,
-    ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+    ...(runAs ? { uid: runAs.uid, gid: runAs.gid, cwd: opts.cwd ?? '/' } : {}),
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: os.tmpdir(), ...(opts.env ?? {}) },
   });
   started.add(child);
