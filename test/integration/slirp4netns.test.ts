@@ -8,10 +8,11 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { apiCall } from '../../bench/api-client.js';
-import { httpPoll, integrationSkip, killAll, spawnAs, stageDir, userTempDir, namespaceFixture } from './harness.js';
+import { httpPoll, integrationSkip, killAll, runAs, spawnAs, stageDir, userTempDir, namespaceFixture } from './harness.js';
 
 const slirpBin = path.join(stageDir, 'dist/src/cli/slirp4netns.js');
 
@@ -106,7 +107,22 @@ const hasRootlesskit = (() => {
   }
 })();
 
-describe.skipIf(integrationSkip !== '' || !hasRootlesskit)('rootlesskit on tsnet (Debian rootlesskit, --net=slirp4netns)', () => {
+/**
+ * rootlesskit maps a subordinate id range: as root the global setup gave the
+ * test user one (bench/stage.ts); as a normal user, it is yours to have.
+ */
+const hasSubordinateIds =
+  runAs !== null ||
+  ['/etc/subuid', '/etc/subgid'].every((f) => {
+    try {
+      const me = os.userInfo();
+      return fs.readFileSync(f, 'utf8').split('\n').some((l) => l.startsWith(`${me.username}:`) || l.startsWith(`${me.uid}:`));
+    } catch {
+      return false;
+    }
+  });
+
+describe.skipIf(integrationSkip !== '' || !hasRootlesskit || !hasSubordinateIds)('rootlesskit on tsnet (Debian rootlesskit, --net=slirp4netns)', () => {
   afterAll(killAll);
 
   it('gives the child a network (host loopback via 10.0.2.2, DNS 10.0.2.3) and publishes a port through the API', async () => {
@@ -130,6 +146,7 @@ describe.skipIf(integrationSkip !== '' || !hasRootlesskit)('rootlesskit on tsnet
         'sh', '-c', `ip -4 addr show tap0; busybox wget -qO- http://10.0.2.2:${hostPort}/; cat /etc/resolv.conf; exec busybox httpd -f -p 80 -h ${www}`],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    const rkExited = new Promise((r) => rk.once('exit', r));
     let out = '';
     rk.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     rk.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -140,9 +157,9 @@ describe.skipIf(integrationSkip !== '' || !hasRootlesskit)('rootlesskit on tsnet
       expect(out).toContain('host page');
       expect(out).toContain('nameserver 10.0.2.3');
     } finally {
-      const exited = new Promise((r) => rk.once('exit', r));
-      rk.kill('SIGTERM');
-      await exited;
+      // rootlesskit may have exited already (a failed start): then there is nothing to stop.
+      if (rk.exitCode === null && rk.signalCode === null) rk.kill('SIGTERM');
+      await rkExited;
       await new Promise<void>((r) => host.close(() => r()));
       fs.rmSync(www, { recursive: true, force: true });
     }
