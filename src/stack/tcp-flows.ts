@@ -14,8 +14,12 @@
 // stack's one flow table (ctx.admitFlow: at the cap idle UDP is evicted
 // first, else the SYN gets RST, "flow-table-full"), and at most
 // maxHalfOpen flows may be opening at once (host connect in progress or
-// handshake unfinished; beyond it "tcp-half-open-full" + RST, as a SYN
-// flood needs). Windows and send buffers are each flow's fair share of the
+// handshake unfinished). At that cap the oldest half-open flow whose
+// SYN-ACK the guest has left unanswered is reset to make room
+// ("tcp-half-open-evicted", as Linux drops old SYN-queue entries under a
+// flood), so spoofed SYNs cannot lock the guest's real connects out; only
+// when every half-open flow is still connecting does the new SYN get RST
+// ("tcp-half-open-full"). Windows and send buffers are each flow's fair share of the
 // memory budget. A flow whose processing throws is reset alone: the error
 // is re-thrown for the stack to count, every other flow goes on.
 
@@ -85,6 +89,14 @@ const MAX_BUFFER = 4 * 1024 * 1024;
 /** SYN retransmissions toward the guest before a forwarded client is reset (≈7 s). */
 const INBOUND_SYN_RETRIES = 2;
 /**
+ * SYN-ACK retransmissions to a guest that does not complete its own
+ * handshake (≈7 s). A virtual link loses nothing but overflow, and a guest
+ * that lost our SYN-ACK re-sends its SYN (which re-sends the SYN-ACK, or
+ * opens a new flow): so a short wait costs real guests nothing, while
+ * spoofed SYNs give their slot back quickly.
+ */
+const OUTBOUND_SYNACK_RETRIES = 2;
+/**
  * rootlesskit PR #615: the TAP queue holds txqueuelen (1000) frames; a window
  * of more segments than that invites drops. Keep windows and send buffers to
  * at most this many full segments.
@@ -124,8 +136,12 @@ export class TcpTable {
   /** Counters of flows that are gone; stats() adds the live ones. */
   private readonly closedTotals: TcpConnectionStats = emptyStats();
 
-  /** Flows counted as half-open. */
-  private halfOpen = 0;
+  /** Flows counted as half-open, oldest first. */
+  private readonly halfOpenFlows = new Set<TcpFlow>();
+
+  private get halfOpen(): number {
+    return this.halfOpenFlows.size;
+  }
 
   /** Shared receive-window ceiling handed to every connection: its share of the TAP queue and of the memory budget. */
   private readonly windowLimit = (held: number): number =>
@@ -220,7 +236,24 @@ export class TcpTable {
   private settled(flow: TcpFlow): void {
     if (!flow.halfOpen) return;
     flow.halfOpen = false;
-    this.halfOpen--;
+    this.halfOpenFlows.delete(flow);
+  }
+
+  /**
+   * Room for one more half-open flow: true when under the cap, or after
+   * resetting the oldest half-open flow whose SYN-ACK already went out
+   * unanswered (the host connect resolved); false when all are connecting.
+   */
+  private admitHalfOpen(now: number): boolean {
+    if (this.halfOpen < (this.opts.maxHalfOpen ?? DEFAULT_MAX_HALF_OPEN)) return true;
+    for (const flow of this.halfOpenFlows) {
+      if (flow.direction !== 'outbound' || flow.synDatagram !== undefined) continue;
+      this.ctx.drop('tcp-half-open-evicted', `${ipv4ToString(flow.guestIp)}:${flow.guestPort}`);
+      this.hooks.reset(flow, 'half-open evicted');
+      this.abort(now, flow.id);
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -242,11 +275,14 @@ export class TcpTable {
   private fail(now: number, flow: TcpFlow): void {
     if (!this.byId.has(flow.id)) return;
     try {
-      this.abort(now, flow.id);
-    } catch {
-      // Its connection is broken beyond a clean abort: forget it anyway.
-      this.hooks.reset(flow, 'internal-error');
-      this.removeFlow(flow);
+      this.hooks.reset(flow, 'internal-error'); // the host socket goes too
+    } finally {
+      try {
+        this.abort(now, flow.id);
+      } catch {
+        // Its connection is broken beyond a clean abort: forget it anyway.
+        this.removeFlow(flow);
+      }
     }
   }
 
@@ -288,7 +324,7 @@ export class TcpTable {
       else this.sendIcmp(eth.src, route.code, ip.buffer.subarray(0, ip.totalLen));
       return;
     }
-    if (this.halfOpen >= (this.opts.maxHalfOpen ?? DEFAULT_MAX_HALF_OPEN)) {
+    if (!this.admitHalfOpen(now)) {
       this.ctx.drop('tcp-half-open-full', `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
       this.sendReset(eth.src, ip.dst, ip.src, seg);
       return;
@@ -302,7 +338,7 @@ export class TcpTable {
     const conn = TcpConnection.fromSyn(
       now,
       seg,
-      connectionConfig(this.ctx.config.mtu, this.opts.iss(), this.shared()),
+      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { maxSynAckRetries: OUTBOUND_SYNACK_RETRIES, ...this.shared() }),
       this.events(() => flow2!),
     );
     flow2 = {
@@ -318,7 +354,7 @@ export class TcpTable {
       synDatagram: Buffer.from(ip.buffer.subarray(0, Math.min(ip.totalLen, 28 + 40))),
       halfOpen: true,
     };
-    this.halfOpen++;
+    this.halfOpenFlows.add(flow2);
     this.insert(flow2);
     this.ctx.counters.count('tcp-flow-opened');
     this.ctx.event?.('tcp flow opened', {
@@ -338,7 +374,7 @@ export class TcpTable {
    */
   connectInbound(now: number, peerIp: number, peerPort: number, guestIp: number, guestPort: number): TcpFlow | undefined | null {
     if (this.lookup(guestIp, guestPort, peerIp, peerPort)) return undefined;
-    if (this.halfOpen >= (this.opts.maxHalfOpen ?? DEFAULT_MAX_HALF_OPEN)) {
+    if (!this.admitHalfOpen(now)) {
       this.ctx.drop('tcp-half-open-full', 'inbound');
       return null;
     }
@@ -369,7 +405,7 @@ export class TcpTable {
       synDatagram: undefined,
       halfOpen: true,
     };
-    this.halfOpen++;
+    this.halfOpenFlows.add(flow);
     this.insert(flow);
     this.ctx.counters.count('tcp-flow-opened');
     this.ctx.event?.('tcp flow opened', {

@@ -72,8 +72,17 @@ export class SendBuffer {
 
   /** Bytes push() would accept now. */
   get space(): number {
-    const cap = this.limit ? Math.min(this.capacity, this.limit(this.held)) : this.capacity;
-    return Math.max(0, cap - (this.end - this.base));
+    // A flow may always fill the blocks it already holds (their memory is
+    // counted either way); beyond them, its share of the budget.
+    const cap = this.limit ? Math.min(this.capacity, Math.max(this.limit(this.held), this.held)) : this.capacity;
+    let space = Math.max(0, cap - (this.end - this.base));
+    if (this.budget) {
+      // Promise only what push() can store: room in the blocks held plus
+      // the blocks the budget can still give.
+      const inBlocks = this.held - (this.end - this.firstPos);
+      space = Math.max(0, Math.min(space, inBlocks + Math.floor(this.budget.free / BLOCK) * BLOCK));
+    }
+    return space;
   }
 
   /** Copies up to `space` bytes of data in; returns how many were taken. The caller may reuse `data` at once. */

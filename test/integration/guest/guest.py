@@ -26,6 +26,18 @@ Each subcommand prints one line of results for the test to parse.
                                      until killed)
   udp-echo-server PORT               echo every datagram back, prefixed with
                                      the sender "ADDR:PORT " (until killed)
+Hostile ones (the hardening tests):
+  spray TARGET...                    TARGET is ADDR:PORT/udp or ADDR:PORT/tcp: one
+                                     datagram, or one connect (1 s); errors ignored;
+                                     print "sprayed <n>"
+  stall HOST PORT N SECS             N connections that never read (small receive
+                                     buffers); hold them SECS seconds; print "held <n>"
+  udp-ports HOST PORT N              one datagram from each of N sockets (N source
+                                     ports); print "sent <n>"
+  churn HOST PORT N                  N connects, each closed at once; print "ok <n>"
+  syn-flood IFACE DST PORT N         N TCP SYNs with random spoofed sources
+                                     (198.18.0.0/15) written to IFACE with
+                                     AF_PACKET; print "sent <n>"
 """
 import errno
 import hashlib
@@ -255,6 +267,87 @@ def udp_echo_server(port):
         s.sendto(("%s:%d " % addr).encode() + data, addr)
 
 
+def spray(*targets):
+    n = 0
+    for t in targets:
+        addr, rest = t.rsplit(":", 1)
+        port, proto = rest.split("/")
+        try:
+            if proto == "udp":
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                if addr == "255.255.255.255":
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                s.sendto(b"x", (addr, int(port)))
+            else:
+                s = socket.socket()
+                s.settimeout(1)
+                s.connect((addr, int(port)))
+            s.close()
+        except OSError:
+            pass
+        n += 1
+    print("sprayed", n)
+
+
+def stall(host, port, n, secs):
+    socks = []
+    for _ in range(int(n)):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((host, int(port)))
+        socks.append(s)
+    time.sleep(float(secs))
+    for s in socks:
+        s.close()
+    print("held", len(socks))
+
+
+def udp_ports(host, port, n):
+    for _ in range(int(n)):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.sendto(b"flood", (host, int(port)))
+        except OSError:
+            pass
+        s.close()
+    print("sent", n)
+
+
+def churn(host, port, n):
+    for _ in range(int(n)):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.close()
+    print("ok", n)
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+
+
+def syn_flood(iface, dst, port, n):
+    import random
+    rnd = random.Random(7)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    src_mac = s.getsockname()[4]
+    dst_mac = bytes.fromhex("52550a000202")
+    d = socket.inet_aton(dst)
+    for _ in range(int(n)):
+        src = bytes([198, 18 + rnd.randrange(2), rnd.randrange(256), 1 + rnd.randrange(254)])
+        sport = 1024 + rnd.randrange(60000)
+        tcp = struct.pack("!HHIIBBHHH", sport, int(port), rnd.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
+        tcp = tcp[:16] + struct.pack("!H", csum(src + d + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, src, d)
+        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        s.send(dst_mac + src_mac + b"\x08\x00" + ip + tcp)
+    print("sent", n)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {
@@ -271,4 +364,9 @@ if __name__ == "__main__":
         "serve-source": serve_source,
         "serve-echo": serve_echo,
         "udp-echo-server": udp_echo_server,
+        "spray": spray,
+        "stall": stall,
+        "udp-ports": udp_ports,
+        "churn": churn,
+        "syn-flood": syn_flood,
     }[cmd](*args)
