@@ -23,19 +23,19 @@ const CONN_BYTES = FULL ? MiB : 64 * 1024;
 const LONG = FULL ? 3_600_000 : 120_000;
 
 /** One UDP client: sends `text`, resolves with the first reply. */
-function udpAsk(port: number, text: string): Promise<string> {
+function udpAsk(port: number, text: string, host = '127.0.0.1', localPort = 0): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = dgram.createSocket('udp4');
+    const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     const timer = setTimeout(() => {
       s.close();
-      reject(new Error('no UDP reply'));
+      reject(new Error(`no UDP reply for ${text}`));
     }, 5000);
     s.on('message', (m) => {
       clearTimeout(timer);
       s.close();
       resolve(m.toString());
     });
-    s.send(text, port, '127.0.0.1');
+    s.bind(localPort, host, () => s.send(text, port, host));
   });
 }
 
@@ -168,6 +168,23 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
       const [a, b] = await Promise.all([udpAsk(port, 'client-a'), udpAsk(port, 'client-b')]);
       expect(a).toMatch(/^10\.0\.2\.2:\d+ client-a$/);
       expect(b).toMatch(/^10\.0\.2\.2:\d+ client-b$/);
+      expect(a.split(' ')[0]).not.toBe(b.split(' ')[0]);
+    } finally {
+      srv.proc.kill('SIGKILL');
+    }
+  });
+
+  it('UDP forward: clients on 127.0.0.1 and ::1 with the same source port stay two conversations', async () => {
+    const port = await closedPort();
+    // One dual-stack listener: both clients reach the same forward.
+    await attach(['-p', `[::]:${port}:5353/udp`]);
+    const srv = await guestServer(fx.ns, ['udp-echo-server', '5353']);
+    try {
+      const src = await closedPort();
+      // Both appear to the guest as 10.0.2.2 with the same port: tsnet must re-map one.
+      const [a, b] = await Promise.all([udpAsk(port, 'client-v4', '127.0.0.1', src), udpAsk(port, 'client-v6', '::1', src)]);
+      expect(a).toMatch(/^10\.0\.2\.2:\d+ client-v4$/);
+      expect(b).toMatch(/^10\.0\.2\.2:\d+ client-v6$/);
       expect(a.split(' ')[0]).not.toBe(b.split(' ')[0]);
     } finally {
       srv.proc.kill('SIGKILL');
