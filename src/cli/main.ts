@@ -49,7 +49,7 @@ function networkOptions(cmd: Command, defaultMtu: number): Command {
     .option('--outbound-addr <addr>', 'local IPv4 address (or interface name) for outgoing TCP/UDP sockets', outboundAddrOption)
     .option('--udp-idle-timeout <seconds>', 'close a UDP flow after this long without traffic', secondsOption, 60)
     .option('--max-flows <n>', 'cap on flows of every kind (TCP, UDP, forwarded, ICMP echo); at the cap idle UDP is evicted, else a new TCP flow gets RST and UDP/ICMP an ICMP error', countOption(16, 1 << 20), DEFAULT_MAX_FLOWS)
-    .option('--max-half-open <n>', 'TCP flows opening at once (host connect or handshake in progress); beyond it new SYNs get RST', countOption(1, 1 << 20), DEFAULT_MAX_HALF_OPEN)
+    .option('--max-half-open <n>', 'TCP flows opening at once (host connect or handshake in progress); beyond it the oldest unanswered one is reset, else the new SYN is dropped', countOption(1, 1 << 20), DEFAULT_MAX_HALF_OPEN)
     .addOption(
       new Option('--memory-budget <MiB>', 'what tsnet may buffer for all flows together; windows shrink to fair shares under pressure')
         .argParser(mebibytesOption)

@@ -168,6 +168,7 @@ export class Runtime {
       tcp: this.stack.tcp?.stats(),
       udpFlows: this.stack.udp?.size ?? 0,
       hostTcpSockets: this.tcpHost.size,
+      hostFdRefusals: this.tcpHost.fdRefusals,
       hostUdpSockets: this.udpHost.sockets,
       echoFlows: this.stack.echo?.size ?? 0,
     };

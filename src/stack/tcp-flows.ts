@@ -15,11 +15,11 @@
 // first, else the SYN gets RST, "flow-table-full"), and at most
 // maxHalfOpen flows may be opening at once (host connect in progress or
 // handshake unfinished). At that cap the oldest half-open flow whose
-// SYN-ACK the guest has left unanswered is reset to make room
+// SYN-ACK the guest has left unanswered for HALF_OPEN_OLD_MS is reset to make room
 // ("tcp-half-open-evicted", as Linux drops old SYN-queue entries under a
-// flood), so spoofed SYNs cannot lock the guest's real connects out; only
-// when every half-open flow is still connecting does the new SYN get RST
-// ("tcp-half-open-full"). Windows and send buffers are each flow's fair share of the
+// flood), so spoofed SYNs cannot lock the guest's real connects out; when
+// every half-open flow is young or still connecting the new SYN is dropped
+// ("tcp-half-open-full") and the guest's SYN retransmission tries again. Windows and send buffers are each flow's fair share of the
 // memory budget. A flow whose processing throws is reset alone: the error
 // is re-thrown for the stack to count, every other flow goes on.
 
@@ -53,6 +53,8 @@ export interface TcpFlow {
   synDatagram: Buffer | undefined;
   /** Counted against maxHalfOpen until the handshake completes. */
   halfOpen: boolean;
+  /** When the host connect succeeded and the SYN-ACK went out (outbound flows). */
+  acceptedAt: number;
 }
 
 /** What the shell does for TCP. Calls come synchronously from inside the stack. */
@@ -84,6 +86,12 @@ export interface TcpTableOptions {
 }
 
 export const DEFAULT_MAX_HALF_OPEN = 1024;
+/**
+ * A half-open flow may be evicted once its SYN-ACK has gone unanswered this
+ * long (one initial RTO: it has been retransmitted). Younger ones are kept,
+ * as Linux keeps "young" SYN-queue entries: a real guest answers at once.
+ */
+const HALF_OPEN_OLD_MS = 1000;
 
 const MAX_BUFFER = 4 * 1024 * 1024;
 /** SYN retransmissions toward the guest before a forwarded client is reset (≈7 s). */
@@ -248,6 +256,7 @@ export class TcpTable {
     if (this.halfOpen < (this.opts.maxHalfOpen ?? DEFAULT_MAX_HALF_OPEN)) return true;
     for (const flow of this.halfOpenFlows) {
       if (flow.direction !== 'outbound' || flow.synDatagram !== undefined) continue;
+      if (now - flow.acceptedAt < HALF_OPEN_OLD_MS) continue; // young: its guest may be about to answer
       this.ctx.drop('tcp-half-open-evicted', `${ipv4ToString(flow.guestIp)}:${flow.guestPort}`);
       this.hooks.reset(flow, 'half-open evicted');
       this.abort(now, flow.id);
@@ -325,8 +334,10 @@ export class TcpTable {
       return;
     }
     if (!this.admitHalfOpen(now)) {
+      // As Linux does with a full SYN queue: drop the SYN. A real guest
+      // re-sends it after its RTO (1 s), when an old entry can make room; a
+      // RST would fail its connect at once.
       this.ctx.drop('tcp-half-open-full', `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
-      this.sendReset(eth.src, ip.dst, ip.src, seg);
       return;
     }
     if (!this.ctx.admitFlow(now)) {
@@ -353,6 +364,7 @@ export class TcpTable {
       direction: 'outbound',
       synDatagram: Buffer.from(ip.buffer.subarray(0, Math.min(ip.totalLen, 28 + 40))),
       halfOpen: true,
+      acceptedAt: Infinity,
     };
     this.halfOpenFlows.add(flow2);
     this.insert(flow2);
@@ -404,6 +416,7 @@ export class TcpTable {
       direction: 'inbound',
       synDatagram: undefined,
       halfOpen: true,
+      acceptedAt: Infinity,
     };
     this.halfOpenFlows.add(flow);
     this.insert(flow);
@@ -430,6 +443,7 @@ export class TcpTable {
     const flow = this.byId.get(id);
     if (!flow) return;
     flow.synDatagram = undefined;
+    flow.acceptedAt = now;
     flow.conn.accept(now);
     this.dirty.add(flow);
   }

@@ -13,7 +13,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { integrationSkip, readyFrom, startTsnet, statsOf, namespaceFixture, type Tsnet } from './harness.js';
+import { integrationSkip, readyFrom, spawnAs, startTsnet, statsOf, namespaceFixture, tsnetMain, type Tsnet } from './harness.js';
 import { echoServer } from './servers.js';
 
 const MiB = 1024 * 1024;
@@ -132,7 +132,7 @@ describe.skipIf(integrationSkip !== '')('a hostile guest (rootless namespace)', 
       let peak = 0;
       const sampler = setInterval(() => (peak = Math.max(peak, memOf(pid).rss)), 100);
       try {
-        await survives(t, echo.port, () => fx.ns.guest(['stall', '10.0.2.2', String(flood.port), String(STALLED), '6'], 60_000));
+        await survives(t, echo.port, async () => expect(await fx.ns.guest(['stall', '10.0.2.2', String(flood.port), String(STALLED), '6'], 60_000)).toBe(`held ${STALLED} refused 0`));
       } finally {
         clearInterval(sampler);
       }
@@ -182,6 +182,37 @@ describe.skipIf(integrationSkip !== '')('a hostile guest (rootless namespace)', 
       expect(fdCount(pid)).toBeLessThanOrEqual(fds0 + 4);
     } finally {
       sink.close();
+      await echo.close();
+    }
+  });
+
+  it('out of file descriptors (prlimit --nofile=256): new flows are refused cleanly, existing ones go on, service resumes', async () => {
+    const echo = await echoServer();
+    const flood = await floodServer();
+    // prlimit execs tsnet: same PID, 256 fds at most.
+    const proc = spawnAs('prlimit', ['--nofile=256:256', process.execPath, tsnetMain, 'attach', '-c', '-r', '3', '--mtu', '65520', String(fx.ns.pid)], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
+    let err = '';
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const t: Tsnet = { proc, stderr: () => err, exited: new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal }))) };
+    fx.tsnet = t;
+    try {
+      expect(await readyFrom(t)).toBe('1');
+      await survives(t, echo.port, async () => {
+        const held = await fx.ns.guest(['stall', '10.0.2.2', String(flood.port), '400', '3'], 60_000);
+        const [, ok, , refused] = held.split(' ').map(Number);
+        expect(ok).toBeGreaterThan(100);
+        expect(refused).toBeGreaterThan(0);
+        expect(ok + refused).toBe(400);
+      });
+      const stats = await statsOf(t);
+      expect(stats.hostFdRefusals).toBeGreaterThan(0);
+      expect(stats.errors).toEqual({});
+      // Descriptors free again: a burst of new connections all work.
+      expect(await fx.ns.guest(['churn', '10.0.2.2', String(echo.port), '100'])).toBe('ok 100');
+    } finally {
+      await flood.close();
       await echo.close();
     }
   });

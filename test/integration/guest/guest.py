@@ -31,7 +31,8 @@ Hostile ones (the hardening tests):
                                      datagram, or one connect (1 s); errors ignored;
                                      print "sprayed <n>"
   stall HOST PORT N SECS             N connections that never read (small receive
-                                     buffers); hold them SECS seconds; print "held <n>"
+                                     buffers); hold them SECS seconds; print
+                                     "held <n> refused <m>"
   udp-ports HOST PORT N              one datagram from each of N sockets (N source
                                      ports); print "sent <n>"
   churn HOST PORT N                  N connects, each closed at once; print "ok <n>"
@@ -291,15 +292,20 @@ def spray(*targets):
 
 def stall(host, port, n, secs):
     socks = []
+    refused = 0
     for _ in range(int(n)):
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.connect((host, int(port)))
-        socks.append(s)
+        try:
+            s.connect((host, int(port)))
+            socks.append(s)
+        except OSError:
+            refused += 1
+            s.close()
     time.sleep(float(secs))
     for s in socks:
         s.close()
-    print("held", len(socks))
+    print("held", len(socks), "refused", refused)
 
 
 def udp_ports(host, port, n):

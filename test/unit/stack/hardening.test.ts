@@ -151,7 +151,7 @@ describe('one flow table, one cap', () => {
     expect(parse(r.out.at(-1)!).icmp).toMatchObject({ type: 3, code: 1 });
   });
 
-  it('a spoofed SYN flood is held to maxHalfOpen host connects; the rest get RST', () => {
+  it('a spoofed SYN flood is held to maxHalfOpen host connects; the rest are dropped, counted', () => {
     const r = rig({ maxHalfOpen: 8 });
     for (let i = 0; i < 1000; i++) {
       r.stack.receive(0, tcpFrame({ src: ip(`10.0.2.${100 + (i % 100)}`), srcPort: 10000 + i, dstPort: 80, flags: TcpFlags.SYN }));
@@ -172,7 +172,11 @@ describe('one flow table, one cap', () => {
     for (let i = 0; i < 4; i++) r.stack.receive(0, tcpFrame({ src: ip('198.18.0.1'), srcPort: 10000 + i, dstPort: 80, flags: TcpFlags.SYN }));
     // The host accepted them all: SYN-ACKs went out, the spoofed sources never answer.
     for (const f of r.opened) r.stack.tcp!.accepted(0, f.id);
-    r.stack.receive(1, tcpFrame({ srcPort: 30000, dstPort: 80, flags: TcpFlags.SYN }));
+    // A SYN-ACK only just sent is young: not evicted (its guest may be about to answer).
+    r.stack.receive(500, tcpFrame({ srcPort: 30000, dstPort: 80, flags: TcpFlags.SYN }));
+    expect(r.drops.get('tcp-half-open-full')).toBe(1);
+    expect(r.opened).toHaveLength(4);
+    r.stack.receive(1500, tcpFrame({ srcPort: 30000, dstPort: 80, flags: TcpFlags.SYN }));
     expect(r.drops.get('tcp-half-open-evicted')).toBe(1);
     expect(resets).toEqual([r.opened[0]!.id]);
     expect(r.opened).toHaveLength(5);
