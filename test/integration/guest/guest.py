@@ -309,13 +309,15 @@ def stall(host, port, n, secs):
 
 
 def udp_ports(host, port, n):
-    for _ in range(int(n)):
+    for i in range(int(n)):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             s.sendto(b"flood", (host, int(port)))
         except OSError:
             pass
         s.close()
+        if i % 200 == 199:
+            time.sleep(0.005)
     print("sent", n)
 
 
@@ -351,6 +353,8 @@ def syn_flood(iface, dst, port, n):
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, src, d)
         ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
         s.send(dst_mac + src_mac + b"\x08\x00" + ip + tcp)
+        if _ % 200 == 199:
+            time.sleep(0.005)  # stay within the TAP queue (1000 frames): the flood must reach tsnet
     print("sent", n)
 
 
