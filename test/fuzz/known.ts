@@ -46,6 +46,11 @@ export const KNOWN_ISSUES: readonly KnownIssue[] = [
     where: 'src/stack/dhcp.ts reply(): echoes the client identifier without bounding the reply to the MTU',
     match: (v) => v.invariant === 'tx-exceeds-mtu' && udpSrcPort(v.tx) === 67,
   },
+  {
+    id: 'tcp-rto-retransmits-every-tiny-segment',
+    where: 'src/stack/tcp/connection.ts onRetransmitTimeout()/sendRetransmissions(): cwnd counts bytes, lost records are resent one by one, uncoalesced',
+    match: (v) => v.invariant === 'tcp-burst-over-tap-queue',
+  },
 ];
 
 export function knownIssue(v: ViolationInfo): KnownIssue | undefined {

@@ -8,7 +8,12 @@
 import { describe, expect, it } from 'vitest';
 import { makeConfig } from '../../src/stack/config.js';
 import { Stack } from '../../src/stack/stack.js';
-import { ETH_HEADER_LEN } from '../../src/wire/ethernet.js';
+import type { TcpFlow } from '../../src/stack/tcp-flows.js';
+import { EtherType, EthernetFrame, ETH_HEADER_LEN } from '../../src/wire/ethernet.js';
+import { IpProtocol, Ipv4Packet } from '../../src/wire/ipv4.js';
+import { TcpFlags, TcpPacket, TcpRepr, type TcpFields } from '../../src/wire/tcp.js';
+import { GUEST_MAC } from './addresses.js';
+import { eth, ipv4, tcp } from './build.js';
 import { KNOWN_ISSUES } from './known.js';
 
 /** A fresh default stack (10.0.2.0/24, MTU 1500) whose hooks do nothing; returns what it transmits. */
@@ -31,7 +36,7 @@ function receiveAlone(frame: Buffer): { out: Buffer[]; errors: unknown[] } {
 
 describe('fuzzer regressions (known bugs, see test/fuzz/known.ts)', () => {
   it('every known issue has a regression test here', () => {
-    expect(KNOWN_ISSUES.map((k) => k.id).sort()).toEqual(['dhcp-reply-exceeds-mtu']);
+    expect(KNOWN_ISSUES.map((k) => k.id).sort()).toEqual(['dhcp-reply-exceeds-mtu', 'tcp-rto-retransmits-every-tiny-segment']);
   });
 
   // Found by `npm run fuzz` (generator "dhcp", seed 1 frame #1671 among
@@ -68,5 +73,63 @@ describe('fuzzer regressions (known bugs, see test/fuzz/known.ts)', () => {
     expect(errors).toEqual([]);
     expect(out).toHaveLength(1); // the OFFER
     for (const f of out) expect(f.length).toBeLessThanOrEqual(ETH_HEADER_LEN + 1500);
+  });
+
+  // Found by `npm run fuzz` (invariant tcp-burst-over-tap-queue; seed 2,
+  // 6000 frames, in the 4-hour drain: the fake host's peer writes 1 byte at
+  // a time and the guest falls silent). A host peer that writes in tiny
+  // chunks, each flushed on its own (no Nagle, as tcp-host.ts sets
+  // noDelay), leaves one send record per chunk: here 1200 one-byte
+  // segments in flight. Every retransmission timeout then resends all of
+  // them in one poll(): 1200 frames at once, 15 times (RTO backoff to the
+  // give-up). onRetransmitTimeout() sets cwnd to LW = 2 segments, but cwnd
+  // and pipe count bytes (2920 ≥ 1200) while sendRetransmissions() resends
+  // record by record, so RFC 6298 §5.4's "retransmit the earliest
+  // unacknowledged segment" becomes a burst of the whole flight. It also
+  // defeats MAX_SEGMENTS_IN_FLIGHT in tcp-flows.ts: more frames than the TAP
+  // queue (txqueuelen 1000) arrive at once and the kernel drops the rest.
+  // Fix (src/stack/tcp/connection.ts, scoreboard.ts): coalesce adjacent lost
+  // records into MSS-sized retransmissions (as Linux's
+  // tcp_retrans_try_collapse does), and/or bound segments, not just bytes,
+  // in flight.
+  it.fails('tcp-rto-retransmits-every-tiny-segment: a retransmission timeout does not resend 1200 tiny segments at once', () => {
+    const cfg = makeConfig();
+    const out: Buffer[] = [];
+    let flow: TcpFlow | undefined;
+    const nop = () => {};
+    const stack = new Stack(cfg, {
+      transmit: (f) => out.push(Buffer.from(f)),
+      tcp: { open: (f) => (flow = f), data: nop, eof: nop, established: nop, sendSpace: nop, reset: nop, closed: nop },
+    });
+    const guest = cfg.guest;
+    const gw = cfg.gateway;
+    const fromGuest = (f: TcpFields) => eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: guest, dst: gw, protocol: IpProtocol.TCP }, tcp(guest, gw, f)));
+    const parse = (f: Buffer) => TcpRepr.parse(TcpPacket.newChecked(Ipv4Packet.newChecked(EthernetFrame.newChecked(f).payload).payload));
+    let now = 1000;
+    // Handshake: SYN (window scale 7), the host connects, SYN-ACK, ACK with an 8 MB window.
+    stack.receive(now, fromGuest({ srcPort: 40000, dstPort: 80, seq: 1000, ack: 0, flags: TcpFlags.SYN, window: 65535, mss: 1460, windowScale: 7 }));
+    stack.tcp!.accepted(now, flow!.id);
+    stack.flush(now);
+    const synAck = parse(out[0]!);
+    expect(synAck.flags).toBe(TcpFlags.SYN | TcpFlags.ACK);
+    stack.receive(now, fromGuest({ srcPort: 40000, dstPort: 80, seq: 1001, ack: (synAck.seq + 1) >>> 0, flags: TcpFlags.ACK, window: 65535 }));
+    stack.flush(now);
+    // The host peer writes 1200 single bytes, each flushed as it comes; the guest then says nothing.
+    out.length = 0;
+    for (let i = 0; i < 1200; i++) {
+      now += 0.01;
+      expect(stack.tcp!.send(flow!.id, Buffer.from([i & 0xff]))).toBe(1);
+      stack.flush(now);
+    }
+    expect(out).toHaveLength(1200);
+    // Timers until the connection gives up: no single poll may send more than the TAP queue holds.
+    let worst = 0;
+    for (let k = 0; k < 40 && stack.pollAt() !== Infinity; k++) {
+      out.length = 0;
+      now = Math.max(now, stack.pollAt());
+      stack.poll(now);
+      worst = Math.max(worst, out.length);
+    }
+    expect(worst).toBeLessThanOrEqual(1000);
   });
 });
