@@ -150,9 +150,15 @@ export class GuestTcp {
     return port >= MODEL_PORT_LO && port <= MODEL_PORT_HI;
   }
 
-  /** Some other generator sent a TCP segment on this 4-tuple: stop checking it. */
+  /**
+   * Some other generator sent a TCP segment on this 4-tuple: stop checking
+   * it, and do not check a connection the model opens on it within the hour
+   * either (the stack may hold a flow that segment opened).
+   */
   taint(guestIp: number, guestPort: number, peerIp: number, peerPort: number): void {
-    this.oracle.taint(tupleKey(guestIp, guestPort, peerIp, peerPort));
+    const key = tupleKey(guestIp, guestPort, peerIp, peerPort);
+    this.oracle.taint(key);
+    this.tupleUsedAt.set(key, this.now);
   }
 
   /** The guest "rebooted": forget every connection (the stack's flows will time out). */
