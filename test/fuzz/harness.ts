@@ -14,6 +14,8 @@
 //     than the TAP queue holds (txqueuelen 1000, which tcp-flows.ts sizes
 //     windows for): the rest of such a burst is dropped by the kernel;
 //   - the TCP streams the guest model and the fake host check (streams.ts);
+//   - every parser of src/wire, run on each input frame directly, rejects
+//     with WireError only and round-trips what it accepts (wire-contract.ts);
 //   - after the last frame: with the guest silent for 4 h of virtual time
 //     every flow is gone, and shutdown (abortAll/closeAll) leaves nothing.
 // The first violation stops the run and is reported with the seed, the frame
@@ -32,6 +34,7 @@ import { knownIssue } from './known.js';
 import { Rng } from './rng.js';
 import type { SeedFrame } from './seeds.js';
 import { StreamOracle } from './streams.js';
+import { checkWireContract } from './wire-contract.js';
 
 /** The stack configuration a seed runs with (also derived from the seed). */
 export interface RunConfig {
@@ -248,7 +251,7 @@ class Run {
 
   private violate(v: Violation): void {
     if (!this.o.strict) {
-      const k = knownIssue({ invariant: v.invariant, detail: v.detail, kind: this.current.kind, phase: this.phase, tx: v.tx });
+      const k = knownIssue({ invariant: v.invariant, detail: v.detail, kind: this.current.kind, phase: this.phase, tx: v.tx, mtu: this.cfg.mtu });
       if (k) {
         this.known.set(k.id, (this.known.get(k.id) ?? 0) + 1);
         return;
@@ -410,6 +413,10 @@ class Run {
         if (g.badChecksum) this.badChecksum++;
         this.digest.update(g.frame);
         this.o.trace?.('rx', this.index, g.frame, g.kind, now);
+        if (!g.kind.startsWith('tcp-conv')) {
+          const breach = checkWireContract(g.frame);
+          if (breach) this.violate(new Violation(breach.invariant, breach.detail, breach.stack));
+        }
         // Like TapPort: the frame sits in one reused buffer, overwritten after receive().
         const len = g.frame.length;
         const view = len <= this.rx.length ? this.rx.subarray(0, len) : Buffer.allocUnsafe(len);

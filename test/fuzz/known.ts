@@ -17,6 +17,8 @@ export interface ViolationInfo {
   phase: string;
   /** The transmitted frame, for tx-* invariants. */
   tx?: Buffer;
+  /** The run's MTU. */
+  mtu: number;
 }
 
 export interface KnownIssue {
