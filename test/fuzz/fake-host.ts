@@ -537,7 +537,9 @@ export class FakeHost {
     this.later(this.delay(), 'echo-reply', () => {
       this.stats.echoReplies++;
       const from = r.chance(0.95) ? addr : this.plan.of(r.pick(['outside', 'loopback', 'random'] as const), r);
-      this.echoT!.deliver(this.now, id, from, r.chance(0.95) ? seq : r.u16(), copy);
+      // A remote host may answer with more data than it was sent.
+      const data = r.chance(0.97) ? copy : r.bytes(r.pick([r.int(1500), 1473 + r.int(100), r.int(65000)]));
+      this.echoT!.deliver(this.now, id, from, r.chance(0.95) ? seq : r.u16(), data);
     });
   }
 
