@@ -68,6 +68,16 @@ export const KNOWN_ISSUES: readonly KnownIssue[] = [
     where: 'src/stack/icmp-echo.ts EchoTable.deliver(): no MTU bound on the reply (UdpTable.deliver has udp-reply-too-big)',
     match: (v) => v.invariant === 'tx-exceeds-mtu' && icmpType(v.tx) === 0 && v.phase.startsWith('host:'),
   },
+  {
+    id: 'tcp-segments-exceed-small-mtu',
+    where: 'src/stack/tcp/connection.ts takeSynOptions()/constructor: the MIN_SND_MSS floor (48) wins over our own MSS (MTU - 40) when the MTU is below 88',
+    match: (v) => v.invariant === 'tx-exceeds-mtu' && v.mtu < 88 && l4Of(v.tx, IpProtocol.TCP) !== undefined,
+  },
+  {
+    id: 'icmp-error-exceeds-small-mtu',
+    where: 'src/stack/emit.ts icmpUnreachableFrame(): quotes up to 576 - 28 bytes whatever the MTU',
+    match: (v) => v.invariant === 'tx-exceeds-mtu' && v.mtu < 576 && icmpType(v.tx) === 3,
+  },
 ];
 
 export function knownIssue(v: ViolationInfo): KnownIssue | undefined {
