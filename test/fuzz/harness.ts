@@ -90,6 +90,13 @@ export interface FuzzFailure {
   /** Stack trace of the exception, when there was one. */
   stack: string | undefined;
   config: RunConfig;
+  /** Found with keepGoing (an earlier violation of another invariant may precede it). */
+  keepGoing: boolean;
+}
+
+/** The command that replays a failure's run up to its frame. */
+export function replayCommand(f: FuzzFailure): string {
+  return `npm run fuzz -- --seed ${f.seed} --frames ${f.index + 1}${f.keepGoing ? ' --keep-going' : ''}`;
 }
 
 export interface FuzzReport {
@@ -474,6 +481,7 @@ class Run {
       frameHex: this.current.frame.toString('hex'),
       stack: v.trace,
       config: this.rc,
+      keepGoing: this.o.keepGoing === true,
     };
   }
 }
@@ -528,7 +536,7 @@ export function formatFailure(f: FuzzFailure): string {
       ? `  alone:     ${alone ? `this frame alone trips a fresh stack (${alone})` : 'the frame alone does not trip a fresh stack: the state before it matters'}`
       : undefined,
     f.stack ? `  stack trace:\n${f.stack.split('\n').map((l) => '    ' + l).join('\n')}` : undefined,
-    `  replay:    npm run fuzz -- --seed ${f.seed} --frames ${f.index + 1}`,
+    `  replay:    ${replayCommand(f)}`,
   ]
     .filter((l) => l !== undefined)
     .join('\n');

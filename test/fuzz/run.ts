@@ -10,7 +10,7 @@
 // command that replays exactly that seed up to that frame; the exit status
 // is then 1.
 
-import { formatFailure, fuzz, type FuzzFailure, type FuzzReport } from './harness.js';
+import { formatFailure, fuzz, replayCommand, type FuzzFailure, type FuzzReport } from './harness.js';
 import { loadSeeds } from './seeds.js';
 
 interface Args {
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   process.stdout.write(summary(reports) + '\n');
   if (failures.length > 0) {
     process.stdout.write(`\n${failures.length} of ${reports.length} seed(s) failed:\n`);
-    for (const f of failures) process.stdout.write(`  npm run fuzz -- --seed ${f.seed} --frames ${f.index + 1}   # ${f.invariant}\n`);
+    for (const f of failures) process.stdout.write(`  ${replayCommand(f)}   # ${f.invariant}\n`);
     process.exitCode = 1;
   }
 }
