@@ -56,8 +56,6 @@ interface HostConn {
   ended: boolean;
   /** Reading stopped because the flow's send buffer is full. */
   paused: boolean;
-  /** The socket has had a write backlog: copy exactly, not into the arena. */
-  slow: boolean;
 }
 
 export class TcpHost implements TcpHooks {
@@ -171,7 +169,7 @@ export class TcpHost implements TcpHooks {
 
   /** Relays a host socket to flow `id` in both directions (see the file header). */
   private wire(id: number, socket: net.Socket, connected: boolean, dataEvents: boolean): HostConn {
-    const c: HostConn = { socket, connected, pending: undefined, ended: false, paused: false, slow: false };
+    const c: HostConn = { socket, connected, pending: undefined, ended: false, paused: false };
     const guard = this.opts.guard;
     const fail = () => this.failFlow(id);
     this.conns.set(id, c);
@@ -254,10 +252,9 @@ export class TcpHost implements TcpHooks {
     const len = data.length;
     const budget = this.table.budget;
     // data may be the TAP's read buffer, reused after this call: copy (into
-    // a recycled slab, released once Node has written it). A socket with a
-    // backlog gets exact copies: a slow write would pin a whole slab.
-    c.slow ||= c.socket.writableLength > 0;
-    const copy = c.slow ? { data: Buffer.from(data), release: () => {}, pin: () => false } : this.arena.copy(data);
+    // a recycled slab, released once Node has written it). A write that
+    // waits in Node's queue pins its whole slab: counted below.
+    const copy = this.arena.copy(data);
     budget.force(len);
     c.socket.write(
       copy.data,

@@ -47,6 +47,8 @@ function destinationRoute(cfg: StackConfig, dst: number, port: number, opts: Nat
     if (opts.disableDns) return { kind: 'drop', reason: 'dns-disabled' };
     return { kind: 'dns' };
   }
+  // The subnet broadcast is for every host on the link, none of them ours to answer.
+  if (dst === ((cfg.network | ~cfg.netmask) >>> 0)) return { kind: 'drop', reason: 'dst-broadcast' };
   if (((dst & cfg.netmask) >>> 0) === cfg.network) {
     // The virtual network has only the guest and tsnet's own addresses.
     return { kind: 'unreachable', code: 1 };
@@ -58,7 +60,6 @@ function destinationRoute(cfg: StackConfig, dst: number, port: number, opts: Nat
   if (first === 0) return { kind: 'drop', reason: 'dst-this-network' };
   if (first === 127) return { kind: 'drop', reason: 'dst-loopback' };
   if (first >= 224) return { kind: 'drop', reason: first < 240 ? 'dst-multicast' : 'dst-reserved' };
-  if (dst === ((cfg.network | ~cfg.netmask) >>> 0)) return { kind: 'drop', reason: 'dst-broadcast' };
   return { kind: 'host', addr: dst };
 }
 

@@ -3,10 +3,14 @@
 // the guest through tsnet's NAT like any outside address. Root only (ip
 // netns, sysctl); CI runs as root. Covers ICMP echo through unprivileged
 // ping sockets, ICMP host unreachable for a dead address, and TCP/UDP to a
-// non-loopback host.
+// non-loopback host. Also what --disable-host-loopback closes and what it
+// leaves open (README "What the guest sees"): the host's own addresses
+// (10.201.0.1 here, the veth's host side) and a link-local address
+// (169.254.169.254, given to the test host) stay reachable.
 
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { integrationSkip, killAll, Netns, readyFrom, runAs, startTsnet, stopTsnet, type Tsnet } from './harness.js';
@@ -16,6 +20,7 @@ const HOST_SIDE = 'tsnt-h';
 const HOST_IP = '10.201.0.1';
 const PEER_IP = '10.201.0.2';
 const DEAD_IP = '10.201.0.77';
+const LINK_LOCAL_IP = '169.254.169.254';
 const PING_RANGE = '/proc/sys/net/ipv4/ping_group_range';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
@@ -34,6 +39,9 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
     ip('-n', TESTNS, 'addr', 'add', `${PEER_IP}/24`, 'dev', 'tsnt-p');
     ip('-n', TESTNS, 'link', 'set', 'tsnt-p', 'up');
     ip('-n', TESTNS, 'link', 'set', 'lo', 'up');
+    // A link-local address on the test host (where a cloud metadata service would be).
+    ip('-n', TESTNS, 'addr', 'add', `${LINK_LOCAL_IP}/32`, 'dev', 'tsnt-p');
+    ip('route', 'add', `${LINK_LOCAL_IP}/32`, 'dev', HOST_SIDE);
     savedRange = fs.readFileSync(PING_RANGE, 'utf8').trim().replace(/\s+/, ' ');
     // Let the unprivileged test user open ping sockets, as distributions do.
     fs.writeFileSync(PING_RANGE, `0 2147483647`);
@@ -75,6 +83,39 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
     }
   });
 
+  it('--disable-host-loopback closes 10.0.2.2 -> 127.0.0.1 only: the host\'s own addresses and link-local stay reachable', async () => {
+    // Host servers: one on every address, one on loopback only.
+    const any = net.createServer((c) => c.end()).listen(0, '0.0.0.0');
+    const lo = net.createServer((c) => c.end()).listen(0, '127.0.0.1');
+    await Promise.all([any, lo].map((srv) => new Promise((r) => srv.once('listening', r))));
+    const anyPort = (any.address() as net.AddressInfo).port;
+    const loPort = (lo.address() as net.AddressInfo).port;
+    const linkLocal = await sourceServerIn(TESTNS, 1024, LINK_LOCAL_IP);
+    try {
+      const connect = async (host: string, port: number) => (await ns.guest(['connect', host, String(port)], 30_000)).split(' ')[0];
+      // Without the flag: the gateway is the host's loopback.
+      expect(await connect('10.0.2.2', loPort)).toBe('ok');
+      await stopTsnet(tsnet!);
+      tsnet = startTsnet(['attach', '-c', '-r', '3', '--disable-host-loopback', String(ns.pid)], ['pipe']);
+      expect(await readyFrom(tsnet)).toBe('1');
+      // Closed: the gateway no longer leads to the host's loopback (ICMP net unreachable).
+      expect(await connect('10.0.2.2', loPort)).toBe('ENETUNREACH');
+      expect(await connect('10.0.2.2', anyPort)).toBe('ENETUNREACH');
+      // Open, as in slirp4netns and pasta: the host's own non-loopback
+      // addresses (services bound to them or to 0.0.0.0; podman's
+      // host.containers.internal relies on it) ...
+      expect(await connect(HOST_IP, anyPort)).toBe('ok');
+      // ... but a loopback-only service is not reachable through them.
+      expect(await connect(HOST_IP, loPort)).toBe('ECONNREFUSED');
+      // ... and link-local addresses are forwarded like any outside address.
+      expect(await ns.guest(['download', LINK_LOCAL_IP, String(linkLocal.port)])).toBe(`1024 ${await linkLocal.sha}`);
+    } finally {
+      linkLocal.stop();
+      any.close();
+      lo.close();
+    }
+  }, 60_000);
+
   it('reports a dead outside address as host unreachable (ICMP), not a hang', async () => {
     const [result, ms] = (await ns.guest(['connect', DEAD_IP, '80'], 30_000)).split(' ');
     expect(['EHOSTUNREACH', 'ENETUNREACH']).toContain(result);
@@ -83,10 +124,10 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
 });
 
 /** A one-shot TCP source inside `netns`: python streams n random bytes; `sha` resolves to their sha256. */
-async function sourceServerIn(netns: string, n: number): Promise<{ port: number; sha: Promise<string>; stop: () => void }> {
+async function sourceServerIn(netns: string, n: number, addr = PEER_IP): Promise<{ port: number; sha: Promise<string>; stop: () => void }> {
   const code = `
 import socket, os, hashlib
-s = socket.socket(); s.bind(("${PEER_IP}", 0)); s.listen(1)
+s = socket.socket(); s.bind(("${addr}", 0)); s.listen(1)
 print(s.getsockname()[1], flush=True)
 c, _ = s.accept(); h = hashlib.sha256(); left = ${n}
 while left > 0:

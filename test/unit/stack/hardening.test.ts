@@ -6,6 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { MemoryBudget } from '../../../src/stack/budget.js';
+import { routeFor } from '../../../src/stack/nat.js';
 import { makeConfig } from '../../../src/stack/config.js';
 import { Stack, type StackOptions } from '../../../src/stack/stack.js';
 import type { TcpFlow, TcpHooks } from '../../../src/stack/tcp-flows.js';
@@ -113,6 +114,29 @@ describe('port 0 and the stack never throwing', () => {
     expect(r.opened).toHaveLength(0);
     expect(parse(r.out.at(-1)!).tcp!.flags & TcpFlags.RST).toBeTruthy();
   });
+});
+
+describe('where each destination class goes (nat.ts)', () => {
+  const cfg = makeConfig();
+  const closed = makeConfig({ disableHostLoopback: true });
+  const cases: Array<[string, string, unknown, unknown]> = [
+    ['gateway', '10.0.2.2', { kind: 'host', addr: ip('127.0.0.1') }, { kind: 'unreachable', code: 0 }],
+    ['127/8', '127.0.0.1', { kind: 'drop', reason: 'dst-loopback' }, { kind: 'drop', reason: 'dst-loopback' }],
+    ['0/8', '0.1.2.3', { kind: 'drop', reason: 'dst-this-network' }, { kind: 'drop', reason: 'dst-this-network' }],
+    ['224/4', '224.0.0.1', { kind: 'drop', reason: 'dst-multicast' }, { kind: 'drop', reason: 'dst-multicast' }],
+    ['240/4', '240.0.0.1', { kind: 'drop', reason: 'dst-reserved' }, { kind: 'drop', reason: 'dst-reserved' }],
+    ['limited broadcast', '255.255.255.255', { kind: 'drop', reason: 'dst-reserved' }, { kind: 'drop', reason: 'dst-reserved' }],
+    ['subnet broadcast', '10.0.2.255', { kind: 'drop', reason: 'dst-broadcast' }, { kind: 'drop', reason: 'dst-broadcast' }],
+    ['other virtual address', '10.0.2.77', { kind: 'unreachable', code: 1 }, { kind: 'unreachable', code: 1 }],
+    ['link-local', '169.254.169.254', { kind: 'host', addr: ip('169.254.169.254') }, { kind: 'host', addr: ip('169.254.169.254') }],
+    ['outside', '192.0.2.10', { kind: 'host', addr: ip('192.0.2.10') }, { kind: 'host', addr: ip('192.0.2.10') }],
+  ];
+  for (const [name, addr, open, shut] of cases) {
+    it(`${name} (${addr}): the same with and without --disable-host-loopback, but for the gateway`, () => {
+      expect(routeFor(cfg, ip(addr), 80, 'tcp')).toEqual(open);
+      expect(routeFor(closed, ip(addr), 80, 'tcp')).toEqual(shut);
+    });
+  }
 });
 
 describe('one flow table, one cap', () => {
