@@ -161,6 +161,7 @@ export class Runtime {
       ...this.stack.counters.snapshot(),
       flows: this.stack.flowCount,
       maxFlows: this.stack.maxFlows,
+      flowsEvicted: this.stack.flows.evictions,
       tcpFlows: this.stack.tcp?.size ?? 0,
       tcpOpening: this.stack.tcp?.opening ?? 0,
       memory: { used: this.stack.budget.used, peak: this.stack.budget.peak, limit: this.stack.budget.limit, refusals: this.stack.budget.refusals },

@@ -4,6 +4,7 @@
 
 import type { MemoryBudget } from './budget.js';
 import type { StackConfig } from './config.js';
+import type { FlowTable } from './flow-table.js';
 import type { Counters } from './counters.js';
 import type { NeighborTable } from './neighbors.js';
 
@@ -13,12 +14,8 @@ export interface StackContext {
   readonly neighbors: NeighborTable;
   /** Everything buffered for flows is taken from here (src/stack/budget.ts). */
   readonly budget: MemoryBudget;
-  /**
-   * Room for one more flow of any kind in the one flow table: true when
-   * there is room, or when room was made by evicting what a peer would
-   * evict first (the least recently active UDP flow, then ICMP echo flow).
-   */
-  admitFlow(now: number): boolean;
+  /** The one flow table: every TCP, UDP, forwarded and echo flow, one cap. */
+  readonly flows: FlowTable;
   /** Sends a complete Ethernet frame toward the guest. */
   transmit(frame: Buffer): void;
   /**

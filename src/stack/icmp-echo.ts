@@ -2,7 +2,8 @@
 // (address, echo identifier) is one flow, which the shell backs with one
 // unprivileged ping socket; the kernel gives that socket its own identifier,
 // so replies come back through deliver() and are rewritten to the guest's
-// identifier here. Flows expire when idle, like UDP flows.
+// identifier here. Flows live in the stack's one flow table as kind 'echo'
+// (guest port = the identifier, peer 0:0) and expire when idle, like UDP.
 
 import { ipv4ToString } from '../wire/address.js';
 import type { EthernetFrame } from '../wire/ethernet.js';
@@ -10,17 +11,14 @@ import { Icmpv4Repr, Icmpv4Type } from '../wire/icmpv4.js';
 import { IpProtocol, Ipv4Repr, type Ipv4Packet } from '../wire/ipv4.js';
 import type { StackContext } from './context.js';
 import { icmpUnreachableFrame, ipv4Frame } from './emit.js';
-import { IdleTable } from './idle-table.js';
+import type { Flow, FlowOwner } from './flow-table.js';
 import { routeFor } from './nat.js';
 
-export const MAX_ECHO_FLOWS = 1024;
-
-export interface EchoFlow {
-  readonly id: number;
-  readonly guestIp: number;
+export interface EchoFlow extends Flow {
+  readonly kind: 'echo';
+  /** The guest's echo identifier (also the flow's guest port). */
   readonly ident: number;
   guestMac: number;
-  lastActive: number;
 }
 
 export interface EchoHooks {
@@ -29,20 +27,26 @@ export interface EchoHooks {
   close(flow: EchoFlow): void;
 }
 
-export class EchoTable {
-  private readonly flows: IdleTable<EchoFlow>;
-  private nextId = 1;
-
+export class EchoTable implements FlowOwner {
   constructor(
     private readonly ctx: StackContext,
     private readonly hooks: EchoHooks,
-    idleMs: number,
   ) {
-    this.flows = new IdleTable(idleMs, MAX_ECHO_FLOWS);
+    ctx.flows.register('echo', this);
   }
 
   get size(): number {
-    return this.flows.size;
+    return this.ctx.flows.count('echo');
+  }
+
+  /** The flow table expires or evicts one of ours. */
+  expire(flow: Flow): void {
+    this.remove(flow as EchoFlow);
+  }
+
+  private get(id: number): EchoFlow | undefined {
+    const f = this.ctx.flows.get(id);
+    return f?.kind === 'echo' ? (f as EchoFlow) : undefined;
   }
 
   /** An echo request from the guest to a non-virtual address. */
@@ -57,46 +61,37 @@ export class EchoTable {
       this.ctx.transmit(icmpUnreachableFrame(this.ctx.config.gatewayMac, eth.src, this.ctx.config.gateway, ip.src, 1, ip.buffer.subarray(0, ip.totalLen)));
       return;
     }
-    const key = ip.src * 65536 + icmp.ident;
-    let flow = this.flows.lookup(key);
+    const flows = this.ctx.flows;
+    let flow = flows.lookup('echo', ip.src, icmp.ident) as EchoFlow | undefined;
     if (!flow) {
-      if (this.flows.full) this.remove(this.flows.oldest()!);
-      if (!this.ctx.admitFlow(now)) {
+      if (!flows.admit()) {
         this.ctx.drop('flow-table-full', `icmp ${ipv4ToString(ip.dst)}`);
         this.ctx.transmit(icmpUnreachableFrame(this.ctx.config.gatewayMac, eth.src, this.ctx.config.gateway, ip.src, 1, ip.buffer.subarray(0, ip.totalLen)));
         return;
       }
-      flow = { id: this.nextId++, guestIp: ip.src, ident: icmp.ident, guestMac: eth.src, lastActive: now };
-      this.flows.insert(key, flow);
+      flow = { id: flows.newId(), kind: 'echo', guestIp: ip.src, guestPort: icmp.ident, peerIp: 0, peerPort: 0, ident: icmp.ident, guestMac: eth.src, lastActive: now };
+      flows.insert(flow);
       this.ctx.counters.count('icmp-echo-flow-opened');
     }
     flow.guestMac = eth.src;
-    this.flows.touch(flow, now);
+    flows.touch(flow, now);
     this.hooks.send(flow, route.addr, icmp.seq, icmp.data);
   }
 
   /** An echo reply from `src` for the flow: rewritten to the guest's identifier. */
   deliver(now: number, flowId: number, src: number, seq: number, data: Buffer): void {
-    const flow = this.flows.get(flowId);
+    const flow = this.get(flowId);
     if (!flow) {
       this.ctx.drop('icmp-reply-no-flow');
       return;
     }
-    this.flows.touch(flow, now);
+    this.ctx.flows.touch(flow, now);
     const reply = new Icmpv4Repr({ type: Icmpv4Type.EchoReply, ident: flow.ident, seq, data });
     const ipr = new Ipv4Repr({ src, dst: flow.guestIp, protocol: IpProtocol.ICMP, payloadLen: reply.bufferLen(), dontFrag: false });
     const { frame, payload } = ipv4Frame(this.ctx.config.gatewayMac, flow.guestMac, ipr);
     reply.emit(payload);
     this.ctx.counters.count('icmp-echo-reply-forwarded');
     this.ctx.transmit(frame);
-  }
-
-  /** Evicts the least recently active flow to make room; false when there is none. */
-  evictOldest(): boolean {
-    const f = this.flows.oldest();
-    if (!f) return false;
-    this.remove(f);
-    return true;
   }
 
   /** Counts an echo the shell dropped. */
@@ -106,24 +101,16 @@ export class EchoTable {
 
   /** The shell cannot serve this flow any more: forget it (its socket is closed). */
   fail(flowId: number): void {
-    const f = this.flows.get(flowId);
+    const f = this.get(flowId);
     if (f) this.remove(f);
   }
 
   private remove(flow: EchoFlow): void {
-    this.flows.remove(flow);
+    if (!this.ctx.flows.remove(flow)) return;
     this.hooks.close(flow);
   }
 
-  expire(now: number): void {
-    for (const f of this.flows.expired(now)) this.remove(f);
-  }
-
-  pollAt(): number {
-    return this.flows.pollAt();
-  }
-
   closeAll(): void {
-    for (const f of [...this.flows.values()]) this.remove(f);
+    for (const f of this.ctx.flows.all('echo')) this.remove(f as EchoFlow);
   }
 }

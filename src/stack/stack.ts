@@ -24,6 +24,7 @@ import type { StackConfig } from './config.js';
 import type { StackContext } from './context.js';
 import { Counters } from './counters.js';
 import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './budget.js';
+import { FlowTable } from './flow-table.js';
 import { processIcmpv4 } from './icmp.js';
 import { NeighborTable } from './neighbors.js';
 import type { NatOptions } from './nat.js';
@@ -81,7 +82,7 @@ export class Stack implements StackContext {
   readonly neighbors = new NeighborTable();
   readonly dhcp = new DhcpServer();
   readonly budget: MemoryBudget;
-  readonly maxFlows: number;
+  readonly flows: FlowTable;
   /** Frames for guest addresses whose MAC we are asking for with ARP. */
   private readonly awaitingArp = new Map<number, { frames: Buffer[]; askedAt: number }>();
   /** The latest time passed in (for ARP retry pacing). */
@@ -97,28 +98,21 @@ export class Stack implements StackContext {
     opts: StackOptions = {},
   ) {
     this.budget = new MemoryBudget(opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
-    this.maxFlows = opts.maxFlows ?? DEFAULT_MAX_FLOWS;
+    this.flows = new FlowTable(opts.maxFlows ?? DEFAULT_MAX_FLOWS, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS);
     let issCounter = 0x1000;
     const iss = opts.iss ?? (() => (issCounter = (issCounter + 0x10000) >>> 0));
     this.tcp = hooks.tcp ? new TcpTable(this, hooks.tcp, { nat: opts.nat, iss, conn: opts.tcp, maxHalfOpen: opts.maxHalfOpen }) : undefined;
-    this.udp = hooks.udp ? new UdpTable(this, hooks.udp, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS, opts.nat) : undefined;
-    this.echo = hooks.echo ? new EchoTable(this, hooks.echo, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS) : undefined;
+    this.udp = hooks.udp ? new UdpTable(this, hooks.udp, opts.nat) : undefined;
+    this.echo = hooks.echo ? new EchoTable(this, hooks.echo) : undefined;
   }
 
   /** Flows of every kind in the table. */
   get flowCount(): number {
-    return (this.tcp?.size ?? 0) + (this.udp?.size ?? 0) + (this.echo?.size ?? 0);
+    return this.flows.size;
   }
 
-  admitFlow(now: number): boolean {
-    if (this.flowCount < this.maxFlows) return true;
-    // At the cap, evict what a peer would give up first: idle UDP (least
-    // recently active first), then ICMP echo. TCP flows are never evicted.
-    if (this.udp?.evictOldest(now) || this.echo?.evictOldest()) {
-      this.counters.count('flow-evicted');
-      return true;
-    }
-    return false;
+  get maxFlows(): number {
+    return this.flows.maxFlows;
   }
 
   event(name: string, detail: Record<string, unknown>): void {
@@ -136,14 +130,13 @@ export class Stack implements StackContext {
     this.now = now;
     this.guard(() => {
       this.tcp?.poll(now);
-      this.udp?.expire(now);
-      this.echo?.expire(now);
+      this.flows.expire(now);
     });
   }
 
   /** When poll() next has work (Infinity: nothing scheduled). */
   pollAt(): number {
-    return Math.min(this.tcp?.pollAt() ?? Infinity, this.udp?.pollAt() ?? Infinity, this.echo?.pollAt() ?? Infinity);
+    return Math.min(this.tcp?.pollAt() ?? Infinity, this.flows.pollAt());
   }
 
   private guard(f: () => void): void {

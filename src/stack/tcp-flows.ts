@@ -11,7 +11,7 @@
 // or host event, so ACKs coalesce and data goes out in full segments.
 //
 // Budgets (README "Limits and hardening"): a new flow needs room in the
-// stack's one flow table (ctx.admitFlow: at the cap idle UDP is evicted
+// stack's one flow table (flow-table.ts, kind 'tcp'; at the cap idle UDP is evicted
 // first, else the SYN gets RST, "flow-table-full"), and at most
 // maxHalfOpen flows may be opening at once (host connect in progress or
 // handshake unfinished). At that cap the oldest half-open flow whose
@@ -31,19 +31,16 @@ import { TcpFlags, TcpPacket, TcpRepr } from '../wire/tcp.js';
 import { WireError } from '../wire/errors.js';
 import type { MemoryBudget } from './budget.js';
 import type { StackContext } from './context.js';
+import type { Flow } from './flow-table.js';
 import { icmpUnreachableFrame, ipv4Frame } from './emit.js';
 import { routeFor, type NatOptions, type Route } from './nat.js';
 import { TcpConnection, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
 
 export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'dns' }>;
 
-export interface TcpFlow {
-  readonly id: number;
-  readonly guestIp: number;
-  readonly guestPort: number;
-  /** The address:port the guest talks to (virtual: 10.0.2.2 stays 10.0.2.2). */
-  readonly peerIp: number;
-  readonly peerPort: number;
+/** A TCP flow; its peer side is the address:port the guest talks to (virtual: 10.0.2.2 stays 10.0.2.2). */
+export interface TcpFlow extends Flow {
+  readonly kind: 'tcp';
   guestMac: number;
   readonly conn: TcpConnection;
   readonly route: TcpRoute | undefined;
@@ -131,11 +128,7 @@ function windowShare(mss: number, connections: number): number {
 }
 
 export class TcpTable {
-  /** guestIp*65536+guestPort → (peerIp*65536+peerPort → flow) */
-  private readonly flows = new Map<number, Map<number, TcpFlow>>();
-  private readonly byId = new Map<number, TcpFlow>();
   private readonly dirty = new Set<TcpFlow>();
-  private nextId = 1;
   private readonly emitFns = new Map<number, (seg: TcpSegmentOut) => void>();
   /** Where segments are built: transmit() copies frames out synchronously (see ipv4Frame). */
   private readonly scratch = Buffer.allocUnsafeSlow(65536 + 128);
@@ -153,18 +146,30 @@ export class TcpTable {
 
   /** Shared receive-window ceiling handed to every connection: its share of the TAP queue and of the memory budget. */
   private readonly windowLimit = (held: number): number =>
-    Math.min(windowShare(this.ctx.config.mtu - 40, this.byId.size), this.ctx.budget.share(this.byId.size, held));
+    Math.min(windowShare(this.ctx.config.mtu - 40, this.size), this.ctx.budget.share(this.size, held));
   /** Send-buffer ceiling: the flow's share of the memory budget. */
-  private readonly sndLimit = (held: number): number => this.ctx.budget.share(this.byId.size, held);
+  private readonly sndLimit = (held: number): number => this.ctx.budget.share(this.size, held);
 
   constructor(
     private readonly ctx: StackContext,
     private readonly hooks: TcpHooks,
     private readonly opts: TcpTableOptions,
-  ) {}
+  ) {
+    // TCP flows are never expired or evicted by the table.
+    ctx.flows.register('tcp', { expire: () => {} });
+  }
 
   get size(): number {
-    return this.byId.size;
+    return this.ctx.flows.count('tcp');
+  }
+
+  /** Live TCP flows (removing the current one while iterating is safe). */
+  private live(): IterableIterator<TcpFlow> {
+    return this.ctx.flows.each('tcp') as IterableIterator<TcpFlow>;
+  }
+
+  private has(flow: TcpFlow): boolean {
+    return this.ctx.flows.has(flow);
   }
 
   /** The stack's memory budget, which the shell's buffers count against too. */
@@ -173,40 +178,27 @@ export class TcpTable {
   }
 
   get(id: number): TcpFlow | undefined {
-    return this.byId.get(id);
+    const f = this.ctx.flows.get(id);
+    return f?.kind === 'tcp' ? (f as TcpFlow) : undefined;
   }
 
   all(): IterableIterator<TcpFlow> {
-    return this.byId.values();
+    return this.live();
   }
 
   /** Totals over every connection, open and closed: bytes, segments, retransmissions. */
   stats(): TcpConnectionStats {
     const t = { ...this.closedTotals };
-    for (const f of this.byId.values()) addStats(t, f.conn.stats);
+    for (const f of this.live()) addStats(t, f.conn.stats);
     return t;
   }
 
   private lookup(guestIp: number, guestPort: number, peerIp: number, peerPort: number): TcpFlow | undefined {
-    return this.flows.get(guestIp * 65536 + guestPort)?.get(peerIp * 65536 + peerPort);
-  }
-
-  private insert(flow: TcpFlow): void {
-    const k = flow.guestIp * 65536 + flow.guestPort;
-    let inner = this.flows.get(k);
-    if (!inner) this.flows.set(k, (inner = new Map()));
-    inner.set(flow.peerIp * 65536 + flow.peerPort, flow);
-    this.byId.set(flow.id, flow);
+    return this.ctx.flows.lookup('tcp', guestIp, guestPort, peerIp, peerPort) as TcpFlow | undefined;
   }
 
   private removeFlow(flow: TcpFlow): void {
-    const k = flow.guestIp * 65536 + flow.guestPort;
-    const inner = this.flows.get(k);
-    if (inner) {
-      inner.delete(flow.peerIp * 65536 + flow.peerPort);
-      if (inner.size === 0) this.flows.delete(k);
-    }
-    if (this.byId.delete(flow.id)) {
+    if (this.ctx.flows.remove(flow)) {
       this.dirty.delete(flow);
       this.settled(flow);
       flow.conn.releaseBuffers();
@@ -282,7 +274,7 @@ export class TcpTable {
 
   /** Resets a flow whose state can no longer be trusted. */
   private fail(now: number, flow: TcpFlow): void {
-    if (!this.byId.has(flow.id)) return;
+    if (!this.has(flow)) return;
     try {
       this.hooks.reset(flow, 'internal-error'); // the host socket goes too
     } finally {
@@ -308,7 +300,7 @@ export class TcpTable {
     if (flow) {
       flow.guestMac = eth.src;
       this.isolate(now, flow, () => flow.conn.process(now, seg));
-      if (this.byId.has(flow.id)) this.dirty.add(flow);
+      if (this.has(flow)) this.dirty.add(flow);
       return;
     }
     const flags = seg.flags;
@@ -340,7 +332,7 @@ export class TcpTable {
       this.ctx.drop('tcp-half-open-full', `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
       return;
     }
-    if (!this.ctx.admitFlow(now)) {
+    if (!this.ctx.flows.admit()) {
       this.ctx.drop('flow-table-full', `tcp ${ipv4ToString(ip.dst)}:${seg.dstPort}`);
       this.sendReset(eth.src, ip.dst, ip.src, seg);
       return;
@@ -353,7 +345,9 @@ export class TcpTable {
       this.events(() => flow2!),
     );
     flow2 = {
-      id: this.nextId++,
+      id: this.ctx.flows.newId(),
+      kind: 'tcp',
+      lastActive: now,
       guestIp: ip.src,
       guestPort: seg.srcPort,
       peerIp: ip.dst,
@@ -367,7 +361,7 @@ export class TcpTable {
       acceptedAt: Infinity,
     };
     this.halfOpenFlows.add(flow2);
-    this.insert(flow2);
+    this.ctx.flows.insert(flow2);
     this.ctx.counters.count('tcp-flow-opened');
     this.ctx.event?.('tcp flow opened', {
       flow: flow2.id,
@@ -390,7 +384,7 @@ export class TcpTable {
       this.ctx.drop('tcp-half-open-full', 'inbound');
       return null;
     }
-    if (!this.ctx.admitFlow(now)) {
+    if (!this.ctx.flows.admit()) {
       this.ctx.drop('flow-table-full', 'tcp inbound');
       return null;
     }
@@ -405,7 +399,9 @@ export class TcpTable {
       this.events(() => flow!),
     );
     flow = {
-      id: this.nextId++,
+      id: this.ctx.flows.newId(),
+      kind: 'tcp',
+      lastActive: now,
       guestIp,
       guestPort,
       peerIp,
@@ -419,7 +415,7 @@ export class TcpTable {
       acceptedAt: Infinity,
     };
     this.halfOpenFlows.add(flow);
-    this.insert(flow);
+    this.ctx.flows.insert(flow);
     this.ctx.counters.count('tcp-flow-opened');
     this.ctx.event?.('tcp flow opened', {
       flow: flow.id,
@@ -440,7 +436,7 @@ export class TcpTable {
 
   /** The host socket connected: answer the guest's SYN. */
   accepted(now: number, id: number): void {
-    const flow = this.byId.get(id);
+    const flow = this.get(id);
     if (!flow) return;
     flow.synDatagram = undefined;
     flow.acceptedAt = now;
@@ -450,7 +446,7 @@ export class TcpTable {
 
   /** The host refused the connection: RST to the guest. */
   refused(now: number, id: number): void {
-    const flow = this.byId.get(id);
+    const flow = this.get(id);
     if (!flow) return;
     flow.conn.refuse(now);
     this.dirty.add(flow);
@@ -459,7 +455,7 @@ export class TcpTable {
 
   /** The host could not reach the destination: ICMP unreachable (0 net, 1 host) to the guest, forget the flow. */
   unreachable(now: number, id: number, code: 0 | 1): void {
-    const flow = this.byId.get(id);
+    const flow = this.get(id);
     if (!flow) return;
     if (flow.synDatagram) this.sendIcmp(flow.guestMac, code, flow.synDatagram);
     flow.conn.abort();
@@ -468,12 +464,12 @@ export class TcpTable {
 
   /** Bytes send() would take now for flow id (0 when gone or full). */
   sendSpace(id: number): number {
-    return this.byId.get(id)?.conn.sendSpace() ?? 0;
+    return this.get(id)?.conn.sendSpace() ?? 0;
   }
 
   /** Data from the host socket; returns how much was taken (the rest must wait for sendSpace). */
   send(id: number, data: Buffer): number {
-    const flow = this.byId.get(id);
+    const flow = this.get(id);
     if (!flow) return data.length; // gone: swallow
     const n = flow.conn.send(data);
     this.dirty.add(flow);
@@ -481,7 +477,7 @@ export class TcpTable {
   }
 
   consumed(id: number, n: number): void {
-    const flow = this.byId.get(id);
+    const flow = this.get(id);
     if (!flow) return;
     flow.conn.consumed(n);
     this.dirty.add(flow);
@@ -489,7 +485,7 @@ export class TcpTable {
 
   /** The host socket ended its side: FIN to the guest after queued data. */
   close(id: number): void {
-    const flow = this.byId.get(id);
+    const flow = this.get(id);
     if (!flow) return;
     flow.conn.close();
     this.dirty.add(flow);
@@ -497,7 +493,7 @@ export class TcpTable {
 
   /** The host socket failed or was reset: RST to the guest, forget the flow. */
   abort(now: number, id: number): void {
-    const flow = this.byId.get(id);
+    const flow = this.get(id);
     if (!flow) return;
     const emit = this.emitFor(flow);
     flow.conn.abort();
@@ -540,7 +536,7 @@ export class TcpTable {
     // Memory pressure eased: flows the budget held back may send and open
     // their windows again (their own ACKs would never wake them).
     if (this.ctx.budget.relieved()) {
-      for (const flow of this.byId.values()) {
+      for (const flow of this.live()) {
         this.isolate(now, flow, () => flow.conn.wake());
         this.dirty.add(flow);
       }
@@ -555,7 +551,7 @@ export class TcpTable {
         failure ??= e; // that flow is reset; the others are still dispatched
         continue;
       }
-      if (this.byId.has(flow.id)) {
+      if (this.has(flow)) {
         const at = flow.conn.pollAt();
         if (at < this.nextAt) this.nextAt = at;
       }
@@ -565,12 +561,12 @@ export class TcpTable {
 
   /** Timers: dispatch flows whose deadline passed, then recompute nextAt over all flows. */
   poll(now: number): void {
-    for (const flow of this.byId.values()) {
+    for (const flow of this.live()) {
       if (flow.conn.pollAt() <= now) this.dirty.add(flow);
     }
     this.flush(now);
     let t = Infinity;
-    for (const flow of this.byId.values()) {
+    for (const flow of this.live()) {
       const p = flow.conn.pollAt();
       if (p < t) t = p;
     }
@@ -584,7 +580,7 @@ export class TcpTable {
 
   /** Resets every connection (shutdown). */
   abortAll(now: number): void {
-    for (const flow of [...this.byId.values()]) this.abort(now, flow.id);
+    for (const flow of [...this.live()]) this.abort(now, flow.id);
   }
 
   // --- replies that belong to no connection ---------------------------------

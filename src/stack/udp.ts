@@ -4,10 +4,11 @@
 // come back through deliver(); a flow idle for idleMs is closed. Datagrams to
 // the DNS address go to the shell's DNS forwarder instead of a host address.
 //
-// Flows live in an IdleTable (least-recently-active order, expiry at the head).
-// A new flow needs room in the stack's one flow table (ctx.admitFlow); when
+// Flows live in the stack's one flow table (flow-table.ts): outbound flows
+// as kind 'udp' keyed by the guest endpoint alone (peer 0:0), forwarded
+// conversations as 'udp-in' by all four. A new flow needs room there; when
 // there is none the guest gets ICMP host unreachable ("flow-table-full").
-// UDP flows are what the stack evicts first when the table is full.
+// The table expires idle flows and evicts UDP first when it is full.
 
 import { ipv4ToString } from '../wire/address.js';
 import type { EthernetFrame } from '../wire/ethernet.js';
@@ -18,17 +19,13 @@ import { pseudoV4 } from '../wire/checksum.js';
 import type { MemoryBudget } from './budget.js';
 import type { StackContext } from './context.js';
 import { icmpUnreachableFrame, ipv4Frame, udpFrame } from './emit.js';
-import { IdleTable } from './idle-table.js';
+import type { Flow, FlowOwner } from './flow-table.js';
 import { guestVisibleSource, routeFor, type NatOptions } from './nat.js';
 
 export const DEFAULT_UDP_IDLE_MS = 60_000;
-/** Bound on concurrent UDP flows of one table (the stack's flow cap is normally lower). */
-export const MAX_UDP_FLOWS = 1 << 20;
 
-export interface UdpFlow {
-  readonly id: number;
-  readonly guestIp: number;
-  readonly guestPort: number;
+export interface UdpFlow extends Flow {
+  readonly kind: 'udp';
   guestMac: number;
   lastActive: number;
   datagramsOut: number;
@@ -41,16 +38,11 @@ export interface UdpFlow {
  * A port-forwarded UDP conversation: a host client (as the guest sees it:
  * peerIp:peerPort) talking to guestIp:guestPort through forward `forwardId`.
  */
-export interface InboundUdpFlow {
-  readonly id: number;
+export interface InboundUdpFlow extends Flow {
+  readonly kind: 'udp-in';
   readonly forwardId: number;
-  readonly guestIp: number;
-  readonly guestPort: number;
-  readonly peerIp: number;
-  readonly peerPort: number;
   /** The real host client behind peerIp:peerPort (opaque to the stack): one conversation per client. */
   readonly client: string;
-  lastActive: number;
 }
 
 /** What the shell does for UDP. */
@@ -69,31 +61,24 @@ export interface UdpHooks {
 
 export type UdpCloseReason = 'idle' | 'evicted' | 'shutdown' | 'failed';
 
-function flowKey(ip: number, port: number): number {
-  return ip * 65536 + port;
-}
-
-function inboundKey(guestIp: number, guestPort: number, peerIp: number, peerPort: number): string {
-  return `${guestIp}:${guestPort}:${peerIp}:${peerPort}`;
-}
-
-export class UdpTable {
-  private readonly flows: IdleTable<UdpFlow>;
-  private readonly inbound: IdleTable<InboundUdpFlow, string>;
-  private nextId = 1;
-
+export class UdpTable implements FlowOwner {
   constructor(
     private readonly ctx: StackContext,
     private readonly hooks: UdpHooks,
-    idleMs = DEFAULT_UDP_IDLE_MS,
     private readonly nat: NatOptions = {},
   ) {
-    this.flows = new IdleTable(idleMs, MAX_UDP_FLOWS);
-    this.inbound = new IdleTable(idleMs, MAX_UDP_FLOWS);
+    ctx.flows.register('udp', this);
+    ctx.flows.register('udp-in', this);
   }
 
   get size(): number {
-    return this.flows.size + this.inbound.size;
+    return this.ctx.flows.count('udp') + this.ctx.flows.count('udp-in');
+  }
+
+  /** The flow table expires or evicts one of ours. */
+  expire(flow: Flow, reason: 'idle' | 'evicted'): void {
+    if (flow.kind === 'udp-in') this.removeInbound(flow as InboundUdpFlow);
+    else this.remove(flow as UdpFlow, reason);
   }
 
   /**
@@ -104,20 +89,19 @@ export class UdpTable {
    * (the datagram is dropped, counted).
    */
   forwardIn(now: number, forwardId: number, client: string, peerIp: number, peerPort: number, guestIp: number, guestPort: number, payload: Buffer): InboundUdpFlow | undefined | null {
-    const key = inboundKey(guestIp, guestPort, peerIp, peerPort);
-    let flow = this.inbound.lookup(key);
+    const flows = this.ctx.flows;
+    let flow = flows.lookup('udp-in', guestIp, guestPort, peerIp, peerPort) as InboundUdpFlow | undefined;
     if (flow && (flow.forwardId !== forwardId || flow.client !== client)) return undefined;
     if (!flow) {
-      if (this.inbound.full) this.removeInbound(this.inbound.oldest()!);
-      if (!this.ctx.admitFlow(now)) {
+      if (!flows.admit()) {
         this.ctx.drop('flow-table-full', 'udp forward');
         return null;
       }
-      flow = { id: this.nextId++, forwardId, guestIp, guestPort, peerIp, peerPort, client, lastActive: now };
-      this.inbound.insert(key, flow);
+      flow = { id: flows.newId(), kind: 'udp-in', forwardId, guestIp, guestPort, peerIp, peerPort, client, lastActive: now };
+      flows.insert(flow);
       this.ctx.counters.count('udp-forward-flow-opened');
     }
-    this.inbound.touch(flow, now);
+    flows.touch(flow, now);
     const cfg = this.ctx.config;
     if (payload.length + UDP_HEADER_LEN + 20 > cfg.mtu) {
       this.ctx.drop('udp-forward-too-big', String(payload.length));
@@ -128,7 +112,7 @@ export class UdpTable {
   }
 
   private removeInbound(flow: InboundUdpFlow): void {
-    this.inbound.remove(flow);
+    if (!this.ctx.flows.remove(flow)) return;
     this.hooks.forwardClosed?.(flow);
   }
 
@@ -143,7 +127,8 @@ export class UdpTable {
   }
 
   get(id: number): UdpFlow | undefined {
-    return this.flows.get(id);
+    const f = this.ctx.flows.get(id);
+    return f?.kind === 'udp' ? (f as UdpFlow) : undefined;
   }
 
   /** A datagram from the guest (already past Ethernet/IPv4 checks). */
@@ -152,10 +137,10 @@ export class UdpTable {
     if (!udp.verifyChecksumV4(ip.src, ip.dst)) throw new WireError('udp-bad-checksum');
     const repr = UdpRepr.parse(udp);
     // A reply to a port-forwarded client goes back through its forward.
-    if (this.inbound.size > 0) {
-      const fwd = this.inbound.lookup(inboundKey(ip.src, repr.srcPort, ip.dst, repr.dstPort));
+    if (this.ctx.flows.count('udp-in') > 0) {
+      const fwd = this.ctx.flows.lookup('udp-in', ip.src, repr.srcPort, ip.dst, repr.dstPort) as InboundUdpFlow | undefined;
       if (fwd) {
-        this.inbound.touch(fwd, now);
+        this.ctx.flows.touch(fwd, now);
         this.hooks.forwardReply?.(fwd, repr.payload);
         return;
       }
@@ -183,29 +168,18 @@ export class UdpTable {
   }
 
   private touch(now: number, ip: number, port: number, mac: number): UdpFlow | undefined {
-    const key = flowKey(ip, port);
-    let flow = this.flows.lookup(key);
+    const flows = this.ctx.flows;
+    let flow = flows.lookup('udp', ip, port) as UdpFlow | undefined;
     if (!flow) {
-      if (this.flows.full) this.remove(this.flows.oldest()!, 'evicted');
-      if (!this.ctx.admitFlow(now)) return undefined;
-      flow = { id: this.nextId++, guestIp: ip, guestPort: port, guestMac: mac, lastActive: now, datagramsOut: 0, datagramsIn: 0, bytesOut: 0, bytesIn: 0 };
-      this.flows.insert(key, flow);
+      if (!flows.admit()) return undefined;
+      flow = { id: flows.newId(), kind: 'udp', guestIp: ip, guestPort: port, peerIp: 0, peerPort: 0, guestMac: mac, lastActive: now, datagramsOut: 0, datagramsIn: 0, bytesOut: 0, bytesIn: 0 };
+      flows.insert(flow);
       this.ctx.counters.count('udp-flow-opened');
       this.ctx.event?.('udp flow opened', { flow: flow.id, guest: `${ipv4ToString(ip)}:${port}` });
     }
     flow.guestMac = mac;
-    this.flows.touch(flow, now);
+    flows.touch(flow, now);
     return flow;
-  }
-
-  /** Evicts the least recently active flow (outbound or forwarded) to make room; false when there is none. */
-  evictOldest(_now: number): boolean {
-    const out = this.flows.oldest();
-    const inb = this.inbound.oldest();
-    if (!out && !inb) return false;
-    if (out && (!inb || out.lastActive <= inb.lastActive)) this.remove(out, 'evicted');
-    else this.removeInbound(inb!);
-    return true;
   }
 
   /**
@@ -214,7 +188,7 @@ export class UdpTable {
    * handling, and the flow is closed.
    */
   fail(flowId: number, dst: number, dstPort: number, fromDns = false): void {
-    const flow = this.flows.get(flowId);
+    const flow = this.get(flowId);
     if (!flow) return;
     this.ctx.drop('udp-host-socket-failed', `flow ${flowId}`);
     this.unreachable(flowId, dst, dstPort, 1, fromDns);
@@ -222,7 +196,7 @@ export class UdpTable {
   }
 
   private remove(flow: UdpFlow, reason: UdpCloseReason): void {
-    this.flows.remove(flow);
+    if (!this.ctx.flows.remove(flow)) return;
     this.ctx.counters.count('udp-flow-closed');
     this.ctx.event?.('udp flow closed', { flow: flow.id, reason, out: flow.datagramsOut, in: flow.datagramsIn });
     this.hooks.close(flow, reason);
@@ -234,7 +208,7 @@ export class UdpTable {
    * the reply of a nameserver (appears as the DNS address, port 53).
    */
   deliver(now: number, flowId: number, src: number, srcPort: number, payload: Buffer, fromDns = false): void {
-    const flow = this.flows.get(flowId);
+    const flow = this.get(flowId);
     if (!flow) {
       this.ctx.drop('udp-reply-no-flow');
       return;
@@ -249,7 +223,7 @@ export class UdpTable {
     const from = fromDns ? cfg.dns : guestVisibleSource(cfg, src);
     const fromPort = fromDns ? 53 : srcPort;
     const srcMac = this.ctx.ownMac(from) ?? cfg.gatewayMac;
-    this.flows.touch(flow, now); // replies count as activity too
+    this.ctx.flows.touch(flow, now); // replies count as activity too
     flow.datagramsIn++;
     flow.bytesIn += payload.length;
     this.ctx.transmit(udpFrame(srcMac, flow.guestMac, from, flow.guestIp, fromPort, flow.guestPort, payload));
@@ -261,7 +235,7 @@ export class UdpTable {
    * datagram's headers (all the guest's UDP needs to find its socket).
    */
   unreachable(flowId: number, dst: number, dstPort: number, code: number, fromDns = false): void {
-    const flow = this.flows.get(flowId);
+    const flow = this.get(flowId);
     if (!flow) return;
     const cfg = this.ctx.config;
     const vdst = fromDns ? cfg.dns : guestVisibleSource(cfg, dst);
@@ -285,19 +259,8 @@ export class UdpTable {
     this.ctx.transmit(icmpUnreachableFrame(srcMac, guestMac, from, ip.src, code, ip.buffer.subarray(0, ip.totalLen)));
   }
 
-  /** Closes flows idle for idleMs. */
-  expire(now: number): void {
-    for (const flow of this.flows.expired(now)) this.remove(flow, 'idle');
-    for (const flow of this.inbound.expired(now)) this.removeInbound(flow);
-  }
-
-  /** When expire() next has work (Infinity when there are no flows). */
-  pollAt(): number {
-    return Math.min(this.flows.pollAt(), this.inbound.pollAt());
-  }
-
   closeAll(): void {
-    for (const flow of [...this.inbound.values()]) this.removeInbound(flow);
-    for (const flow of [...this.flows.values()]) this.remove(flow, 'shutdown');
+    for (const flow of this.ctx.flows.all('udp-in')) this.removeInbound(flow as InboundUdpFlow);
+    for (const flow of this.ctx.flows.all('udp')) this.remove(flow as UdpFlow, 'shutdown');
   }
 }

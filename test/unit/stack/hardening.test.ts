@@ -162,7 +162,7 @@ describe('one flow table, one cap', () => {
     expect(closed).toEqual(['evicted']);
     expect(r.stack.tcp!.size).toBe(2);
     expect(r.stack.udp!.size).toBe(1);
-    expect(r.stack.counters.events.get('flow-evicted')).toBe(1);
+    expect(r.stack.flows.evictions).toBe(1);
   });
 
   it('a new UDP flow with only TCP in the table gets ICMP host unreachable', () => {
