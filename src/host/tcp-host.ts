@@ -27,7 +27,7 @@ import type { TcpFlow, TcpHooks, TcpRoute, TcpTable } from '../stack/tcp-flows.j
 import { ipv4ToString } from '../wire/address.js';
 import type { Guard } from './guard.js';
 import type { Logger } from './log.js';
-import { SLAB, WriteArena } from './write-arena.js';
+import { SLAB, WriteArena, type ArenaCopy } from './write-arena.js';
 
 export interface TcpHostOptions {
   /** --outbound-addr: local address for outgoing connections. */
@@ -118,11 +118,20 @@ export class TcpHost implements TcpHooks {
       allowHalfOpen: true,
       noDelay: true,
       onread: {
-        buffer: () => READ_BUF.subarray(0, Math.max(1, Math.min(READ_BUF.length, this.table.sendSpace(flow.id)))),
+        buffer: () => {
+          const room = this.table.sendSpace(flow.id);
+          // The whole buffer when there is room for it (the bulk case: no view allocated per read).
+          return room >= READ_BUF.length ? READ_BUF : READ_BUF.subarray(0, Math.max(1, room));
+        },
         callback: (n: number) => {
-          let more = true;
-          guard.run('tcp-host', () => (more = this.fromHost(flow.id, c!, READ_BUF.subarray(0, n))), fail);
-          return more;
+          // The guard's semantics without a closure per read (hot path).
+          try {
+            return this.fromHost(flow.id, c!, READ_BUF.subarray(0, n));
+          } catch (e) {
+            guard.report('tcp-host', e);
+            fail();
+            return false;
+          }
         },
       },
     });
@@ -256,16 +265,22 @@ export class TcpHost implements TcpHooks {
     // waits in Node's queue pins its whole slab: counted below.
     const copy = this.arena.copy(data);
     budget.force(len);
-    c.socket.write(
-      copy.data,
-      this.opts.guard.wrap('tcp-host', () => {
-        budget.release(len);
-        copy.release();
-        this.table.consumed(flow.id, len);
-        this.kick();
-      }),
-    );
-    if (c.socket.writableLength > 0 && copy.pin()) budget.force(SLAB);
+    const id = flow.id;
+    c.socket.write(copy.data, () => this.written(id, copy, len));
+    if (c.socket.writableLength > 0 && this.arena.pin(copy)) budget.force(SLAB);
+  }
+
+  /** A write of guest data completed: its memory and window come back (guarded without a closure: per segment). */
+  private written(id: number, copy: ArenaCopy, len: number): void {
+    try {
+      this.table.budget.release(len);
+      this.arena.release(copy);
+      this.table.consumed(id, len);
+      this.kick();
+    } catch (e) {
+      this.opts.guard.report('tcp-host', e);
+      this.failFlow(id);
+    }
   }
 
   eof(flow: TcpFlow): void {

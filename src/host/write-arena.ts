@@ -15,7 +15,7 @@ export const SLAB = 1024 * 1024;
 /** Free slabs kept (8 MiB); beyond that they are left to the GC. */
 const FREE_MAX = 8;
 
-interface Slab {
+export interface Slab {
   buf: Buffer;
   used: number;
   refs: number;
@@ -24,10 +24,8 @@ interface Slab {
 
 export interface ArenaCopy {
   data: Buffer;
-  /** Call once the copy is no longer needed (after the write completed). */
-  release: () => void;
-  /** The write is still queued: its slab stays held. True the first time for a slab (count SLAB bytes until onUnpin). */
-  pin: () => boolean;
+  /** The slab it lives in (undefined: a plain copy). */
+  slab: Slab | undefined;
 }
 
 export class WriteArena {
@@ -37,12 +35,12 @@ export class WriteArena {
   /** Called with SLAB when a pinned slab is free again. */
   constructor(private readonly onUnpin: (bytes: number) => void = () => {}) {}
 
-  /** A copy of src, valid until release(). */
+  /** A copy of src, valid until release(copy). One small object per copy: this is the per-segment path. */
   copy(src: Buffer): ArenaCopy {
     const n = src.length;
     if (n > SLAB / 4) {
       // Rare (segments are at most ~64 KiB): a plain copy.
-      return { data: Buffer.from(src), release: () => {}, pin: () => false };
+      return { data: Buffer.from(src), slab: undefined };
     }
     let s = this.current;
     if (!s || s.used + n > SLAB) {
@@ -54,23 +52,26 @@ export class WriteArena {
     src.copy(data);
     s.used += n;
     s.refs++;
-    const slab = s;
-    return {
-      data,
-      release: () => {
-        if (--slab.refs > 0) return;
-        if (slab.pinned) {
-          slab.pinned = false;
-          this.onUnpin(SLAB);
-        }
-        if (slab !== this.current) this.recycle(slab);
-      },
-      pin: () => {
-        if (slab.pinned) return false;
-        slab.pinned = true;
-        return true;
-      },
-    };
+    return { data, slab: s };
+  }
+
+  /** The copy is no longer needed (its write completed). */
+  release(copy: ArenaCopy): void {
+    const slab = copy.slab;
+    if (!slab || --slab.refs > 0) return;
+    if (slab.pinned) {
+      slab.pinned = false;
+      this.onUnpin(SLAB);
+    }
+    if (slab !== this.current) this.recycle(slab);
+  }
+
+  /** The copy's write is still queued, so its slab stays held: true the first time for a slab (count SLAB bytes until onUnpin). */
+  pin(copy: ArenaCopy): boolean {
+    const slab = copy.slab;
+    if (!slab || slab.pinned) return false;
+    slab.pinned = true;
+    return true;
   }
 
   private recycle(s: Slab): void {

@@ -299,7 +299,13 @@ export class TcpTable {
     const flow = this.lookup(ip.src, seg.srcPort, ip.dst, seg.dstPort);
     if (flow) {
       flow.guestMac = eth.src;
-      this.isolate(now, flow, () => flow.conn.process(now, seg));
+      // isolate() without a closure: this is the per-segment path.
+      try {
+        flow.conn.process(now, seg);
+      } catch (e) {
+        if (!(e instanceof WireError)) this.fail(now, flow);
+        throw e;
+      }
       if (this.has(flow)) this.dirty.add(flow);
       return;
     }
@@ -546,9 +552,10 @@ export class TcpTable {
     for (const flow of this.dirty) {
       this.dirty.delete(flow);
       try {
-        this.isolate(now, flow, () => flow.conn.dispatch(now, this.emitFor(flow)));
+        flow.conn.dispatch(now, this.emitFor(flow));
       } catch (e) {
-        failure ??= e; // that flow is reset; the others are still dispatched
+        this.fail(now, flow); // that flow is reset; the others are still dispatched
+        failure ??= e;
         continue;
       }
       if (this.has(flow)) {
