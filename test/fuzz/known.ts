@@ -78,6 +78,11 @@ export const KNOWN_ISSUES: readonly KnownIssue[] = [
     where: 'src/stack/emit.ts icmpUnreachableFrame(): quotes up to 576 - 28 bytes whatever the MTU',
     match: (v) => v.invariant === 'tx-exceeds-mtu' && v.mtu < 576 && icmpType(v.tx) === 3,
   },
+  {
+    id: 'tcp-window-from-old-segment-ignored',
+    where: 'src/stack/tcp/connection.ts processAck(): SEG.WND of a segment with an older SEQ is ignored though its ACK moves SND.UNA, and the window is counted from the new SND.UNA',
+    match: (v) => v.invariant === 'tcp-sent-beyond-window',
+  },
 ];
 
 export function knownIssue(v: ViolationInfo): KnownIssue | undefined {

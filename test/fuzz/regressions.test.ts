@@ -42,6 +42,7 @@ describe('fuzzer regressions (known bugs, see test/fuzz/known.ts)', () => {
       'icmp-error-exceeds-small-mtu',
       'tcp-rto-retransmits-every-tiny-segment',
       'tcp-segments-exceed-small-mtu',
+      'tcp-window-from-old-segment-ignored',
     ]);
   });
 
@@ -219,5 +220,56 @@ describe('fuzzer regressions (known bugs, see test/fuzz/known.ts)', () => {
     stack.flush(1001);
     expect(out.length).toBeGreaterThan(1);
     for (const f of out) expect(f.length).toBeLessThanOrEqual(ETH_HEADER_LEN + 68);
+  });
+
+  // Found by `npm run fuzz` (invariant tcp-sent-beyond-window; seed 2, frame
+  // #138266, keep-going: the guest model sent a held-back data segment —
+  // older SEQ — carrying its current ACK and a window shrunk to 4096).
+  // processAck() takes SEG.ACK (SND.UNA advances) but, per RFC 9293
+  // §3.10.7.4, ignores SEG.WND because SEG.SEQ < SND.WL1; the usable window
+  // is then computed from the new SND.UNA with the old SND.WND
+  // (nextSendLen: sndWnd - (sndNxt - sndUna)), i.e. a right edge the guest
+  // never advertised: the stack sends past the guest's window and the
+  // guest's kernel discards those bytes. Linux avoids it by also taking the
+  // window whenever the ACK advances (tcp_may_update_window: after(ack,
+  // snd_una)). Fix (src/stack/tcp/connection.ts): do the same, or anchor the
+  // edge at SND.WL2 + SND.WND.
+  it.fails('tcp-window-from-old-segment-ignored: data never goes past the right edge the guest advertised', () => {
+    const cfg = makeConfig();
+    const out: Buffer[] = [];
+    let flow: TcpFlow | undefined;
+    const nop = () => {};
+    const stack = new Stack(cfg, {
+      transmit: (f) => out.push(Buffer.from(f)),
+      tcp: { open: (f) => (flow = f), data: nop, eof: nop, established: nop, sendSpace: nop, reset: nop, closed: nop },
+    });
+    const guest = cfg.guest;
+    const gw = cfg.gateway;
+    const fromGuest = (f: TcpFields) => eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: guest, dst: gw, protocol: IpProtocol.TCP }, tcp(guest, gw, f)));
+    const parse = (f: Buffer) => TcpRepr.parse(TcpPacket.newChecked(Ipv4Packet.newChecked(EthernetFrame.newChecked(f).payload).payload));
+    const base = { srcPort: 40000, dstPort: 80 };
+    // Handshake without window scaling.
+    stack.receive(1000, fromGuest({ ...base, seq: 1000, ack: 0, flags: TcpFlags.SYN, window: 65535, mss: 1460 }));
+    stack.tcp!.accepted(1000, flow!.id);
+    stack.flush(1000);
+    const iss = parse(out[0]!).seq;
+    const una0 = (iss + 1) >>> 0;
+    // The guest's second 100 bytes arrive first (window 20000): SND.WL1 = 1101.
+    stack.receive(1001, fromGuest({ ...base, seq: 1101, ack: una0, flags: TcpFlags.ACK, window: 20000, payload: Buffer.alloc(100, 0x62) }));
+    let edge = una0 + 20000;
+    out.length = 0;
+    stack.tcp!.send(flow!.id, Buffer.alloc(200_000, 0x61));
+    stack.flush(1002);
+    const sent = out.map(parse).filter((s) => s.payload.length > 0);
+    expect(sent.length).toBeGreaterThan(0);
+    const acked = (sent[sent.length - 1]!.seq + sent[sent.length - 1]!.payload.length) >>> 0;
+    // Then its first 100 bytes (older SEQ), acking everything, window down to 1000.
+    stack.receive(1010, fromGuest({ ...base, seq: 1001, ack: acked, flags: TcpFlags.ACK | TcpFlags.PSH, window: 1000, payload: Buffer.alloc(100, 0x61) }));
+    edge = Math.max(edge, acked + 1000);
+    out.length = 0;
+    stack.flush(1010);
+    for (const s of out.map(parse)) {
+      if (s.payload.length > 0) expect(((s.seq + s.payload.length - edge) | 0) <= 0, `segment ${s.seq}+${s.payload.length}, edge ${edge}`).toBe(true);
+    }
   });
 });
