@@ -294,7 +294,11 @@ export interface DhcpFields {
   rebindingTime?: number;
   /** Option 61, type byte then identifier (from parse: a view). */
   clientId?: Buffer;
-  /** Every other option, in the order received / to be emitted. */
+  /**
+   * Every other option, in the order received / to be emitted — instances
+   * of one code together, where the first one was (RFC 3396 concatenates
+   * them; only their order among themselves matters).
+   */
   otherOptions?: DhcpRawOption[];
   /**
    * Option codes in the order they appeared (each once); from parse, so
@@ -457,6 +461,14 @@ export class DhcpRepr implements DhcpFields {
       return false;
     });
     r.order = order;
+    // emit() writes every instance of an unknown code together, where the
+    // first one was (see layout()); list them that way too, so that what is
+    // parsed is what emit() writes: 52, 76, 52 becomes 52, 52, 76 (the
+    // instances of one code keep their order, which is all RFC 3396 needs).
+    if (r.otherOptions.length > 1) {
+      const rank = new Map(order.map((c, i) => [c, i]));
+      r.otherOptions.sort((a, b) => rank.get(a.code)! - rank.get(b.code)!); // stable (ES2019)
+    }
     for (const [code, parts] of known) {
       const d = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       switch (code) {

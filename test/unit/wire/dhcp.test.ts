@@ -310,6 +310,33 @@ describe('DhcpRepr', () => {
     expect(out.subarray(DHCP_OPTIONS, DHCP_OPTIONS + 13).toString('hex')).toBe('350101' + 'fa0161' + 'fa0162' + '370101' + 'ff');
   });
 
+  it('parse → emit → parse is a fixed point when unknown codes interleave (found by the frame fuzzer)', () => {
+    // npm run fuzz -- --seed 203 --frames 407929 --keep-going (wire-round-trip):
+    // a REQUEST whose unknown options come 52 (4 bytes), 76, 52 (empty). emit()
+    // groups the two 52s where the first was; parse listed them 52, 76, 52, so
+    // parsing what emit() wrote gave another Repr.
+    const frame = hex(`
+      ff ff ff ff ff ff  02 00 00 00 00 64  08 00                     # Ethernet
+      45 00 01 1a 4c d8 00 00 40 11 2c fc 00 00 00 00 ff ff ff ff     # IPv4 0.0.0.0 → 255.255.255.255
+      00 44 00 43 01 06 a9 8a                                         # UDP 68 → 67
+      01 01 06 00  b4 e8 51 b8  00 00 00 00  0a 00 02 64              # op, htype, hlen, hops, xid, secs, flags, ciaddr
+      ${z(12)} 02 00 00 00 00 64 ${z(10)}                             # yiaddr, siaddr, giaddr, chaddr
+      ${z(192)}                                                       # sname, file
+      63 82 53 63                                                     # magic cookie
+      35 01 03  34 04 6c 36 3c d8  4c 01 57  34 00                    # 53=REQUEST, 52, 76, 52 (no END)
+    `);
+    const first = DhcpRepr.parse(DhcpPacket.newChecked(dhcpOf(frame)));
+    expect(first.otherOptions.map((o) => [o.code, o.data.toString('hex')])).toEqual([
+      [52, '6c363cd8'],
+      [52, ''],
+      [76, '57'],
+    ]);
+    const out = Buffer.alloc(first.bufferLen());
+    first.emit(out);
+    expect(out.subarray(DHCP_OPTIONS, DHCP_OPTIONS + 15).toString('hex')).toBe('350103' + '34046c363cd8' + '3400' + '4c0157' + 'ff');
+    expect(DhcpRepr.parse(DhcpPacket.newChecked(out))).toEqual(first);
+  });
+
   it('tolerates a missing END option', () => {
     const b = dhcpOf(UDHCPC_DISCOVER).subarray(0, DHCP_OPTIONS + 3); // just 35 01 01
     expect(DhcpRepr.parse(DhcpPacket.newChecked(b)).messageType).toBe(DhcpMessageType.Discover);
