@@ -395,6 +395,18 @@ function reply(ctx: DhcpContext, req: DhcpRepr, type: number, yiaddr: number, le
     dstIp = yiaddr;
     dstMac = req.chaddr;
   }
+  // tsnet does not fragment: a reply must fit the MTU (IPv4 20 + UDP 8). A
+  // client identifier too long to echo (RFC 6842) is left out rather than
+  // the client left without a lease; if even that does not fit (an MTU
+  // below DHCP's 300-byte minimum) the reply is dropped, counted.
+  if (20 + 8 + out.bufferLen() > cfg.mtu && out.clientId !== undefined) {
+    out.clientId = undefined;
+    ctx.counters.count('dhcp-client-id-not-echoed');
+  }
+  if (20 + 8 + out.bufferLen() > cfg.mtu) {
+    ctx.drop('dhcp-reply-too-big', String(20 + 8 + out.bufferLen()));
+    return;
+  }
   const udp = new UdpRepr({ srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payload: Buffer.alloc(out.bufferLen()) });
   out.emit(udp.payload);
   const len = udp.bufferLen();

@@ -58,8 +58,10 @@ const ICMP_ERROR_MAX = 576;
  * ICMP destination unreachable (RFC 792) about `original` (the offending IPv4
  * datagram, header first), from `src` to the guest.
  */
-export function icmpUnreachableFrame(srcMac: number, dstMac: number, src: number, dst: number, code: number, original: Buffer): Buffer {
-  const quoted = original.subarray(0, Math.min(original.length, ICMP_ERROR_MAX - 20 - 8));
+export function icmpUnreachableFrame(srcMac: number, dstMac: number, src: number, dst: number, code: number, original: Buffer, mtu = ICMP_ERROR_MAX): Buffer {
+  // RFC 1812 §4.3.2.3: quote as much as fits in 576 bytes — and never more
+  // than the guest's MTU carries (IPv4 header 20 + ICMP header 8).
+  const quoted = original.subarray(0, Math.max(0, Math.min(original.length, Math.min(ICMP_ERROR_MAX, mtu) - 20 - 8)));
   const icmp = new Icmpv4Repr({ type: Icmpv4Type.DstUnreachable, code, data: quoted });
   const { frame, payload } = ipv4Frame(srcMac, dstMac, new Ipv4Repr({ src, dst, protocol: IpProtocol.ICMP, payloadLen: icmp.bufferLen(), dontFrag: false }));
   icmp.emit(payload);

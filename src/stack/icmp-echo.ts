@@ -58,7 +58,7 @@ export class EchoTable implements FlowOwner {
     }
     if (route.kind !== 'host') {
       this.ctx.drop('icmp-echo-unreachable', ipv4ToString(ip.dst));
-      this.ctx.transmit(icmpUnreachableFrame(this.ctx.config.gatewayMac, eth.src, this.ctx.config.gateway, ip.src, 1, ip.buffer.subarray(0, ip.totalLen)));
+      this.ctx.transmit(icmpUnreachableFrame(this.ctx.config.gatewayMac, eth.src, this.ctx.config.gateway, ip.src, 1, ip.buffer.subarray(0, ip.totalLen), this.ctx.config.mtu));
       return;
     }
     const flows = this.ctx.flows;
@@ -66,7 +66,7 @@ export class EchoTable implements FlowOwner {
     if (!flow) {
       if (!flows.admit()) {
         this.ctx.drop('flow-table-full', `icmp ${ipv4ToString(ip.dst)}`);
-        this.ctx.transmit(icmpUnreachableFrame(this.ctx.config.gatewayMac, eth.src, this.ctx.config.gateway, ip.src, 1, ip.buffer.subarray(0, ip.totalLen)));
+        this.ctx.transmit(icmpUnreachableFrame(this.ctx.config.gatewayMac, eth.src, this.ctx.config.gateway, ip.src, 1, ip.buffer.subarray(0, ip.totalLen), this.ctx.config.mtu));
         return;
       }
       flow = { id: flows.newId(), kind: 'echo', guestIp: ip.src, guestPort: icmp.ident, peerIp: 0, peerPort: 0, ident: icmp.ident, guestMac: eth.src, lastActive: now };
@@ -86,6 +86,13 @@ export class EchoTable implements FlowOwner {
       return;
     }
     this.ctx.flows.touch(flow, now);
+    // A remote may answer with more than it was sent, and the host reassembles
+    // up to 64 KiB: what does not fit the guest's MTU is dropped (tsnet does
+    // not fragment), as for UDP replies.
+    if (20 + 8 + data.length > this.ctx.config.mtu) {
+      this.ctx.drop('icmp-reply-too-big', String(data.length));
+      return;
+    }
     const reply = new Icmpv4Repr({ type: Icmpv4Type.EchoReply, ident: flow.ident, seq, data });
     const ipr = new Ipv4Repr({ src, dst: flow.guestIp, protocol: IpProtocol.ICMP, payloadLen: reply.bufferLen(), dontFrag: false });
     const { frame, payload } = ipv4Frame(this.ctx.config.gatewayMac, flow.guestMac, ipr);

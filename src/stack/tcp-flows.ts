@@ -119,7 +119,7 @@ const TOTAL_SEGMENTS_IN_FLIGHT = 768;
 export function connectionConfig(mtu: number, iss: number, over: Partial<TcpConnectionConfig> = {}): TcpConnectionConfig {
   const mss = mtu - 40;
   const buf = Math.min(MAX_BUFFER, MAX_SEGMENTS_IN_FLIGHT * mss);
-  return { mss, rcvBufSize: buf, sndBufSize: buf, iss, ...over };
+  return { mss, rcvBufSize: buf, sndBufSize: buf, iss, maxSegmentsInFlight: MAX_SEGMENTS_IN_FLIGHT, ...over };
 }
 
 /** Each connection's share of the TAP queue (see TOTAL_SEGMENTS_IN_FLIGHT). */
@@ -620,7 +620,7 @@ export class TcpTable {
     const cfg = this.ctx.config;
     const guest = datagram.readUInt32BE(12);
     this.ctx.counters.count('icmp-unreachable-sent');
-    this.ctx.transmit(icmpUnreachableFrame(cfg.gatewayMac, guestMac, cfg.gateway, guest, code, datagram));
+    this.ctx.transmit(icmpUnreachableFrame(cfg.gatewayMac, guestMac, cfg.gateway, guest, code, datagram, this.ctx.config.mtu));
   }
 }
 

@@ -246,7 +246,7 @@ export class UdpTable implements FlowOwner {
     const original = frame.subarray(14);
     const srcMac = this.ctx.ownMac(vdst) ?? cfg.gatewayMac;
     this.ctx.counters.count('icmp-unreachable-sent');
-    this.ctx.transmit(icmpUnreachableFrame(srcMac, flow.guestMac, vdst, flow.guestIp, code, original));
+    this.ctx.transmit(icmpUnreachableFrame(srcMac, flow.guestMac, vdst, flow.guestIp, code, original, this.ctx.config.mtu));
   }
 
   private sendUnreachable(guestMac: number, ip: Ipv4Packet, code: number): void {
@@ -256,7 +256,7 @@ export class UdpTable implements FlowOwner {
     const from = code === 3 ? ip.dst : cfg.gateway;
     const srcMac = this.ctx.ownMac(from) ?? cfg.gatewayMac;
     this.ctx.counters.count('icmp-unreachable-sent');
-    this.ctx.transmit(icmpUnreachableFrame(srcMac, guestMac, from, ip.src, code, ip.buffer.subarray(0, ip.totalLen)));
+    this.ctx.transmit(icmpUnreachableFrame(srcMac, guestMac, from, ip.src, code, ip.buffer.subarray(0, ip.totalLen), this.ctx.config.mtu));
   }
 
   closeAll(): void {

@@ -53,36 +53,7 @@ function icmpType(f: Buffer | undefined): number {
 }
 
 export const KNOWN_ISSUES: readonly KnownIssue[] = [
-  {
-    id: 'dhcp-reply-exceeds-mtu',
-    where: 'src/stack/dhcp.ts reply(): echoes the client identifier without bounding the reply to the MTU',
-    match: (v) => v.invariant === 'tx-exceeds-mtu' && udpSrcPort(v.tx) === 67,
-  },
-  {
-    id: 'tcp-rto-retransmits-every-tiny-segment',
-    where: 'src/stack/tcp/connection.ts onRetransmitTimeout()/sendRetransmissions(): cwnd counts bytes, lost records are resent one by one, uncoalesced',
-    match: (v) => v.invariant === 'tcp-burst-over-tap-queue',
-  },
-  {
-    id: 'echo-reply-exceeds-mtu',
-    where: 'src/stack/icmp-echo.ts EchoTable.deliver(): no MTU bound on the reply (UdpTable.deliver has udp-reply-too-big)',
-    match: (v) => v.invariant === 'tx-exceeds-mtu' && icmpType(v.tx) === 0 && v.phase.startsWith('host:'),
-  },
-  {
-    id: 'tcp-segments-exceed-small-mtu',
-    where: 'src/stack/tcp/connection.ts takeSynOptions()/constructor: the MIN_SND_MSS floor (48) wins over our own MSS (MTU - 40) when the MTU is below 88',
-    match: (v) => v.invariant === 'tx-exceeds-mtu' && v.mtu < 88 && l4Of(v.tx, IpProtocol.TCP) !== undefined,
-  },
-  {
-    id: 'icmp-error-exceeds-small-mtu',
-    where: 'src/stack/emit.ts icmpUnreachableFrame(): quotes up to 576 - 28 bytes whatever the MTU',
-    match: (v) => v.invariant === 'tx-exceeds-mtu' && v.mtu < 576 && icmpType(v.tx) === 3,
-  },
-  {
-    id: 'tcp-window-from-old-segment-ignored',
-    where: 'src/stack/tcp/connection.ts processAck(): SEG.WND of a segment with an older SEQ is ignored though its ACK moves SND.UNA, and the window is counted from the new SND.UNA',
-    match: (v) => v.invariant === 'tcp-sent-beyond-window',
-  },
+  // None open (see regressions.test.ts for the fixed ones).
 ];
 
 export function knownIssue(v: ViolationInfo): KnownIssue | undefined {

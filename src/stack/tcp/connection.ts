@@ -63,6 +63,13 @@ export interface TcpConnectionConfig {
   /** Where send-buffer blocks are taken from (the stack's memory budget). */
   budget?: MemoryBudget;
   /**
+   * Segments in flight at most, whatever their size (default unbounded):
+   * cwnd and windows count bytes, so a peer with a tiny MSS or an app that
+   * writes tiny chunks could otherwise put more frames in flight than the
+   * TAP queue holds.
+   */
+  maxSegmentsInFlight?: number;
+  /**
    * A ceiling on the send buffer given the memory it holds (the flow's fair
    * share of the budget), consulted on every send.
    */
@@ -234,6 +241,7 @@ export class TcpConnection {
   private readonly mss: number;
   private readonly rcvBufSize: number;
   private readonly windowLimit: ((held: number) => number) | undefined;
+  private readonly maxSegmentsInFlight: number;
   private readonly timeWaitMs: number;
   private readonly finWait2TimeoutMs: number;
   private readonly keepaliveIdleMs: number;
@@ -362,6 +370,7 @@ export class TcpConnection {
     this.mss = cfg.mss;
     this.rcvBufSize = cfg.rcvBufSize;
     this.windowLimit = cfg.windowLimit;
+    this.maxSegmentsInFlight = cfg.maxSegmentsInFlight ?? Infinity;
     this.timeWaitMs = cfg.timeWaitMs ?? DEFAULT_TIME_WAIT_MS;
     this.finWait2TimeoutMs = cfg.finWait2TimeoutMs ?? DEFAULT_FIN_WAIT2_TIMEOUT_MS;
     this.keepaliveIdleMs = cfg.keepaliveIdleMs ?? DEFAULT_KEEPALIVE_IDLE_MS;
@@ -374,7 +383,8 @@ export class TcpConnection {
     this.sndMax = this.iss;
     this.probeEnd = this.iss;
     this.rack = new Rack(this.iss);
-    this.sndMss = Math.max(MIN_SND_MSS, Math.min(cfg.mss, DEFAULT_PEER_MSS));
+    // The floor guards against a peer's tiny MSS option, never against our own MTU.
+    this.sndMss = Math.max(Math.min(MIN_SND_MSS, cfg.mss), Math.min(cfg.mss, DEFAULT_PEER_MSS));
     this.rcvShift = windowShiftFor(cfg.rcvBufSize);
     this.rcvMss = Math.min(DEFAULT_PEER_MSS, cfg.mss);
     // Per-connection timestamp offset (like Linux's randomised ts_off): our
@@ -440,7 +450,7 @@ export class TcpConnection {
   private takeSynOptions(syn: TcpRepr): void {
     // RFC 9293 §3.7.1: the peer's MSS bounds what we send; 536 if absent.
     const peerMss = syn.mss ?? DEFAULT_PEER_MSS;
-    this.sndMss = Math.max(MIN_SND_MSS, Math.min(this.mss, peerMss));
+    this.sndMss = Math.max(Math.min(MIN_SND_MSS, this.mss), Math.min(this.mss, peerMss));
     // RFC 7323 §2.2: window scaling only if both SYNs carry the option; the
     // peer's shift applies to the windows it sends us (capped at 14, §2.3).
     this.peerWsOffered = syn.windowScale !== undefined;
@@ -808,6 +818,7 @@ export class TcpConnection {
       // goes once all preceding data has been sent (it needs no window).
       return this.finQueued && this.sndNxt === this.finSeq ? 0 : -1;
     }
+    if (this.sb.count >= this.maxSegmentsInFlight) return -1;
     const maxSeg = Math.max(1, this.sndMss - this.dataOptionsLen());
     // Respect both the peer's window (RFC 9293 §3.8.6: sequence space beyond
     // SND.UNA) and cwnd (RFC 5681 §3.1), the latter against RFC 6675's pipe:
@@ -874,10 +885,17 @@ export class TcpConnection {
    * first, then new data (rule 2) in sendNewData().
    */
   private sendRetransmissions(now: number): void {
+    // cwnd and pipe count bytes: after an RTO a flight of tiny segments (an
+    // app that wrote byte by byte) would all fit in one MSS of cwnd and go
+    // out at once, more frames than the TAP queue holds. So at most
+    // maxSegmentsInFlight retransmissions per pass; ACKs release the rest.
+    let frames = 0;
     for (let r = this.sb.nextLost(); r !== undefined; r = this.sb.nextLost()) {
+      if (frames >= this.maxSegmentsInFlight) return;
       if (this.forcedRtx > 0) this.forcedRtx--;
       else if (this.cc.cwnd - this.sb.pipe < Math.min(seqDiff(r.end, r.start), this.cc.mss)) return;
       this.retransmitRecord(now, r);
+      frames++;
     }
     this.forcedRtx = 0;
   }
@@ -1430,9 +1448,13 @@ export class TcpConnection {
     if (this.sackOk) this.sackAck(now, seg, ack, acked);
 
     // RFC 9293 §3.10.7.4: window update if SND.WL1 < SEG.SEQ, or
-    // SND.WL1 = SEG.SEQ and SND.WL2 ≤ SEG.ACK (never from an older segment).
+    // SND.WL1 = SEG.SEQ and SND.WL2 ≤ SEG.ACK — and, as Linux's
+    // tcp_may_update_window does, whenever the ACK moves SND.UNA: the window
+    // is counted from SND.UNA, so keeping the old SND.WND while SND.UNA
+    // advances would invent a right edge the peer never offered (a segment
+    // that arrives late, older SEQ, with a newer ACK and a smaller window).
     const seq = seg.seq >>> 0;
-    if (seqLt(this.sndWl1, seq) || (this.sndWl1 === seq && seqLe(this.sndWl2, ack))) {
+    if (acked > 0 || seqLt(this.sndWl1, seq) || (this.sndWl1 === seq && seqLe(this.sndWl2, ack))) {
       this.sndWnd = segWnd;
       this.sndWl1 = seq;
       this.sndWl2 = ack;

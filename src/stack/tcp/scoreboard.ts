@@ -77,6 +77,11 @@ export class Scoreboard {
     return this.outBytes - this.sackedBytes - this.lostBytes + this.rtxOutBytes;
   }
 
+  /** Records outstanding (sent, not cumulatively acknowledged). */
+  get count(): number {
+    return this.recs.length - this.head;
+  }
+
   get isEmpty(): boolean {
     return this.head === this.recs.length;
   }
