@@ -118,10 +118,10 @@ export class StreamOracle {
     if (this.tracked.has(key)) this.tracked.set(key, true);
   }
 
+  /** The guest model is done with this 4-tuple (the host side's record stays: it is the host's). */
   forget(key: string): void {
     this.tracked.delete(key);
     this.guestFin.delete(key);
-    this.hostFin.delete(key);
   }
 
   /** Are bytes on this 4-tuple to be checked? */
