@@ -3,14 +3,13 @@
 // namespace and real clients on the host. The guest must see the client's
 // own address (the gateway for loopback clients).
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { guestPy, integrationSkip, Netns, readyFrom, runAs, spawnAs, startTsnet, statsOf, type Tsnet, namespaceFixture } from './harness.js';
+import { integrationSkip, readyFrom, runAs, startTsnet, statsOf, type Tsnet, namespaceFixture } from './harness.js';
 import { apiCall } from '../../bench/api-client.js';
 import { closedPort } from './servers.js';
 import dgram from 'node:dgram';
@@ -54,16 +53,6 @@ function echoThrough(port: number, data: Buffer): Promise<Buffer> {
   });
 }
 
-/** Starts a guest.py server inside the namespace; resolves once it listens. */
-async function guestServer(ns: Netns, args: string[]): Promise<{ proc: ChildProcess; lines: AsyncIterator<string> }> {
-  const proc = spawnAs('nsenter', ['--preserve-credentials', '-U', '-n', '-t', String(ns.pid), '/usr/bin/python3', guestPy, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
-  expect((await lines.next()).value).toBe('listening');
-  return { proc, lines };
-}
-
 /** Connects to host:port, optionally sends data and half-closes, returns all it reads. */
 function fetchFrom(port: number, host = '127.0.0.1', send?: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -90,7 +79,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it('-p forwards a host port to the guest; a loopback client appears as 10.0.2.2', async () => {
     const port = await closedPort();
     await attach(['-p', `127.0.0.1:${port}:8080`]);
-    const srv = await guestServer(fx.ns, ['serve-peer', '8080', '1']);
+    const srv = await fx.ns.serve(['serve-peer', '8080', '1']);
     expect(await fetchFrom(port)).toMatch(/^peer=10\.0\.2\.2:\d+\n$/);
     // The server exits after its one connection (it may already have).
     if (srv.proc.exitCode === null && srv.proc.signalCode === null) await new Promise((r) => srv.proc.once('exit', r));
@@ -99,7 +88,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it(`moves ${BULK / MiB} MiB up to a guest sink and down from a guest source intact`, async () => {
     const port = await closedPort();
     await attach(['-p', `127.0.0.1:${port}:9000`]);
-    await guestServer(fx.ns, ['serve-sink', '9000']);
+    await fx.ns.serve(['serve-sink', '9000']);
     const data = crypto.randomBytes(Math.min(BULK, 64 * MiB));
     const h = crypto.createHash('sha256');
     let sent = 0;
@@ -124,7 +113,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     });
     expect(reply).toBe(`${BULK} ${h.digest('hex')}`);
 
-    const src = await guestServer(fx.ns, ['serve-source', '9000', String(BULK)]);
+    const src = await fx.ns.serve(['serve-source', '9000', String(BULK)]);
     const down = await new Promise<string>((resolve, reject) => {
       const s = net.connect({ host: '127.0.0.1', port });
       const hd = crypto.createHash('sha256');
@@ -142,7 +131,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it(`${CONNS} concurrent forwarded connections echo their data intact; the flow table empties`, async () => {
     const port = await closedPort();
     const t = await attach(['-p', `127.0.0.1:${port}:7000`]);
-    const srv = await guestServer(fx.ns, ['serve-echo', '7000']);
+    const srv = await fx.ns.serve(['serve-echo', '7000']);
     try {
       const payloads = Array.from({ length: CONNS }, () => crypto.randomBytes(CONN_BYTES));
       const echoed = await Promise.all(payloads.map((p) => echoThrough(port, p)));
@@ -163,7 +152,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it('-p HOST:GUEST/udp: a guest echo server answers two host clients, each gets its own replies', async () => {
     const port = await closedPort();
     await attach(['-p', `127.0.0.1:${port}:5353/udp`]);
-    const srv = await guestServer(fx.ns, ['udp-echo-server', '5353']);
+    const srv = await fx.ns.serve(['udp-echo-server', '5353']);
     try {
       const [a, b] = await Promise.all([udpAsk(port, 'client-a'), udpAsk(port, 'client-b')]);
       expect(a).toMatch(/^10\.0\.2\.2:\d+ client-a$/);
@@ -178,7 +167,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     const port = await closedPort();
     // One dual-stack listener: both clients reach the same forward.
     await attach(['-p', `[::]:${port}:5353/udp`]);
-    const srv = await guestServer(fx.ns, ['udp-echo-server', '5353']);
+    const srv = await fx.ns.serve(['udp-echo-server', '5353']);
     try {
       const src = await closedPort();
       // Both appear to the guest as 10.0.2.2 with the same port: tsnet must re-map one.
@@ -202,7 +191,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it('[::1]:PORT:GUEST works for a client connecting to ::1 (it appears as the gateway)', async () => {
     const port = await closedPort();
     await attach(['-p', `[::1]:${port}:8080`]);
-    await guestServer(fx.ns, ['serve-peer', '8080', '1']);
+    await fx.ns.serve(['serve-peer', '8080', '1']);
     expect(await fetchFrom(port, '::1')).toMatch(/^peer=10\.0\.2\.2:\d+\n$/);
   });
 
@@ -223,7 +212,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     await attach(['--api-socket', sock]);
     const port = await closedPort();
     await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: port, guest_port: 9000 } });
-    await guestServer(fx.ns, ['serve-sink', '9000']);
+    await fx.ns.serve(['serve-sink', '9000']);
     const c = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
     await new Promise((r) => c.once('connect', r));
     c.write(Buffer.alloc(1000, 1));
@@ -253,7 +242,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     const port = await closedPort();
     const add = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: port, guest_port: 8080 } });
     expect(add).toEqual({ return: { id: 1 } });
-    await guestServer(fx.ns, ['serve-peer', '8080', '1']);
+    await fx.ns.serve(['serve-peer', '8080', '1']);
     expect(await fetchFrom(port)).toMatch(/^peer=10\.0\.2\.2:/);
     const list = await apiCall(sock, { execute: 'list_hostfwd' });
     const entry = { id: 1, proto: 'tcp', host_addr: '127.0.0.1', host_port: port, guest_addr: '10.0.2.100', guest_port: 8080 };
@@ -284,7 +273,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
       ip('-n', testns, 'link', 'set', 'tsfw-c', 'up');
       const port = await closedPort();
       await attach(['-p', `10.202.0.1:${port}:8080`]);
-      await guestServer(fx.ns, ['serve-peer', '8080', '1']);
+      await fx.ns.serve(['serve-peer', '8080', '1']);
       const client = spawn('ip', ['netns', 'exec', testns, '/usr/bin/python3', '-c',
         `import socket; s = socket.create_connection(("10.202.0.1", ${port}), timeout=10); print(s.recv(100).decode().strip())`], { stdio: ['ignore', 'pipe', 'inherit'] });
       const out = await new Promise<string>((resolve) => {

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeEach, inject } from 'vitest';
 import { collect, killAll, run as runProc, spawnAs as spawnProc, waitFor, type RunResult } from '../../bench/proc.js';
 
@@ -59,6 +60,17 @@ export class Netns {
     const r = await this.exec(['/usr/bin/python3', guestPy, ...args], timeoutMs);
     if (r.code !== 0) throw new Error(`guest.py ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
     return r.stdout.trim();
+  }
+
+  /** Starts a guest.py server inside the namespace; resolves once it says "listening". */
+  async serve(args: string[]): Promise<{ proc: ChildProcess; lines: AsyncIterator<string> }> {
+    const proc = spawnAs('nsenter', ['--preserve-credentials', '-U', '-n', '-t', String(this.pid), '/usr/bin/python3', guestPy, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
+    const first = (await lines.next()).value;
+    if (first !== 'listening') throw new Error(`guest.py ${args.join(' ')} did not start: ${String(first)}`);
+    return { proc, lines };
   }
 
   async destroy(): Promise<void> {

@@ -14,7 +14,20 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { integrationSkip, readyFrom, spawnAs, startTsnet, statsOf, namespaceFixture, tsnetMain, type Tsnet } from './harness.js';
-import { echoServer } from './servers.js';
+import { closedPort, echoServer } from './servers.js';
+
+/** Connects to a forwarded host port and returns what the guest's serve-peer answers. */
+function fetchPeer(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let out = '';
+    s.setEncoding('utf8');
+    s.setTimeout(8000, () => s.destroy(new Error('timeout')));
+    s.on('data', (d: string) => (out += d));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+  });
+}
 
 const MiB = 1024 * 1024;
 const FULL = process.env.TSNET_TEST_SCALE === 'full';
@@ -191,8 +204,9 @@ describe.skipIf(integrationSkip !== '')('a hostile guest (rootless namespace)', 
   it('out of file descriptors (prlimit --nofile=256): new flows are refused cleanly, existing ones go on, service resumes', async () => {
     const echo = await echoServer();
     const flood = await floodServer();
+    const fwdPort = await closedPort();
     // prlimit execs tsnet: same PID, 256 fds at most.
-    const proc = spawnAs('prlimit', ['--nofile=256:256', process.execPath, tsnetMain, 'attach', '-c', '-r', '3', '--mtu', '65520', String(fx.ns.pid)], {
+    const proc = spawnAs('prlimit', ['--nofile=256:256', process.execPath, tsnetMain, 'attach', '-c', '-r', '3', '--mtu', '65520', '-p', `127.0.0.1:${fwdPort}:8080`, String(fx.ns.pid)], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
     let err = '';
@@ -201,18 +215,29 @@ describe.skipIf(integrationSkip !== '')('a hostile guest (rootless namespace)', 
     fx.tsnet = t;
     try {
       expect(await readyFrom(t)).toBe('1');
+      const server = await fx.ns.serve(['serve-peer', '8080', '1000']);
       await survives(t, echo.port, async () => {
-        const held = await fx.ns.guest(['stall', '10.0.2.2', String(flood.port), '400', '3'], 60_000);
+        const stall = fx.ns.guest(['stall', '10.0.2.2', String(flood.port), '400', '3'], 60_000);
+        // While the guest holds every descriptor: a host client of the
+        // forward (accept under EMFILE) is turned away promptly, not hung.
+        await new Promise((r) => setTimeout(r, 1500));
+        const t0 = Date.now();
+        const during = await fetchPeer(fwdPort).catch((e: Error) => `error ${e.message}`);
+        expect(Date.now() - t0).toBeLessThan(10_000);
+        const held = await stall;
         const [, ok, , refused] = held.split(' ').map(Number);
         expect(ok).toBeGreaterThan(100);
         expect(refused).toBeGreaterThan(0);
         expect(ok + refused).toBe(400);
+        console.log(`fd limit: ${ok} held, ${refused} refused; forward client during: ${during.trim()}`);
       });
       const stats = await statsOf(t);
       expect(stats.hostFdRefusals).toBeGreaterThan(0);
       expect(stats.errors).toEqual({});
-      // Descriptors free again: a burst of new connections all work.
+      // Descriptors free again: a burst of new connections all work, and so does the forward.
       expect(await fx.ns.guest(['churn', '10.0.2.2', String(echo.port), '100'])).toBe('ok 100');
+      expect(await fetchPeer(fwdPort)).toMatch(/^peer=10\.0\.2\.2:\d+/);
+      server.proc.kill('SIGKILL');
     } finally {
       await flood.close();
       await echo.close();
