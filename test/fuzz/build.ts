@@ -10,27 +10,15 @@
 import { readU16, writeMac, writeU16 } from '../../src/wire/address.js';
 import { checksum, pseudoV4 } from '../../src/wire/checksum.js';
 import { EtherType } from '../../src/wire/ethernet.js';
-import { IpProtocol, Ipv4Repr } from '../../src/wire/ipv4.js';
+import { IpProtocol, Ipv4Repr, type Ipv4Fields } from '../../src/wire/ipv4.js';
 import { TcpRepr, type TcpFields } from '../../src/wire/tcp.js';
 import { UdpRepr } from '../../src/wire/udp.js';
 import { Icmpv4Repr } from '../../src/wire/icmpv4.js';
 import { ArpRepr, type ArpFields } from '../../src/wire/arp.js';
 import type { Rng } from './rng.js';
 
-export interface Ipv4Spec {
-  src: number;
-  dst: number;
-  protocol: number;
-  ttl?: number;
-  ident?: number;
-  dontFrag?: boolean;
-  moreFrags?: boolean;
-  /** Bytes (a multiple of 8). */
-  fragOffset?: number;
-  tos?: number;
-  /** Raw option bytes (padded to 4 by the Repr). */
-  options?: Buffer;
-}
+/** An IPv4 header as the builders take it: the Repr's fields, the length coming from the payload. */
+export type Ipv4Spec = Omit<Ipv4Fields, 'payloadLen'>;
 
 /** An Ethernet frame around `payload`; `tags` are TPIDs (0x8100 / 0x88a8) each followed by a TCI. */
 export function eth(src: number, dst: number, ethertype: number, payload: Buffer, tags: ReadonlyArray<readonly [number, number]> = []): Buffer {
