@@ -33,6 +33,28 @@ function receiveAlone(frame: Buffer, mtu = 1500): { out: Buffer[]; errors: unkno
   return { out, errors };
 }
 
+/** A stack whose TCP hooks do nothing, the guest's frames to the gateway, and what the stack sends parsed as TCP. */
+function tcpRig(mtu?: number) {
+  const cfg = makeConfig(mtu === undefined ? {} : { mtu });
+  const out: Buffer[] = [];
+  let flow: TcpFlow | undefined;
+  const nop = () => {};
+  const stack = new Stack(cfg, {
+    transmit: (f) => out.push(Buffer.from(f)),
+    tcp: { open: (f) => (flow = f), data: nop, eof: nop, established: nop, sendSpace: nop, reset: nop, closed: nop },
+  });
+  const guest = cfg.guest;
+  const gw = cfg.gateway;
+  return {
+    stack,
+    out,
+    /** The flow the latest SYN opened. */
+    flow: (): TcpFlow => flow!,
+    fromGuest: (f: TcpFields) => eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: guest, dst: gw, protocol: IpProtocol.TCP }, tcp(guest, gw, f))),
+    parse: (f: Buffer) => TcpRepr.parse(TcpPacket.newChecked(Ipv4Packet.newChecked(EthernetFrame.newChecked(f).payload).payload)),
+  };
+}
+
 describe('fuzzer regressions', () => {
   it('every known issue has a failing regression test here', () => {
     // None open: every finding so far is fixed and its test below passes.
@@ -94,22 +116,11 @@ describe('fuzzer regressions', () => {
   // tcp_retrans_try_collapse does), and/or bound segments, not just bytes,
   // in flight.
   it('tcp-rto-retransmits-every-tiny-segment: a retransmission timeout does not resend 1200 tiny segments at once', () => {
-    const cfg = makeConfig();
-    const out: Buffer[] = [];
-    let flow: TcpFlow | undefined;
-    const nop = () => {};
-    const stack = new Stack(cfg, {
-      transmit: (f) => out.push(Buffer.from(f)),
-      tcp: { open: (f) => (flow = f), data: nop, eof: nop, established: nop, sendSpace: nop, reset: nop, closed: nop },
-    });
-    const guest = cfg.guest;
-    const gw = cfg.gateway;
-    const fromGuest = (f: TcpFields) => eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: guest, dst: gw, protocol: IpProtocol.TCP }, tcp(guest, gw, f)));
-    const parse = (f: Buffer) => TcpRepr.parse(TcpPacket.newChecked(Ipv4Packet.newChecked(EthernetFrame.newChecked(f).payload).payload));
+    const { stack, out, fromGuest, parse, flow: flowOf } = tcpRig();
     let now = 1000;
     // Handshake: SYN (window scale 7), the host connects, SYN-ACK, ACK with an 8 MB window.
     stack.receive(now, fromGuest({ srcPort: 40000, dstPort: 80, seq: 1000, ack: 0, flags: TcpFlags.SYN, window: 65535, mss: 1460, windowScale: 7 }));
-    stack.tcp!.accepted(now, flow!.id);
+    stack.tcp!.accepted(now, flowOf().id);
     stack.flush(now);
     const synAck = parse(out[0]!);
     expect(synAck.flags).toBe(TcpFlags.SYN | TcpFlags.ACK);
@@ -119,7 +130,7 @@ describe('fuzzer regressions', () => {
     out.length = 0;
     for (let i = 0; i < 1200; i++) {
       now += 0.01;
-      expect(stack.tcp!.send(flow!.id, Buffer.from([i & 0xff]))).toBe(1);
+      expect(stack.tcp!.send(flowOf().id, Buffer.from([i & 0xff]))).toBe(1);
       stack.flush(now);
     }
     // At most MAX_SEGMENTS_IN_FLIGHT (512) of them go out before an ACK: the
@@ -195,24 +206,13 @@ describe('fuzzer regressions', () => {
   // of IP on a 68-byte MTU. Fix (src/stack/tcp/connection.ts): apply the
   // floor to the peer's value only, min(mss, max(48, peer MSS)).
   it('tcp-segments-exceed-small-mtu: with MTU 68 no TCP segment exceeds the MTU', () => {
-    const cfg = makeConfig({ mtu: 68 });
-    const out: Buffer[] = [];
-    let flow: TcpFlow | undefined;
-    const nop = () => {};
-    const stack = new Stack(cfg, {
-      transmit: (f) => out.push(Buffer.from(f)),
-      tcp: { open: (f) => (flow = f), data: nop, eof: nop, established: nop, sendSpace: nop, reset: nop, closed: nop },
-    });
-    const guest = cfg.guest;
-    const gw = cfg.gateway;
-    const fromGuest = (f: TcpFields) => eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: guest, dst: gw, protocol: IpProtocol.TCP }, tcp(guest, gw, f)));
-    const parse = (f: Buffer) => TcpRepr.parse(TcpPacket.newChecked(Ipv4Packet.newChecked(EthernetFrame.newChecked(f).payload).payload));
+    const { stack, out, fromGuest, parse, flow: flowOf } = tcpRig(68);
     stack.receive(1000, fromGuest({ srcPort: 40000, dstPort: 80, seq: 1000, ack: 0, flags: TcpFlags.SYN, window: 65535, mss: 1460 }));
-    stack.tcp!.accepted(1000, flow!.id);
+    stack.tcp!.accepted(1000, flowOf().id);
     stack.flush(1000);
     const synAck = parse(out[0]!);
     stack.receive(1001, fromGuest({ srcPort: 40000, dstPort: 80, seq: 1001, ack: (synAck.seq + 1) >>> 0, flags: TcpFlags.ACK, window: 65535 }));
-    stack.tcp!.send(flow!.id, Buffer.alloc(1000, 0x61));
+    stack.tcp!.send(flowOf().id, Buffer.alloc(1000, 0x61));
     stack.flush(1001);
     expect(out.length).toBeGreaterThan(1);
     for (const f of out) expect(f.length).toBeLessThanOrEqual(ETH_HEADER_LEN + 68);
@@ -231,22 +231,11 @@ describe('fuzzer regressions', () => {
   // snd_una)). Fix (src/stack/tcp/connection.ts): do the same, or anchor the
   // edge at SND.WL2 + SND.WND.
   it('tcp-window-from-old-segment-ignored: data never goes past the right edge the guest advertised', () => {
-    const cfg = makeConfig();
-    const out: Buffer[] = [];
-    let flow: TcpFlow | undefined;
-    const nop = () => {};
-    const stack = new Stack(cfg, {
-      transmit: (f) => out.push(Buffer.from(f)),
-      tcp: { open: (f) => (flow = f), data: nop, eof: nop, established: nop, sendSpace: nop, reset: nop, closed: nop },
-    });
-    const guest = cfg.guest;
-    const gw = cfg.gateway;
-    const fromGuest = (f: TcpFields) => eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: guest, dst: gw, protocol: IpProtocol.TCP }, tcp(guest, gw, f)));
-    const parse = (f: Buffer) => TcpRepr.parse(TcpPacket.newChecked(Ipv4Packet.newChecked(EthernetFrame.newChecked(f).payload).payload));
+    const { stack, out, fromGuest, parse, flow: flowOf } = tcpRig();
     const base = { srcPort: 40000, dstPort: 80 };
     // Handshake without window scaling.
     stack.receive(1000, fromGuest({ ...base, seq: 1000, ack: 0, flags: TcpFlags.SYN, window: 65535, mss: 1460 }));
-    stack.tcp!.accepted(1000, flow!.id);
+    stack.tcp!.accepted(1000, flowOf().id);
     stack.flush(1000);
     const iss = parse(out[0]!).seq;
     const una0 = (iss + 1) >>> 0;
@@ -254,7 +243,7 @@ describe('fuzzer regressions', () => {
     stack.receive(1001, fromGuest({ ...base, seq: 1101, ack: una0, flags: TcpFlags.ACK, window: 20000, payload: Buffer.alloc(100, 0x62) }));
     let edge = una0 + 20000;
     out.length = 0;
-    stack.tcp!.send(flow!.id, Buffer.alloc(200_000, 0x61));
+    stack.tcp!.send(flowOf().id, Buffer.alloc(200_000, 0x61));
     stack.flush(1002);
     const sent = out.map(parse).filter((s) => s.payload.length > 0);
     expect(sent.length).toBeGreaterThan(0);
