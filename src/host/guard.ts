@@ -45,20 +45,33 @@ export class Guard {
     try {
       f();
     } catch (e) {
-      this.report(where, e);
-      if (onFail) {
-        try {
-          onFail(e);
-        } catch (e2) {
-          this.report(`${where}-cleanup`, e2);
-        }
-      }
+      this.failed(where, e, onFail);
     }
   }
 
-  /** f wrapped in run(): for event handlers and callbacks. */
+  /**
+   * f under the guard, for event handlers and callbacks: run()'s semantics
+   * without a closure per call (some of these run once per segment).
+   */
   wrap<A extends unknown[]>(where: string, f: (...args: A) => void, onFail?: (err: unknown) => void): (...args: A) => void {
-    return (...args: A) => this.run(where, () => f(...args), onFail);
+    return (...args: A) => {
+      try {
+        f(...args);
+      } catch (e) {
+        this.failed(where, e, onFail);
+      }
+    };
+  }
+
+  /** An error was caught: count and log it, then let onFail (itself guarded) release what it belonged to. */
+  private failed(where: string, e: unknown, onFail?: (err: unknown) => void): void {
+    this.report(where, e);
+    if (!onFail) return;
+    try {
+      onFail(e);
+    } catch (e2) {
+      this.report(`${where}-cleanup`, e2);
+    }
   }
 
   /** Counts err under where and logs it (the first at once, then one line per LOG_INTERVAL_MS with the number suppressed). */
