@@ -172,6 +172,22 @@ export function statsOnSignal(served: Served): () => void {
   return () => process.off('SIGUSR1', onStats);
 }
 
+/** Writes "1" to the --ready-fd and closes it; a descriptor that cannot take it is a prerequisite error. */
+function signalReady(fd: number): void {
+  try {
+    fs.writeSync(fd, '1');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw new PrereqError(`--ready-fd ${fd}: cannot write to it (${code}); pass the write end of a pipe`);
+  } finally {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed: nothing to release
+    }
+  }
+}
+
 export async function runAttach(o: AttachOptions): Promise<number> {
   const log = makeLogger(o.logLevel);
   if (o.macAddress !== undefined && !o.configure) {
@@ -219,21 +235,23 @@ export async function runAttach(o: AttachOptions): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
 
-  if (o.exitFd !== undefined) {
-    const exitFd = o.exitFd;
-    sharedPoller().add(exitFd, () => {
-      void sharedPoller().remove(exitFd);
-      stop(`exit fd ${exitFd} hung up`);
-    });
+  // From here on the network is up: whatever fails still takes the whole
+  // shutdown path below, so no error leaves a half-served namespace behind.
+  let failure: unknown;
+  try {
+    if (o.exitFd !== undefined) {
+      const exitFd = o.exitFd;
+      sharedPoller().add(exitFd, () => {
+        void sharedPoller().remove(exitFd);
+        stop(`exit fd ${exitFd} hung up`);
+      });
+    }
+    if (o.readyFd !== undefined) signalReady(o.readyFd);
+    await stopped;
+    log.info({ reason: stopReason }, 'stopping');
+  } catch (e) {
+    failure = e;
   }
-
-  if (o.readyFd !== undefined) {
-    fs.writeSync(o.readyFd, '1');
-    fs.closeSync(o.readyFd);
-  }
-
-  await stopped;
-  log.info({ reason: stopReason }, 'stopping');
   offStats();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
@@ -242,6 +260,7 @@ export async function runAttach(o: AttachOptions): Promise<number> {
   await cancelPidWatch?.();
   if (o.exitFd !== undefined) await sharedPoller().remove(o.exitFd);
   await sharedPoller().close();
+  if (failure !== undefined) throw failure;
   log.info({ counters: served.stats() }, 'final counters');
   return exitCode;
 }

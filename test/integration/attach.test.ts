@@ -4,6 +4,7 @@
 // exit, SIGTERM, and one-line errors for missing prerequisites.
 
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -140,6 +141,18 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     const r = await Promise.race([fx.tsnet.exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
     expect(r).toEqual({ code: 0, signal: null });
     fx.tsnet = undefined;
+  });
+
+  it('a --ready-fd it cannot write to is one clear error, and the network is taken down with it', async () => {
+    const readOnly = fs.openSync('/dev/null', 'r');
+    try {
+      const t = startTsnet(['attach', '-c', '-r', '3', String(fx.ns.pid)], [readOnly]);
+      const r = await Promise.race([t.exited, new Promise((r) => setTimeout(() => r('timeout'), 10_000))]);
+      expect(r).toEqual({ code: 1, signal: null });
+      expect(t.stderr()).toMatch(/^tsnet: --ready-fd 3: cannot write to it \(EBADF\)/m);
+    } finally {
+      fs.closeSync(readOnly);
+    }
   });
 
   it('attaches by namespace path (--netns-type=path --userns-path)', async () => {

@@ -92,7 +92,7 @@ export interface Tsnet {
  * Starts `tsnet <args>` as the test user. extraFds become fds 3, 4, ... of
  * the child (pass 'pipe' for a ready/exit pipe).
  */
-export function startTsnet(args: string[], extraFds: Array<'pipe' | 'ignore'> = [], env?: NodeJS.ProcessEnv): Tsnet {
+export function startTsnet(args: string[], extraFds: Array<'pipe' | 'ignore' | number> = [], env?: NodeJS.ProcessEnv): Tsnet {
   const proc = spawnAs(process.execPath, [tsnetMain, ...args], { stdio: ['ignore', 'pipe', 'pipe', ...extraFds], env });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
