@@ -23,7 +23,7 @@ export function configureCommands(cfg: StackConfig, tap: string): string[] {
 export async function configureInterface(target: Target, cfg: StackConfig, tap: string): Promise<void> {
   if (target.type === 'tapfd') throw new PrereqError('--configure cannot be used with --netns-type=tapfd (no namespace to enter)');
   const cmds = configureCommands(cfg, tap);
-  const child = spawn('nsenter', [...nsenterArgs(target), '--', 'ip', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const child = spawn('nsenter', [...nsenterArgs(target, true), '--', 'ip', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   child.stdin.end(cmds.join('\n') + '\n');

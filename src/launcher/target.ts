@@ -1,11 +1,20 @@
 // Naming the namespace tsnet attaches to, and turning it into nsenter
 // arguments. Three forms, as in slirp4netns:
-//   pid   — the target process's user and network namespaces (/proc/PID/ns/*)
+//   pid   — the target process's network namespace (/proc/PID/ns/net) and its
+//           user namespace, or the one --userns-path names (as slirp4netns)
 //   path  — a network namespace file (e.g. podman's /run/.../netns/netns-UUID),
 //           plus the user namespace from --userns-path when given
 //   tapfd — an already-open TAP file descriptor inherited from the parent
 // The user namespace is only joined when it differs from ours (setns into
 // one's own user namespace fails with EINVAL).
+//
+// Who a helper is inside that user namespace matters for what it may exec:
+// setns grants the joiner every capability there, but execve keeps them only
+// for uid 0. `unshare -r` maps the caller to 0, so keeping our credentials is
+// enough (and is all a namespace with setgroups "deny" allows); podman's
+// --userns=keep-id and --uidmap map the caller elsewhere, so a helper that
+// must hold CAP_NET_ADMIN (ip) becomes uid/gid 0 there, as slirp4netns's
+// in-process configuration effectively is.
 
 import fs from 'node:fs';
 import { PrereqError } from './errors.js';
@@ -13,7 +22,7 @@ import { PrereqError } from './errors.js';
 export type NetnsType = 'pid' | 'path' | 'tapfd';
 
 export type Target =
-  | { type: 'pid'; pid: number }
+  | { type: 'pid'; pid: number; usernsPath?: string }
   | { type: 'path'; netnsPath: string; usernsPath?: string }
   | { type: 'tapfd'; fd: number };
 
@@ -23,10 +32,7 @@ export function parseTarget(arg: string, netnsType: NetnsType, usernsPath?: stri
       if (!/^\d+$/.test(arg) || Number(arg) < 1) {
         throw new PrereqError(`target "${arg}" is not a PID; use --netns-type=path for a namespace file`);
       }
-      if (usernsPath !== undefined) {
-        throw new PrereqError('--userns-path requires --netns-type=path');
-      }
-      return { type: 'pid', pid: Number(arg) };
+      return { type: 'pid', pid: Number(arg), usernsPath };
     }
     case 'path':
       return { type: 'path', netnsPath: arg, usernsPath };
@@ -56,6 +62,9 @@ export function checkTarget(t: Target): void {
         `cannot read /proc/${t.pid}/ns/net (EACCES): process ${t.pid} belongs to another user; run tsnet as the user who owns it`,
       );
     }
+    if (t.usernsPath !== undefined && !fs.existsSync(t.usernsPath)) {
+      throw new PrereqError(`user namespace ${t.usernsPath} does not exist (ENOENT)`);
+    }
   } else if (t.type === 'path') {
     if (!fs.existsSync(t.netnsPath)) {
       throw new PrereqError(`network namespace ${t.netnsPath} does not exist (ENOENT)`);
@@ -66,20 +75,56 @@ export function checkTarget(t: Target): void {
   }
 }
 
-/** nsenter arguments that enter the target's network (and, if different, user) namespace. */
-export function nsenterArgs(t: Target): string[] {
+/** The user namespace file a target names: --userns-path, else the target process's own. */
+function usernsOf(t: Target): string | undefined {
+  if (t.type === 'tapfd') return undefined;
+  if (t.usernsPath !== undefined) return t.usernsPath;
+  return t.type === 'pid' ? `/proc/${t.pid}/ns/user` : undefined;
+}
+
+/**
+ * Whether our effective uid is uid 0 inside the user namespace `userns`
+ * (a /proc/N/ns/user path): read from /proc/N/uid_map, whose outside column
+ * is in our own namespace's terms. undefined when it cannot be told (a
+ * namespace held by a bind mount, or a map we may not read).
+ */
+export function mapsUsToRoot(userns: string, euid = process.geteuid?.() ?? 0): boolean | undefined {
+  const m = /^\/proc\/(\d+)\/ns\/user$/.exec(userns);
+  if (!m) return undefined;
+  let map: string;
+  try {
+    map = fs.readFileSync(`/proc/${m[1]}/uid_map`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const row = parseUidMap(map).find((r) => euid >= r.outside && euid < r.outside + r.count);
+  return row !== undefined && row.inside + (euid - row.outside) === 0;
+}
+
+export function parseUidMap(text: string): Array<{ inside: number; outside: number; count: number }> {
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number))
+    .filter((f) => f.length === 3 && f.every((n) => Number.isInteger(n)))
+    .map(([inside, outside, count]) => ({ inside: inside!, outside: outside!, count: count! }));
+}
+
+/**
+ * nsenter arguments that enter the target's network (and, if different, user)
+ * namespace. `asRoot`: the helper will exec something that needs
+ * capabilities there (see the header) — become uid/gid 0 unless we already
+ * are uid 0 inside it (or it cannot be told, where keeping credentials is
+ * what works for the common rootless case).
+ */
+export function nsenterArgs(t: Target, asRoot = false): string[] {
+  if (t.type === 'tapfd') throw new Error('a tapfd target has no namespace to enter');
   const self = nsId('/proc/self/ns/user');
-  if (t.type === 'pid') {
-    const args = ['--target', String(t.pid), '--net'];
-    if (nsId(`/proc/${t.pid}/ns/user`) !== self) args.unshift('--preserve-credentials', '--user');
-    return args;
+  const userns = usernsOf(t);
+  const args = t.type === 'pid' ? ['--target', String(t.pid), '--net'] : [`--net=${t.netnsPath}`];
+  if (userns !== undefined && nsId(userns) !== self) {
+    const join = t.usernsPath !== undefined ? `--user=${t.usernsPath}` : '--user';
+    const creds = asRoot && mapsUsToRoot(userns) === false ? ['--setuid', '0', '--setgid', '0'] : ['--preserve-credentials'];
+    args.unshift(...creds, join);
   }
-  if (t.type === 'path') {
-    const args = [`--net=${t.netnsPath}`];
-    if (t.usernsPath !== undefined && nsId(t.usernsPath) !== self) {
-      args.unshift('--preserve-credentials', `--user=${t.usernsPath}`);
-    }
-    return args;
-  }
-  throw new Error('a tapfd target has no namespace to enter');
+  return args;
 }

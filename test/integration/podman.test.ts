@@ -54,7 +54,7 @@ describe.skipIf(!ready)('podman on tsnet (--network-cmd-path, rootless)', () => 
     for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'www/cgi-bin']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
     fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin/busybox'));
     fs.chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
-    for (const c of ['sh', 'ip', 'wget', 'cat', 'httpd', 'sleep']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', c));
+    for (const c of ['sh', 'ip', 'wget', 'cat', 'httpd', 'sleep', 'id']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', c));
     fs.writeFileSync(path.join(rootfs, 'www/index.html'), 'podman page\n');
     fs.writeFileSync(path.join(rootfs, 'www/cgi-bin/peer'), '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\necho "peer=$REMOTE_ADDR"\n');
     fs.chmodSync(path.join(rootfs, 'www/cgi-bin/peer'), 0o755);
@@ -94,6 +94,26 @@ describe.skipIf(!ready)('podman on tsnet (--network-cmd-path, rootless)', () => 
       await new Promise<void>((r) => host.close(() => r()));
     }
   }, 120_000);
+
+  // keep-id maps the calling user to its own uid inside the container's user
+  // namespace (not root), and --uidmap can leave uid 0 elsewhere: tap0 must
+  // still be configured with the capabilities the namespace's owner holds.
+  for (const userns of [['--userns=keep-id'], ['--uidmap', '0:1:1000', '--uidmap', '1000:0:1', '--uidmap', '1001:1001:64535']]) {
+    it(`configures tap0 and reaches the host with ${userns.join(' ')}`, async () => {
+      const host = http.createServer((_, res) => res.end('host page\n'));
+      await new Promise<void>((r) => host.listen(0, '127.0.0.1', () => r()));
+      const port = (host.address() as net.AddressInfo).port;
+      try {
+        const r = await podman(['run', '--rm', ...userns, '--network', 'slirp4netns:allow_host_loopback=true', 'localhost/tsnet-busybox',
+          'sh', '-c', `id -u; ip -4 addr show tap0; wget -qO- http://10.0.2.2:${port}/`]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/inet 10\.0\.2\.100\/24/);
+        expect(r.stdout).toContain('host page');
+      } finally {
+        await new Promise<void>((r) => host.close(() => r()));
+      }
+    }, 120_000);
+  }
 
   it('-p with port_handler=slirp4netns publishes the container port through the API', async () => {
     const port = await new Promise<number>((resolve) => {
