@@ -107,7 +107,8 @@ networkOptions(
     .addOption(
       new Option('--netns-type <type>', 'what <target> names: pid, path or tapfd').argParser(netnsTypeOption).default('pid'),
     )
-    .option('--userns-path <path>', 'user namespace to join with --netns-type=path')
+    .option('--userns-path <path>', 'user namespace to join (default: the target process\'s own; with --netns-type=path: none)')
+    .option('--enable-seccomp', 'once serving, block syscalls tsnet never needs again (execve, mount, setns, unshare, ptrace, ...) with EPERM, on every thread', false)
     .option('-r, --ready-fd <fd>', 'write "1" to this fd and close it once the stack is serving', fdOption)
     .option('-e, --exit-fd <fd>', 'exit when this fd hangs up (its other end is closed)', fdOption),
   DEFAULT_MTU,
@@ -122,6 +123,7 @@ networkOptions(
     configure: o.configure,
     readyFd: o.readyFd,
     exitFd: o.exitFd,
+    enableSeccomp: o.enableSeccomp,
   });
 });
 

@@ -28,7 +28,7 @@ User-mode networking for unprivileged network namespaces, provided by tsnet
 --netns-type=TYPE        specify network namespace type ([path|pid|tapfd], default=pid)
 --userns-path=PATH       specify user namespace path
 --enable-sandbox         accepted for compatibility; tsnet does not create a sandbox (no mount namespace, no capability drop)
---enable-seccomp         accepted for compatibility; tsnet installs no seccomp filter
+--enable-seccomp         enable seccomp to block some syscalls (execve, mount, setns, unshare, ptrace, ...)
 --outbound-addr=IPv4     bind outgoing TCP/UDP sockets to this address (or interface)
 --outbound-addr6=IPv6    accepted; ignored until tsnet serves IPv6
 --disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect
@@ -264,6 +264,7 @@ export async function main(argv: string[]): Promise<number> {
     disableDns: a.disableDns,
     outboundAddr,
     apiSocket: a.apiSocket,
+    enableSeccomp: a.enableSeccomp,
     udpIdleMs: 60_000,
     // Engines cannot pass tsnet's own flags; these environment variables can.
     resolvConf: process.env.TSNET_RESOLV_CONF ?? '/etc/resolv.conf',

@@ -8,7 +8,9 @@
 //   {"error":{"desc":"bad request: ..."}} with slirp4netns's exact strings.
 // - Beyond slirp4netns: host_addr may be IPv6; host_port 0 binds an ephemeral
 //   port and the reply carries it ({"return":{"id":N,"host_port":P}});
-//   {"execute":"get_stats"}; a missing "arguments" is an error reply, not a
+//   {"execute":"get_stats"}; {"execute":"get_sandbox"} (what confines the
+//   process, seen from inside: capabilities, seccomp probes, the root's
+//   entries); a missing "arguments" is an error reply, not a
 //   crash; a failed add says why after slirp4netns's "slirp_add_hostfwd
 //   failed".
 // - The table owns ids (from 1, never reused; a failed add consumes none, as
@@ -22,6 +24,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { capGet, capNames, probeBlocked } from '../../native/index.js';
 import type { Logger } from './log.js';
 import { DEFAULT_HOST_ADDR, type ForwardSpec, type Proto } from './forward-spec.js';
 
@@ -184,12 +187,34 @@ export async function handleRequest(table: ForwardTable, raw: Buffer): Promise<o
         return removeHostfwd(table, field(req, 'arguments'));
       case 'get_stats':
         return { return: table.stats() };
+      case 'get_sandbox':
+        return { return: sandboxReport() };
       default:
         return errorReply(UNKNOWN_EXECUTE);
     }
   } catch (e) {
     return errorReply(`internal error: ${message(e)}`);
   }
+}
+
+/**
+ * The process's confinement from the inside: its (main thread's) capability
+ * sets, the result of attempting calls the seccomp filter blocks (EPERM each
+ * when it is live), and what its root directory holds.
+ */
+function sandboxReport(): Record<string, unknown> {
+  const caps = capGet();
+  let root: string[] | string;
+  try {
+    root = fs.readdirSync('/').sort();
+  } catch (e) {
+    root = message(e);
+  }
+  return {
+    capabilities: { effective: capNames(caps.effective), permitted: capNames(caps.permitted) },
+    blocked_calls: probeBlocked(),
+    root,
+  };
 }
 
 // slirp4netns checks the arguments in this order and reports the first bad one.

@@ -4,7 +4,7 @@
 // the shell's wiring: launcher (fd, configuration) → ports → stack → exit.
 
 import fs from 'node:fs';
-import { onPidExit, sharedPoller } from '../../native/index.js';
+import { installSeccomp, onPidExit, sharedPoller } from '../../native/index.js';
 import { PrereqError } from '../launcher/errors.js';
 import { checkTarget, parseTarget, type NetnsType, type Target } from '../launcher/target.js';
 import { openTap } from '../launcher/tap.js';
@@ -48,6 +48,8 @@ export interface AttachOptions {
   maxFlows?: number;
   maxHalfOpen?: number;
   memoryBudget?: number;
+  /** --enable-seccomp: the filter in native/seccomp.ts, installed once serving. */
+  enableSeccomp?: boolean;
 }
 
 function checkFd(fd: number, flag: string): void {
@@ -172,6 +174,21 @@ export function statsOnSignal(served: Served): () => void {
   return () => process.off('SIGUSR1', onStats);
 }
 
+/**
+ * --enable-seccomp, after the last helper (nsenter, ip) has run: the filter
+ * on every thread, and slirp4netns's line naming what it blocks (stdout).
+ */
+function lockDown(log: Logger): void {
+  let blocked: string[];
+  try {
+    blocked = installSeccomp();
+  } catch (e) {
+    throw new PrereqError(`--enable-seccomp: cannot install the seccomp filter (${(e as Error).message}); this kernel lacks seccomp filters, or drop the flag`);
+  }
+  process.stdout.write(`seccomp: The following syscalls will be blocked by seccomp: ${blocked.join(' ')}.\n`);
+  log.info({ blocked: blocked.length }, 'seccomp filter installed');
+}
+
 /** Writes "1" to the --ready-fd and closes it; a descriptor that cannot take it is a prerequisite error. */
 function signalReady(fd: number): void {
   try {
@@ -246,6 +263,7 @@ export async function runAttach(o: AttachOptions): Promise<number> {
         stop(`exit fd ${exitFd} hung up`);
       });
     }
+    if (o.enableSeccomp) lockDown(log);
     if (o.readyFd !== undefined) signalReady(o.readyFd);
     await stopped;
     log.info({ reason: stopReason }, 'stopping');
