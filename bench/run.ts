@@ -9,7 +9,8 @@
 // slirp4netns-style API (tsnet and slirp4netns), 1-byte TCP
 // request/response latency p50/p99 and
 // connect+request+close rate (bench/rr.py), launch-to-ready time, peak RSS of
-// the stack process. Prints a table and writes JSON (--out).
+// the stack process, and (tsnet's drop-in bin and slirp4netns) exec to tap0
+// and exec to the ready fd as a script starting it with -c sees them. Prints a table and writes JSON (--out).
 //
 // Usage: npm run bench -- [--secs N] [--stacks tsnet,slirp4netns,pasta]
 //                         [--mtus 65520,1500] [--out FILE] [--no-veth]
@@ -99,6 +100,41 @@ function readyFd(proc: ChildProcess, t0: number): Promise<number> {
     s.once('data', () => resolve(performance.now() - t0));
     proc.once('exit', (c) => reject(new Error(`exited with ${c} before ready`)));
   });
+}
+
+/**
+ * Start-up as scripts see it, through the slirp4netns command line (tsnet's
+ * drop-in bin, or slirp4netns): exec to tap0 existing in the namespace
+ * (/proc/NSPID/net/dev read in a tight loop) and exec to the ready fd, with
+ * -c and no API socket, as slirp4netns's own tests start it. Medians of `n`.
+ */
+async function startup(stack: string, n = 5): Promise<{ tapMs: number; readyMs: number }> {
+  const bin = stack === 'tsnet' ? path.join(stage, 'dist/src/cli/slirp4netns') : 'slirp4netns';
+  const taps: number[] = [];
+  const readies: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const ns = await namespace();
+    const t0 = performance.now();
+    const proc = spawnAs(runAs, bin, ['-c', '-r', '3', String(ns.pid), 'tap0'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+    try {
+      const ready = readyFd(proc, t0);
+      const devs = `/proc/${ns.pid}/net/dev`;
+      let tapMs = NaN;
+      while (performance.now() - t0 < 5000) {
+        if (fs.readFileSync(devs, 'utf8').includes('tap0:')) {
+          tapMs = performance.now() - t0;
+          break;
+        }
+      }
+      taps.push(tapMs);
+      readies.push(await ready);
+    } finally {
+      await stop(proc);
+      await stop(ns);
+    }
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+  return { tapMs: median(taps), readyMs: median(readies) };
 }
 
 function hostDefaultGateway(): string | undefined {
@@ -238,6 +274,15 @@ async function forwardedIperf(api: string, nsPid: number, secs: number): Promise
 
 async function benchStack(stack: string, args: Args): Promise<Row> {
   const row: Row = {};
+  if (stack === 'tsnet' || stack === 'slirp4netns') {
+    try {
+      const st = await startup(stack);
+      row.tapMs = st.tapMs;
+      row.dropReadyMs = st.readyMs;
+    } catch (e) {
+      row.errorStartup = (e as Error).message.split('\n')[0];
+    }
+  }
   for (const mtu of args.mtus) {
     const ns = await namespace();
     let att: Attached | undefined;
@@ -346,6 +391,8 @@ function table(results: Record<string, Row>, args: Args): string {
   metrics.push(['rrP99', 'TCP RR p99 µs (MTU 65520)', 0, false]);
   metrics.push(['crr', 'connect+1B+close per s', 0, true]);
   metrics.push(['readyMs', 'launch to ready, ms', 0, false]);
+  metrics.push(['tapMs', 'drop-in exec to tap0, ms (-c)', 0, false]);
+  metrics.push(['dropReadyMs', 'drop-in exec to ready fd, ms (-c)', 0, false]);
   for (const mtu of args.mtus) metrics.push([`rss${mtu}`, `peak RSS MiB (MTU ${mtu} run)`, 1, false]);
   const header = ['metric', ...cols, 'tsnet/slirp4netns'];
   const lines = [header];

@@ -117,6 +117,15 @@ export function setIff(fd: number, name: string, opts: IffOptions = {}): string 
   return ifrName(ifr);
 }
 
+/**
+ * TUNSETPERSIST: a persistent device outlives its last fd. Turning it off on
+ * a device made ahead of time (ip tuntap add) ties its life to our fd again,
+ * as if TUNSETIFF had created it.
+ */
+export function setPersist(fd: number, on: boolean): void {
+  if (raw.ioctlInt(fd, TUNSETPERSIST, on ? 1 : 0) < 0) ioctlFail('TUNSETPERSIST', fd);
+}
+
 /** TUNGETIFF: name and flags of the interface an (inherited) fd is attached to. EBADFD if not attached. */
 export function getIff(fd: number): IffInfo {
   const ifr = Buffer.alloc(IFREQ_SIZE);

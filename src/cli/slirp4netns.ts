@@ -216,6 +216,19 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsArgs {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // The launcher (slirp4netns.sh) may have made the TAP already: whatever
+  // ends this run before tsnet attaches to it removes it again.
+  const { takePrecreatedTap, removePrecreatedTap } = await import('../launcher/tap.js');
+  const pre = takePrecreatedTap();
+  const held = { attached: false, configured: pre?.configured ?? false };
+  try {
+    return await run(argv, pre === undefined ? undefined : held, pre?.name);
+  } finally {
+    if (pre && !held.attached) removePrecreatedTap(pre);
+  }
+}
+
+async function run(argv: string[], precreated: { attached: boolean; configured: boolean } | undefined, precreatedName: string | undefined): Promise<number> {
   let a: Slirp4netnsArgs;
   try {
     a = parseSlirp4netnsArgs(argv);
@@ -265,6 +278,7 @@ export async function main(argv: string[]): Promise<number> {
     outboundAddr,
     apiSocket: a.apiSocket,
     enableSeccomp: a.enableSeccomp,
+    tapPrecreated: precreatedName === a.tapName ? precreated : undefined,
     udpIdleMs: 60_000,
     // Engines cannot pass tsnet's own flags; these environment variables can.
     resolvConf: process.env.TSNET_RESOLV_CONF ?? '/etc/resolv.conf',

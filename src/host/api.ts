@@ -64,6 +64,38 @@ export const SUN_PATH_MAX = 108;
 /** Concurrent API connections; more are refused by the listener. */
 export const API_MAX_CONNECTIONS = 64;
 
+/**
+ * A backend bound later: the API socket can listen before the stack exists
+ * (so that it is there by the time the TAP device appears, as with
+ * slirp4netns); an add waits until bind() hands over the real backend.
+ */
+export class LateBackend implements ForwardBackend {
+  private real: ForwardBackend | undefined;
+  private readonly bound: Promise<ForwardBackend>;
+  private resolve!: (b: ForwardBackend) => void;
+
+  constructor() {
+    this.bound = new Promise((r) => (this.resolve = r));
+  }
+
+  bind(real: ForwardBackend): void {
+    this.real = real;
+    this.resolve(real);
+  }
+
+  async add(spec: ForwardSpec & { guestAddr: string }, id: number): Promise<{ hostPort: number }> {
+    return (this.real ?? (await this.bound)).add(spec, id);
+  }
+
+  remove(id: number): void {
+    this.real?.remove(id);
+  }
+
+  stats(): Record<string, unknown> {
+    return this.real?.stats() ?? {};
+  }
+}
+
 export class ForwardTable {
   private nextId = 1;
   private readonly entries = new Map<number, ForwardEntry>();

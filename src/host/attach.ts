@@ -8,7 +8,7 @@ import { installSeccomp, onPidExit, sharedPoller } from '../../native/index.js';
 import { PrereqError } from '../launcher/errors.js';
 import { checkTarget, parseTarget, type NetnsType, type Target } from '../launcher/target.js';
 import { openTap } from '../launcher/tap.js';
-import { configureInterface } from '../launcher/configure.js';
+import { configureInterface, createTap, removeTap } from '../launcher/configure.js';
 import { makeConfig, type StackConfig } from '../stack/config.js';
 import { ipv4ToString } from '../wire/address.js';
 import { FaultPort, type FaultSpec } from './fault.js';
@@ -16,7 +16,7 @@ import { makeLogger, type LogLevel, type Logger } from './log.js';
 import { PcapPort } from './pcap-port.js';
 import { PcapWriter } from './pcap.js';
 import type { Port } from './port.js';
-import { ApiServer, ForwardTable } from './api.js';
+import { ApiServer, ForwardTable, LateBackend } from './api.js';
 import { Forwarder } from './forward.js';
 import type { ForwardSpec } from './forward-spec.js';
 import { Runtime } from './runtime.js';
@@ -48,6 +48,11 @@ export interface AttachOptions {
   maxFlows?: number;
   maxHalfOpen?: number;
   memoryBudget?: number;
+  /**
+   * The slirp4netns launcher made tapName ahead of time (and with -c
+   * configured it: `configured`); `attached` is set once tsnet holds it.
+   */
+  tapPrecreated?: { attached: boolean; configured: boolean };
   /** --enable-seccomp: the filter in native/seccomp.ts, installed once serving. */
   enableSeccomp?: boolean;
 }
@@ -79,6 +84,44 @@ function buildPorts(tap: TapPort, o: Pick<AttachOptions, 'fault' | 'pcap'>, log:
   return { top, pcap, fault };
 }
 
+/**
+ * The device, attached: made (persistent, and with -c configured) in one
+ * nsenter unless the launcher already did, then attached with its
+ * persistence dropped; a device we made is removed again if attaching fails.
+ * A device that existed before us (rootlesskit makes tap0 itself), a tapfd
+ * target or a name pattern (tap%d) is attached as it is, and left as it was.
+ */
+async function attachDevice(o: NetworkOptions, cfg: StackConfig, target: Target, log: Logger): Promise<TapPort> {
+  let made = o.tapPrecreated !== undefined;
+  let configured = o.tapPrecreated?.configured ?? false;
+  if (!made && target.type !== 'tapfd' && !o.tapName.includes('%')) {
+    made = await createTap(target, o.tapName, o.configure ? cfg : undefined);
+    configured = made && o.configure;
+  }
+  let opened: Awaited<ReturnType<typeof openTap>>;
+  try {
+    opened = await openTap(target, o.tapName, made);
+  } catch (e) {
+    if (made && !o.tapPrecreated) removeTap(target, o.tapName);
+    throw e;
+  }
+  if (o.tapPrecreated) o.tapPrecreated.attached = true;
+  log.info({ tap: opened.name, fd: opened.fd }, 'TAP device attached');
+  const tap = new TapPort(opened.fd, opened.name);
+  if (!o.configure) return tap;
+  try {
+    if (!configured) await configureInterface(target, cfg, opened.name);
+  } catch (e) {
+    await tap.close();
+    throw e;
+  }
+  log.info(
+    { tap: opened.name, addr: `${ipv4ToString(cfg.guest)}/${cfg.prefixLen}`, gw: ipv4ToString(cfg.gateway), mtu: cfg.mtu },
+    'interface configured',
+  );
+  return tap;
+}
+
 /** What serveNetwork needs: the stack and port options shared by attach and run. */
 export type NetworkOptions = Omit<AttachOptions, 'target' | 'netnsType' | 'usernsPath' | 'readyFd' | 'exitFd'>;
 
@@ -96,23 +139,35 @@ export interface Served {
  * TAP later fails. On error everything opened so far is released.
  */
 export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: Target, log: Logger, onFailure: (err: Error) => void): Promise<Served> {
-  const opened = await openTap(target, o.tapName);
-  log.info({ tap: opened.name, fd: opened.fd }, 'TAP device attached');
-  const tap = new TapPort(opened.fd, opened.name);
+  // The API socket listens before the device exists, and the device appears
+  // already configured: a script that waits for tap0 finds everything ready,
+  // as with slirp4netns. Requests that come before the stack is built wait.
+  const backend = new LateBackend();
+  const forwards = new ForwardTable(backend, ipv4ToString(cfg.guest));
+  let api: ApiServer | undefined;
+  if (o.apiSocket !== undefined) {
+    api = new ApiServer(o.apiSocket, forwards, log);
+    await api.start().catch((e: Error) => {
+      throw new PrereqError(e.message);
+    });
+  }
+  let tap: TapPort;
   try {
-    if (o.configure) {
-      await configureInterface(target, cfg, opened.name);
-      log.info(
-        { tap: opened.name, addr: `${ipv4ToString(cfg.guest)}/${cfg.prefixLen}`, gw: ipv4ToString(cfg.gateway), mtu: cfg.mtu },
-        'interface configured',
-      );
-    }
+    tap = await attachDevice(o, cfg, target, log);
   } catch (e) {
-    await tap.close();
+    await api?.close();
     throw e;
   }
 
-  const { top, pcap, fault } = buildPorts(tap, o, log);
+  let ports: ReturnType<typeof buildPorts>;
+  try {
+    ports = buildPorts(tap, o, log);
+  } catch (e) {
+    await tap.close();
+    await api?.close();
+    throw e;
+  }
+  const { top, pcap, fault } = ports;
   const runtime = new Runtime(top, {
     config: cfg,
     log,
@@ -125,8 +180,7 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   tap.onBatchEnd = () => runtime.onBatchEnd();
 
   const forwarder = new Forwarder(runtime, log);
-  const forwards = new ForwardTable(forwarder, ipv4ToString(cfg.guest));
-  let api: ApiServer | undefined;
+  backend.bind(forwarder);
   // What escapes every guard is counted and logged; only a runaway loop of
   // such errors stops tsnet (guard.ts states the policy).
   const removeProcessGuard = installProcessGuard(runtime.guard, (err) =>
@@ -144,12 +198,6 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
     for (const spec of o.publish ?? []) {
       await forwards.add(spec).catch((e: Error) => {
         throw new PrereqError(`cannot publish ${spec.hostAddr}:${spec.hostPort} -> ${spec.guestPort}/${spec.proto}: ${e.message}`);
-      });
-    }
-    if (o.apiSocket !== undefined) {
-      api = new ApiServer(o.apiSocket, forwards, log);
-      await api.start().catch((e: Error) => {
-        throw new PrereqError(e.message);
       });
     }
   } catch (e) {

@@ -8,9 +8,9 @@
 // With --netns-type=tapfd the fd is inherited and only checked (TUNGETIFF),
 // or attached with TUNSETIFF when the parent passed a bare /dev/net/tun fd.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { closeFd, getIff, NativeError, pidfdGetfd, pidfdOpen, setIff } from '../../native/index.js';
+import { closeFd, getIff, NativeError, pidfdGetfd, pidfdOpen, setIff, setPersist } from '../../native/index.js';
 import { PrereqError } from './errors.js';
 import { nsenterArgs, type Target } from './target.js';
 
@@ -43,6 +43,8 @@ async function takeTunFdFrom(target: Target): Promise<number> {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let closed = false;
+  child.on('close', () => (closed = true));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const release = () => {
     child.stdin.end();
@@ -92,10 +94,55 @@ async function takeTunFdFrom(target: Target): Promise<number> {
   } finally {
     release();
     child.stdout.destroy();
+    // The helper exits once its stdin closes; wait for that (and its pipes),
+    // so no fd of ours outlives the open. Bounded: a wedged helper is not waited for.
+    if (!closed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000);
+        child.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   }
 }
 
-export async function openTap(target: Target, tapName: string): Promise<OpenedTap> {
+/** A device the slirp4netns launcher made ahead of time, and how it entered the namespaces to make it. */
+export interface PrecreatedTap {
+  name: string;
+  nsenter: string[];
+  /** -c: the launcher also ran the configuration (src/launcher/configure.ts's commands). */
+  configured: boolean;
+}
+
+/** Takes the launcher's note from the environment (and removes it, so no helper inherits it). */
+export function takePrecreatedTap(env: NodeJS.ProcessEnv = process.env): PrecreatedTap | undefined {
+  const name = env.TSNET_TAP_PRECREATED;
+  const how = env.TSNET_TAP_NSENTER;
+  const configured = env.TSNET_TAP_CONFIGURED === '1';
+  delete env.TSNET_TAP_PRECREATED;
+  delete env.TSNET_TAP_NSENTER;
+  delete env.TSNET_TAP_CONFIGURED;
+  if (!name || !how) return undefined;
+  return { name, nsenter: how.split('\n').filter(Boolean), configured };
+}
+
+/**
+ * Removes a device the launcher made when tsnet stops before attaching to it
+ * (bad arguments, an unreachable target): the same nsenter, `ip link del`.
+ * Best effort, synchronous (it runs on the way out).
+ */
+export function removePrecreatedTap(pre: PrecreatedTap): void {
+  spawnSync('nsenter', [...pre.nsenter, '--', 'ip', 'link', 'del', 'dev', pre.name], { stdio: 'ignore', timeout: 5000 });
+}
+
+/**
+ * The TAP fd for `target`. `precreated`: the slirp4netns launcher already made
+ * `tapName` as a persistent device (so that it exists before the runtime
+ * loads); we attach to it and drop its persistence, so it goes away with us.
+ */
+export async function openTap(target: Target, tapName: string, precreated = false): Promise<OpenedTap> {
   if (target.type === 'tapfd') {
     try {
       const info = getIff(target.fd);
@@ -115,6 +162,7 @@ export async function openTap(target: Target, tapName: string): Promise<OpenedTa
   const fd = await takeTunFdFrom(target);
   try {
     const name = setIff(fd, tapName);
+    if (precreated) setPersist(fd, false);
     return { fd, name };
   } catch (e) {
     closeFd(fd);

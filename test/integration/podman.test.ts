@@ -26,7 +26,7 @@ function has(cmd: string): boolean {
 const ready = integrationSkip === '' && runAs !== null && has('podman') && has('runc') && fs.existsSync('/bin/busybox');
 
 describe.skipIf(!ready)('podman on tsnet (--network-cmd-path, rootless)', () => {
-  const slirpBin = path.join(stageDir, 'dist/src/cli/slirp4netns.js');
+  const slirpBin = path.join(stageDir, 'dist/src/cli/slirp4netns');
   let dir = '';
   let env: Record<string, string> = {};
 

@@ -14,7 +14,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { apiCall } from '../../bench/api-client.js';
 import { httpPoll, integrationSkip, killAll, runAs, spawnAs, stageDir, userTempDir, namespaceFixture } from './harness.js';
 
-const slirpBin = path.join(stageDir, 'dist/src/cli/slirp4netns.js');
+// The bin engines run: the launcher (src/cli/slirp4netns.sh), which execs the Node.js entry.
+const slirpBin = path.join(stageDir, 'dist/src/cli/slirp4netns');
 
 function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve) => {
@@ -29,13 +30,13 @@ describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument ve
   const fx = namespaceFixture('tsnet-s4-');
 
   it('--help exits 0 and names the options podman and rootlesskit grep for; bad args print usage and exit 1', async () => {
-    const help = spawnAs(process.execPath, [slirpBin, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const help = spawnAs(slirpBin, ['--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const text = await readAll(help.stdout!);
     expect(await new Promise((r) => help.on('exit', r))).toBe(0);
     for (const o of ['--disable-host-loopback', '--mtu', '--enable-sandbox', '--enable-seccomp', '--enable-ipv6', '--api-socket', '--netns-type', '--userns-path']) {
       expect(text).toContain(o);
     }
-    const bad = spawnAs(process.execPath, [slirpBin, '--bogus'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const bad = spawnAs(slirpBin, ['--bogus'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const err = await readAll(bad.stderr!);
     expect(await new Promise((r) => bad.on('exit', r))).toBe(1);
     expect(err).toMatch(/unrecognized option '--bogus'\nUsage: slirp4netns/);
@@ -45,7 +46,7 @@ describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument ve
     const sock = path.join(fx.tmp, 'api.sock');
     const proc = spawnAs(
       'nsenter',
-      ['--preserve-credentials', '-U', '-t', String(fx.ns.pid), '--', process.execPath, slirpBin,
+      ['--preserve-credentials', '-U', '-t', String(fx.ns.pid), '--', slirpBin,
         '--disable-host-loopback', '--mtu=65520', '--enable-sandbox', '--enable-seccomp', '--enable-ipv6',
         '-c', '-e', '3', '-r', '4', '--api-socket', sock, '--netns-type=path', `/proc/${fx.ns.pid}/ns/net`, 'tap0'],
       { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
@@ -71,7 +72,7 @@ describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument ve
   it('attaches to an existing TAP of that name instead of recreating it', async () => {
     expect((await fx.ns.exec(['ip', 'tuntap', 'add', 'tap0', 'mode', 'tap'])).code).toBe(0);
     const before = (await fx.ns.exec(['ip', '-o', 'link', 'show', 'tap0'])).stdout.split(':')[0];
-    const proc = spawnAs(process.execPath, [slirpBin, '-c', '-r', '3', String(fx.ns.pid), 'tap0'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    const proc = spawnAs(slirpBin, ['-c', '-r', '3', String(fx.ns.pid), 'tap0'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
     expect(await readAll(proc.stdio[3] as NodeJS.ReadableStream)).toBe('1');
     expect((await fx.ns.exec(['ip', '-o', 'link', 'show', 'tap0'])).stdout.split(':')[0]).toBe(before); // same ifindex
     expect((await fx.ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2'])).stdout).toMatch(/1 received/);
@@ -82,7 +83,7 @@ describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument ve
 
   it("rootlesskit's way: by PID from outside, no -c (tap0 configured by the caller)", async () => {
     const sock = path.join(fx.tmp, 'api.sock');
-    const proc = spawnAs(process.execPath, [slirpBin, '--mtu', '65520', '-r', '3', '--disable-host-loopback', '--api-socket', sock, String(fx.ns.pid), 'tap0'], {
+    const proc = spawnAs(slirpBin, ['--mtu', '65520', '-r', '3', '--disable-host-loopback', '--api-socket', sock, String(fx.ns.pid), 'tap0'], {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
     });
     expect(await readAll(proc.stdio[3] as NodeJS.ReadableStream)).toBe('1');

@@ -1,0 +1,217 @@
+#!/bin/sh
+# slirp4netns (tsnet's drop-in), the command engines run: makes the TAP
+# device first, then runs tsnet's Node.js entry (slirp4netns.js beside it).
+#
+# Why a shell first: scripts written for slirp4netns start it in the
+# background and configure the TAP at once (slirp4netns has it ~30 ms after
+# exec), while a Node.js runtime needs 60-100 ms just to start. This launcher
+# (POSIX sh, util-linux's nsenter, iproute2's ip: a few milliseconds) creates
+# the device as a persistent TAP inside the target's network namespace, then
+# execs the entry with TSNET_TAP_PRECREATED=<name> (and TSNET_TAP_NSENTER, the
+# nsenter arguments it used, one per line); tsnet attaches to the device and
+# drops its persistence, so it lives exactly as long as tsnet does, or removes
+# it the same way it was made if it stops before attaching (src/launcher/tap.ts).
+#
+# With -c it also configures the device in the same batch (slirp4netns makes
+# and configures it in one go; scripts wait for the device, then read its
+# address), and TSNET_TAP_CONFIGURED=1 tells tsnet it is done. With
+# --api-socket it leaves the device to tsnet, which makes it once the socket
+# listens (scripts call the API as soon as the device shows). When the
+# command line holds anything it does not know for certain (an unknown or
+# abbreviated option, combined short flags, --help, a tapfd target), it
+# creates nothing and leaves everything to the Node.js entry. Who to be inside the
+# target's user namespace follows src/launcher/target.ts: keep our
+# credentials where they map to root there (unshare -r), else become uid/gid
+# 0 (podman's keep-id and --uidmap).
+
+set -u
+entry="$(dirname "$(readlink -f "$0")")/slirp4netns.js"
+
+run_entry() {
+	exec node "$entry" "$@"
+}
+
+netns_type=pid
+userns_path=
+target=
+tap=tap0
+configure=0
+mtu=1500
+cidr=10.0.2.0/24
+mac=
+api=0
+npos=0
+want=
+plain=1
+ended=0
+for arg in "$@"; do
+	if [ -n "$want" ]; then
+		case $want in
+		netns-type) netns_type=$arg ;;
+		userns-path) userns_path=$arg ;;
+		mtu) mtu=$arg ;;
+		cidr) cidr=$arg ;;
+		macaddress) mac=$arg ;;
+		esac
+		want=
+		continue
+	fi
+	if [ "$ended" = 0 ]; then
+		case $arg in
+		--) ended=1; continue ;;
+		--netns-type=* | --userns-path=* | --mtu=* | --cidr=* | --macaddress=*)
+			opt=${arg%%=*}; want=${opt#--}
+			set_value=${arg#*=}
+			case $want in
+			netns-type) netns_type=$set_value ;;
+			userns-path) userns_path=$set_value ;;
+			mtu) mtu=$set_value ;;
+			cidr) cidr=$set_value ;;
+			macaddress) mac=$set_value ;;
+			esac
+			want=
+			continue ;;
+		--netns-type | --userns-path | --mtu | --cidr | --macaddress) want=${arg#--}; continue ;;
+		-m) want=mtu; continue ;;
+		-m[0-9]*) mtu=${arg#-m}; continue ;;
+		--api-socket | --api-socket=* | -a | -a?*) api=1; continue ;;
+		--exit-fd | --ready-fd | --target-type | --outbound-addr | --outbound-addr6 | -e | -r)
+			want=value; continue ;;
+		--exit-fd=* | --ready-fd=* | --target-type=* | --outbound-addr=* | --outbound-addr6=* | -e[0-9]* | -r[0-9]*)
+			continue ;;
+		--configure | -c) configure=1; continue ;;
+		--disable-host-loopback | --no-host-loopback | --enable-sandbox | --create-sandbox | --enable-seccomp | --enable-ipv6 | -6 | --disable-dns)
+			continue ;;
+		-*) plain=0; break ;;
+		esac
+	fi
+	npos=$((npos + 1))
+	case $npos in
+	1) target=$arg ;;
+	2) tap=$arg ;;
+	*) plain=0 ;;
+	esac
+done
+
+# With --api-socket tsnet makes the device itself, once the socket listens
+# (scripts that wait for the device then call the API at once).
+if [ "$plain" = 0 ] || [ "$api" = 1 ] || [ -n "$want" ] || [ -z "$target" ]; then run_entry "$@"; fi
+
+# The user namespace to enter (when it is not ours) and the network namespace.
+case $netns_type in
+pid)
+	case $target in '' | *[!0-9]*) run_entry "$@" ;; esac
+	[ -n "$userns_path" ] || userns_path=/proc/$target/ns/user
+	netns=/proc/$target/ns/net
+	;;
+path) netns=$target ;;
+*) run_entry "$@" ;;
+esac
+
+enter_user=
+creds=--preserve-credentials
+if [ -n "$userns_path" ] && [ "$(readlink "$userns_path" 2>/dev/null)" != "$(readlink /proc/self/ns/user)" ]; then
+	enter_user=1
+	case $userns_path in
+	/proc/[0-9]*/ns/user)
+		inside=$(awk -v u="$(id -u)" '$2 <= u && u < $2 + $3 { print $1 + u - $2; exit }' "${userns_path%/ns/user}/uid_map" 2>/dev/null)
+		if [ -n "$inside" ] && [ "$inside" != 0 ]; then creds=--setuid=0; fi
+		;;
+	esac
+fi
+
+# The nsenter arguments, one per line, also handed to tsnet for the clean-up.
+if [ -n "$enter_user" ]; then
+	if [ "$creds" = --preserve-credentials ]; then
+		how="--preserve-credentials
+--user=$userns_path"
+	else
+		how="--setuid=0
+--setgid=0
+--user=$userns_path"
+	fi
+	how="$how
+--net=$netns"
+else
+	how="--net=$netns"
+fi
+# With -c the device is also configured now, as slirp4netns does it in one go
+# (the same commands as src/launcher/configure.ts, from the same values): a
+# script that waits for the device then finds its address. Only canonical
+# values are used; anything else is left to tsnet, which reports it.
+octets() { # a.b.c.d -> a 32-bit number, or failure
+	(
+		IFS=.
+		# shellcheck disable=SC2086 # split on dots
+		set -- $1
+		[ $# -eq 4 ] || exit 1
+		for o in "$@"; do
+			case $o in '' | *[!0-9]* | 0?*) exit 1 ;; esac
+			[ "$o" -le 255 ] || exit 1
+		done
+		echo $((($1 << 24) | ($2 << 16) | ($3 << 8) | $4))
+	)
+}
+dotted() { echo "$((($1 >> 24) & 255)).$((($1 >> 16) & 255)).$((($1 >> 8) & 255)).$(($1 & 255))"; }
+# The batch (src/launcher/configure.ts's creationCommands, line for line): with
+# -c the device is made and configured as $tmp, then renamed, brought up and
+# routed, so it never shows half-configured under its name.
+tmp=tsn$$
+batch="tuntap add dev $tap mode tap"
+renamed_at=1
+configured=0
+if [ "$configure" = 1 ]; then
+	prefix=${cidr#*/}
+	addr=${cidr%/*}
+	[ -n "$mac" ] && mac=$(printf '%s' "$mac" | tr 'A-F' 'a-f')
+	case $mtu in '' | *[!0-9]* | 0?*) configure=0 ;; *) { [ "$mtu" -ge 68 ] && [ "$mtu" -le 65521 ]; } || configure=0 ;; esac
+	case $prefix in '' | *[!0-9]* | 0?*) configure=0 ;; *) { [ "$prefix" -ge 1 ] && [ "$prefix" -le 25 ]; } || configure=0 ;; esac
+	case $mac in '' | [0-9a-f][02468ace]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]) ;; *) configure=0 ;; esac
+	if [ "$configure" = 1 ] && ip_n=$(octets "$addr"); then
+		mask=$(((0xffffffff << (32 - prefix)) & 0xffffffff))
+		if [ $((ip_n & mask)) -eq "$ip_n" ]; then
+			batch="tuntap add dev $tmp mode tap
+link set lo up
+link set $tmp mtu $mtu"
+			renamed_at=3
+			if [ -n "$mac" ]; then
+				batch="$batch
+link set $tmp address $mac"
+				renamed_at=4
+			fi
+			batch="$batch
+addr add $(dotted $((ip_n + 100)))/$prefix dev $tmp
+link set $tmp name $tap
+link set $tap up
+route add default via $(dotted $((ip_n + 2))) dev $tap"
+			renamed_at=$((renamed_at + 2))
+			configured=1
+		fi
+	fi
+fi
+
+old_ifs=$IFS
+IFS='
+'
+if [ -n "${TSNET_LAUNCHER_PRINT:-}" ]; then printf '%s\n' "$batch"; exit 0; fi # for tests: the batch only
+# ip stops at the first failing command and names it ("Command failed -:N").
+# shellcheck disable=SC2086 # split on newlines only: each line is one argument
+err=$(printf '%s\n' "$batch" | nsenter $how -- ip -batch - 2>&1 >/dev/null)
+rc=$?
+failed_at=$(printf '%s\n' "$err" | sed -n 's/.*Command failed -:\([0-9]*\).*/\1/p')
+if [ "$rc" = 0 ]; then
+	TSNET_TAP_PRECREATED=$tap
+	TSNET_TAP_NSENTER=$how
+	export TSNET_TAP_PRECREATED TSNET_TAP_NSENTER
+	if [ "$configured" = 1 ]; then
+		TSNET_TAP_CONFIGURED=1
+		export TSNET_TAP_CONFIGURED
+	fi
+elif [ "$configured" = 1 ] && [ -n "$failed_at" ] && [ "$failed_at" -ge 2 ]; then
+	# Undo what was made; tsnet then makes (or finds) the device and reports.
+	if [ "$failed_at" -le "$renamed_at" ]; then gone=$tmp; else gone=$tap; fi
+	# shellcheck disable=SC2086
+	nsenter $how -- ip link del dev "$gone" >/dev/null 2>&1
+fi
+IFS=$old_ifs
+run_entry "$@"
