@@ -15,6 +15,7 @@ export {
   setNonBlocking as setFdNonBlocking,
   strerror,
   throwErrno,
+  unlinkAtIfSame,
   O_CLOEXEC,
   O_NONBLOCK,
   O_RDONLY,

@@ -251,3 +251,27 @@ export function eventfd(initval = 0, flags = EFD_NONBLOCK | EFD_CLOEXEC): number
   if (fd < 0) throwErrno('eventfd');
   return fd;
 }
+
+const unlinkatFn = libc.func('int unlinkat(int dirfd, const char *path, int flags)') as unknown as (dirfd: number, path: string, flags: number) => number;
+const fstatatFn = libc.func('int fstatat(int dirfd, const char *path, void *buf, int flags)') as unknown as (
+  dirfd: number,
+  path: string,
+  buf: Uint8Array,
+  flags: number,
+) => number;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const STAT_SIZE = 256; // larger than struct stat on x86_64 (144) and aarch64 (128)
+const STAT_INO_OFF = 8; // st_ino follows the 8-byte st_dev on both
+
+/**
+ * Removes `name` from the directory open as `dirfd` if it is still the file
+ * with inode `ino` (so a file someone else put there since is left alone).
+ * Works where the directory is no longer reachable by path (a sandbox's
+ * detached old root). True if removed.
+ */
+export function unlinkAtIfSame(dirfd: number, name: string, ino: number): boolean {
+  const st = Buffer.alloc(STAT_SIZE);
+  if (fstatatFn(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) return false;
+  if (Number(st.readBigUInt64LE(STAT_INO_OFF)) !== ino) return false;
+  return unlinkatFn(dirfd, name, 0) === 0;
+}

@@ -108,6 +108,7 @@ networkOptions(
       new Option('--netns-type <type>', 'what <target> names: pid, path or tapfd').argParser(netnsTypeOption).default('pid'),
     )
     .option('--userns-path <path>', 'user namespace to join (default: the target process\'s own; with --netns-type=path: none)')
+    .option('--enable-sandbox', 'once everything is open: a root holding only /etc and /run, no capability but cap_net_bind_service, no_new_privs (started through src/cli/sandbox.sh)', false)
     .option('--enable-seccomp', 'once serving, block syscalls tsnet never needs again (execve, mount, setns, unshare, ptrace, ...) with EPERM, on every thread', false)
     .option('-r, --ready-fd <fd>', 'write "1" to this fd and close it once the stack is serving', fdOption)
     .option('-e, --exit-fd <fd>', 'exit when this fd hangs up (its other end is closed)', fdOption),
@@ -124,6 +125,7 @@ networkOptions(
     readyFd: o.readyFd,
     exitFd: o.exitFd,
     enableSeccomp: o.enableSeccomp,
+    enableSandbox: o.enableSandbox,
   });
 });
 

@@ -31,6 +31,20 @@ run_entry() {
 	exec node "$entry" "$@"
 }
 
+# --enable-sandbox: tsnet starts inside its namespace (src/cli/sandbox.sh), in
+# the target's user namespace as the TAP is made in it. (When this launcher
+# cannot tell, run_entry hands over and tsnet starts itself through it.)
+run_sandboxed() {
+	if [ -n "$enter_user" ]; then
+		sb_userns=$userns_path
+		if [ "$creds" = --preserve-credentials ]; then sb_creds=keep; else sb_creds=root; fi
+	else
+		sb_userns=
+		sb_creds=keep
+	fi
+	exec sh "$(dirname "$entry")/sandbox.sh" "$sb_userns" "$sb_creds" -- node "$entry" "$@"
+}
+
 netns_type=pid
 userns_path=
 target=
@@ -40,6 +54,7 @@ mtu=1500
 cidr=10.0.2.0/24
 mac=
 api=0
+sandbox=0
 npos=0
 want=
 plain=1
@@ -80,7 +95,8 @@ for arg in "$@"; do
 		--exit-fd=* | --ready-fd=* | --target-type=* | --outbound-addr=* | --outbound-addr6=* | -e[0-9]* | -r[0-9]*)
 			continue ;;
 		--configure | -c) configure=1; continue ;;
-		--disable-host-loopback | --no-host-loopback | --enable-sandbox | --create-sandbox | --enable-seccomp | --enable-ipv6 | -6 | --disable-dns)
+		--enable-sandbox | --create-sandbox) sandbox=1; continue ;;
+		--disable-host-loopback | --no-host-loopback | --enable-seccomp | --enable-ipv6 | -6 | --disable-dns)
 			continue ;;
 		-*) plain=0; break ;;
 		esac
@@ -93,9 +109,7 @@ for arg in "$@"; do
 	esac
 done
 
-# With --api-socket tsnet makes the device itself, once the socket listens
-# (scripts that wait for the device then call the API at once).
-if [ "$plain" = 0 ] || [ "$api" = 1 ] || [ -n "$want" ] || [ -z "$target" ]; then run_entry "$@"; fi
+if [ "$plain" = 0 ] || [ -n "$want" ] || [ -z "$target" ]; then run_entry "$@"; fi
 
 # The user namespace to enter (when it is not ours) and the network namespace.
 case $netns_type in
@@ -190,6 +204,13 @@ route add default via $(dotted $((ip_n + 2))) dev $tap"
 	fi
 fi
 
+# With --api-socket tsnet makes the device itself, once the socket listens
+# (scripts that wait for the device call the API at once).
+if [ "$api" = 1 ]; then
+	if [ "$sandbox" = 1 ]; then run_sandboxed "$@"; fi
+	run_entry "$@"
+fi
+
 old_ifs=$IFS
 IFS='
 '
@@ -214,4 +235,5 @@ elif [ "$configured" = 1 ] && [ -n "$failed_at" ] && [ "$failed_at" -ge 2 ]; the
 	nsenter $how -- ip link del dev "$gone" >/dev/null 2>&1
 fi
 IFS=$old_ifs
+if [ "$sandbox" = 1 ]; then run_sandboxed "$@"; fi
 run_entry "$@"

@@ -27,7 +27,7 @@ User-mode networking for unprivileged network namespaces, provided by tsnet
 --disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace
 --netns-type=TYPE        specify network namespace type ([path|pid|tapfd], default=pid)
 --userns-path=PATH       specify user namespace path
---enable-sandbox         accepted for compatibility; tsnet does not create a sandbox (no mount namespace, no capability drop)
+--enable-sandbox         create a new mount namespace (and drop all caps except CAP_NET_BIND_SERVICE if running as the root)
 --enable-seccomp         enable seccomp to block some syscalls (execve, mount, setns, unshare, ptrace, ...)
 --outbound-addr=IPv4     bind outgoing TCP/UDP sockets to this address (or interface)
 --outbound-addr6=IPv6    accepted; ignored until tsnet serves IPv6
@@ -278,6 +278,7 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
     outboundAddr,
     apiSocket: a.apiSocket,
     enableSeccomp: a.enableSeccomp,
+    enableSandbox: a.enableSandbox,
     tapPrecreated: precreatedName === a.tapName ? precreated : undefined,
     udpIdleMs: 60_000,
     // Engines cannot pass tsnet's own flags; these environment variables can.

@@ -24,7 +24,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { capGet, capNames, probeBlocked } from '../../native/index.js';
+import { capGet, capNames, probeBlocked, unlinkAtIfSame } from '../../native/index.js';
 import type { Logger } from './log.js';
 import { DEFAULT_HOST_ADDR, type ForwardSpec, type Proto } from './forward-spec.js';
 
@@ -319,6 +319,8 @@ export class ApiServer {
   private ready = false;
   /** The inode we bound, so close() never unlinks someone else's file. */
   private ino: number | undefined;
+  /** The socket's directory, held open: a sandbox hides the path, and close() still removes the socket. */
+  private dirFd: number | undefined;
   private readonly timeoutMs: number;
 
   constructor(
@@ -363,6 +365,7 @@ export class ApiServer {
       // The socket was created 0777 & ~umask; nobody was served in between.
       fs.chmodSync(this.path, 0o600);
       this.ino = fs.lstatSync(this.path).ino;
+      this.dirFd = fs.openSync(path.dirname(this.path), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     } catch (e) {
       server.close();
       fs.rmSync(this.path, { force: true });
@@ -385,10 +388,11 @@ export class ApiServer {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     // Node unlinks a pipe it bound when the server closes; make sure, but only
     // if the file is still ours.
-    try {
-      if (fs.lstatSync(this.path).ino === this.ino) fs.unlinkSync(this.path);
-    } catch {
-      // already gone
+    const dirFd = this.dirFd;
+    this.dirFd = undefined;
+    if (dirFd !== undefined) {
+      if (this.ino !== undefined) unlinkAtIfSame(dirFd, path.basename(this.path), this.ino);
+      fs.closeSync(dirFd);
     }
   }
 

@@ -4,9 +4,10 @@
 // the shell's wiring: launcher (fd, configuration) → ports → stack → exit.
 
 import fs from 'node:fs';
-import { installSeccomp, onPidExit, sharedPoller } from '../../native/index.js';
+import { enterSandbox, execReplace, installSeccomp, onPidExit, sharedPoller } from '../../native/index.js';
+import { fileURLToPath } from 'node:url';
 import { PrereqError } from '../launcher/errors.js';
-import { checkTarget, parseTarget, type NetnsType, type Target } from '../launcher/target.js';
+import { checkTarget, parseTarget, sandboxUserns, type NetnsType, type Target } from '../launcher/target.js';
 import { openTap } from '../launcher/tap.js';
 import { configureInterface, createTap, removeTap } from '../launcher/configure.js';
 import { makeConfig, type StackConfig } from '../stack/config.js';
@@ -53,8 +54,12 @@ export interface AttachOptions {
    * configured it: `configured`); `attached` is set once tsnet holds it.
    */
   tapPrecreated?: { attached: boolean; configured: boolean };
-  /** --enable-seccomp: the filter in native/seccomp.ts, installed once serving. */
+  /** --enable-seccomp: the filter in native/seccomp.ts, installed once everything is open. */
   enableSeccomp?: boolean;
+  /** --enable-sandbox: native/sandbox.ts's root and capability drop (the launcher made the namespace). */
+  enableSandbox?: boolean;
+  /** Called once everything is open and configured, just before the TAP starts moving frames. */
+  beforeStart?: () => void;
 }
 
 function checkFd(fd: number, flag: string): void {
@@ -204,6 +209,12 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
     await release();
     throw e;
   }
+  try {
+    o.beforeStart?.();
+  } catch (e) {
+    await release();
+    throw e;
+  }
   tap.onFailure = onFailure;
   tap.start();
   log.info({ engine: tap.engine, gateway: ipv4ToString(cfg.gateway), dns: ipv4ToString(cfg.dns) }, 'stack serving');
@@ -223,18 +234,58 @@ export function statsOnSignal(served: Served): () => void {
 }
 
 /**
- * --enable-seccomp, after the last helper (nsenter, ip) has run: the filter
- * on every thread, and slirp4netns's line naming what it blocks (stdout).
+ * Once everything is open and the last helper (nsenter, ip) has run, before
+ * the first frame: --enable-sandbox (the new root, the capability drop),
+ * then --enable-seccomp (the filter on every thread, and slirp4netns's line
+ * naming what it blocks, on stdout). The sandbox alone still installs a
+ * filter that blocks nothing: that is how no_new_privs reaches every thread.
  */
-function lockDown(log: Logger): void {
+function confine(o: AttachOptions, log: Logger): void {
+  if (o.enableSandbox) {
+    const resolv = o.resolvConf ?? '/etc/resolv.conf';
+    let real = resolv;
+    try {
+      real = fs.realpathSync(resolv);
+    } catch {
+      // not there (yet): judged by its name
+    }
+    if (!/^\/(etc|run)\//.test(real)) {
+      log.warn({ file: resolv }, 'sandbox: the resolv.conf is outside /etc and /run, so changes to it are not seen from now on');
+    }
+    let r: ReturnType<typeof enterSandbox>;
+    try {
+      r = enterSandbox();
+    } catch (e) {
+      throw new PrereqError(`--enable-sandbox: ${(e as Error).message}`);
+    }
+    if (r.threadsWithCaps.length > 0) {
+      log.info({ threads: r.threadsWithCaps }, 'sandbox: threads started before the drop keep their capabilities (one uid is mapped, so they cannot be moved off uid 0)');
+    }
+    log.info({ uid: r.uid }, 'sandbox entered: root holds /etc and /run, capabilities down to cap_net_bind_service');
+  }
+  if (!o.enableSeccomp && !o.enableSandbox) return;
   let blocked: string[];
   try {
-    blocked = installSeccomp();
+    blocked = installSeccomp({ allowAll: !o.enableSeccomp });
   } catch (e) {
-    throw new PrereqError(`--enable-seccomp: cannot install the seccomp filter (${(e as Error).message}); this kernel lacks seccomp filters, or drop the flag`);
+    const flag = o.enableSeccomp ? '--enable-seccomp' : '--enable-sandbox';
+    throw new PrereqError(`${flag}: cannot install the seccomp filter (${(e as Error).message}); this kernel lacks seccomp filters, or drop the flag`);
   }
+  if (!o.enableSeccomp) return;
   process.stdout.write(`seccomp: The following syscalls will be blocked by seccomp: ${blocked.join(' ')}.\n`);
   log.info({ blocked: blocked.length }, 'seccomp filter installed');
+}
+
+/**
+ * --enable-sandbox asked of a process the launcher did not start in its
+ * namespace (tsnet attach run directly): start again, same PID and
+ * arguments, through src/cli/sandbox.sh. Never returns.
+ */
+function reexecInSandbox(o: AttachOptions, target: Target): never {
+  const { userns, creds } = sandboxUserns(target);
+  const script = fileURLToPath(new URL('../cli/sandbox.sh', import.meta.url));
+  const keep = [o.readyFd, o.exitFd, target.type === 'tapfd' ? target.fd : undefined].filter((f): f is number => f !== undefined);
+  execReplace('/bin/sh', ['sh', script, userns, creds, '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env, keep);
 }
 
 /** Writes "1" to the --ready-fd and closes it; a descriptor that cannot take it is a prerequisite error. */
@@ -263,6 +314,7 @@ export async function runAttach(o: AttachOptions): Promise<number> {
   const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, macAddress: o.macAddress, disableHostLoopback: o.disableHostLoopback });
   const target = parseTarget(o.target, o.netnsType, o.usernsPath);
   checkTarget(target);
+  if (o.enableSandbox && process.env.TSNET_SANDBOX_NS !== '1') reexecInSandbox(o, target);
 
   let stopReason: string | undefined;
   let exitCode = 0;
@@ -287,7 +339,7 @@ export async function runAttach(o: AttachOptions): Promise<number> {
 
   let served: Served;
   try {
-    served = await serveNetwork(o, cfg, target, log, (err) => stop(`TAP device failed: ${err.message}`, 1));
+    served = await serveNetwork({ ...o, beforeStart: () => confine(o, log) }, cfg, target, log, (err) => stop(`TAP device failed: ${err.message}`, 1));
   } catch (e) {
     await cancelPidWatch?.();
     await sharedPoller().close();
@@ -311,7 +363,6 @@ export async function runAttach(o: AttachOptions): Promise<number> {
         stop(`exit fd ${exitFd} hung up`);
       });
     }
-    if (o.enableSeccomp) lockDown(log);
     if (o.readyFd !== undefined) signalReady(o.readyFd);
     await stopped;
     log.info({ reason: stopReason }, 'stopping');

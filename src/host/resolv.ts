@@ -28,7 +28,11 @@ export class Resolvers {
     this.reload();
   }
 
-  /** The nameservers, re-reading the file when it changed (cheap stat). */
+  /**
+   * The nameservers, re-reading the file when it changed (cheap stat). A file
+   * that cannot be read (gone for a moment while it is replaced, or outside a
+   * sandbox's root) leaves the last list in place.
+   */
   get(): string[] {
     this.reload();
     return this.list;
@@ -42,7 +46,6 @@ export class Resolvers {
       this.list = parseResolvConf(fs.readFileSync(this.path, 'utf8'));
     } catch {
       this.mtimeMs = -1;
-      this.list = [];
     }
   }
 }

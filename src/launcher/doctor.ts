@@ -140,6 +140,26 @@ export function checkPing(): Check {
   };
 }
 
+/**
+ * What --enable-seccomp and --enable-sandbox need: seccomp filters in the
+ * kernel (/proc/self/status has Seccomp_filters), and a user namespace to
+ * make the sandbox's mount namespace in (the user namespace check above).
+ */
+export function checkSandbox(status = readTrim('/proc/self/status') ?? '', userns = checkUserNamespaces()): Check {
+  const filters = /^Seccomp_filters:/m.test(status);
+  const seccomp = /^Seccomp:/m.test(status);
+  const missing: string[] = [];
+  if (!seccomp || !filters) missing.push(seccomp ? 'the kernel has seccomp but not seccomp filters (CONFIG_SECCOMP_FILTER)' : 'the kernel has no seccomp (CONFIG_SECCOMP)');
+  if (!userns.ok) missing.push('no unprivileged user namespaces (see above)');
+  return {
+    name: 'sandbox',
+    ok: missing.length === 0,
+    detail: missing.length === 0 ? '--enable-sandbox and --enable-seccomp can be used (seccomp filters, user namespaces)' : missing.join('; '),
+    fix: missing.length === 0 ? undefined : 'optional: without them --enable-sandbox / --enable-seccomp exit with an error; tsnet run starts without them and says so',
+    required: false,
+  };
+}
+
 export function checkNode(version = process.versions.node): Check {
   const major = Number(version.split('.')[0]);
   return {
@@ -152,15 +172,17 @@ export function checkNode(version = process.versions.node): Check {
 }
 
 export function runChecks(): Check[] {
+  const userns = checkUserNamespaces();
   return [
     checkKernel(),
     checkTunDevice(),
-    checkUserNamespaces(),
+    userns,
     checkTool('unshare', ['--version'], 'util-linux', true, 'creates namespaces'),
     checkTool('nsenter', ['--version'], 'util-linux', true, 'enters the target namespace'),
     checkTool('ip', ['-V'], 'iproute2', true, 'configures the interface (-c)'),
     checkSubordinateIds(),
     checkPing(),
+    checkSandbox(undefined, userns),
     checkNode(),
   ];
 }

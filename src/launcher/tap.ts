@@ -134,7 +134,18 @@ export function takePrecreatedTap(env: NodeJS.ProcessEnv = process.env): Precrea
  * Best effort, synchronous (it runs on the way out).
  */
 export function removePrecreatedTap(pre: PrecreatedTap): void {
-  spawnSync('nsenter', [...pre.nsenter, '--', 'ip', 'link', 'del', 'dev', pre.name], { stdio: 'ignore', timeout: 5000 });
+  // Started sandboxed, tsnet may be inside that user namespace by now: then it is not entered again.
+  const joined = pre.nsenter.find((a) => a.startsWith('--user='));
+  let args = pre.nsenter;
+  try {
+    if (joined && fs.readlinkSync(joined.slice('--user='.length)) === fs.readlinkSync('/proc/self/ns/user')) {
+      args = args.filter((a) => !/^--(user=|preserve-credentials|setuid=|setgid=)/.test(a));
+    }
+  } catch {
+    // the namespace is gone: nothing to remove from
+    return;
+  }
+  spawnSync('nsenter', [...args, '--', 'ip', 'link', 'del', 'dev', pre.name], { stdio: 'ignore', timeout: 5000 });
 }
 
 /**

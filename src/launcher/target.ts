@@ -128,3 +128,14 @@ export function nsenterArgs(t: Target, asRoot = false): string[] {
   }
   return args;
 }
+
+/**
+ * For --enable-sandbox (src/cli/sandbox.sh's arguments): the target's user
+ * namespace when it is not ours, and whether to join it keeping our
+ * credentials or as its root; an empty path when there is none to join.
+ */
+export function sandboxUserns(t: Target): { userns: string; creds: 'keep' | 'root' } {
+  const userns = usernsOf(t);
+  if (userns === undefined || nsId(userns) === nsId('/proc/self/ns/user')) return { userns: '', creds: 'keep' };
+  return { userns, creds: mapsUsToRoot(userns) === false ? 'root' : 'keep' };
+}

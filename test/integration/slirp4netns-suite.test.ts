@@ -35,7 +35,6 @@ const scripts = suite ? fs.readdirSync(suite).filter((f) => /^test-slirp4netns-.
 
 /** Scripts tsnet does not pass yet, and why (each is an `it.fails`: it turns red once fixed, so the entry goes). */
 const KNOWN_GAPS: Record<string, string> = {
-  'test-slirp4netns-sandbox': '--enable-sandbox is accepted and does nothing yet',
 };
 
 /**

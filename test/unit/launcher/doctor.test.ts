@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkKernel, checkNode, checkSubordinateIds, formatChecks, type Check } from '../../../src/launcher/doctor.js';
+import { checkKernel, checkNode, checkSandbox, checkSubordinateIds, formatChecks, type Check } from '../../../src/launcher/doctor.js';
 
 describe('tsnet doctor checks', () => {
   it('requires Linux 5.6 (pidfd_getfd) and Node.js 20', () => {
@@ -47,5 +47,20 @@ describe('tsnet doctor checks', () => {
     expect(r.text).toMatch(/^PROBLEM TUN device\s+mode 0600 — fix: chmod 0666$/m);
     expect(r.text).toMatch(/^note {4}ping/m);
     expect(r.text).toMatch(/tsnet cannot run here: TUN device\n$/);
+  });
+});
+
+describe('checkSandbox', () => {
+  const userOk = { name: 'user namespaces', ok: true, detail: '', required: true };
+  it('is fine with seccomp filters and user namespaces', () => {
+    expect(checkSandbox('Seccomp:\t0\nSeccomp_filters:\t0\n', userOk).ok).toBe(true);
+  });
+  it('names what is missing', () => {
+    expect(checkSandbox('Name:\tnode\n', userOk).detail).toMatch(/no seccomp/);
+    expect(checkSandbox('Seccomp:\t0\n', userOk).detail).toMatch(/not seccomp filters/);
+    const r = checkSandbox('Seccomp:\t0\nSeccomp_filters:\t0\n', { ...userOk, ok: false });
+    expect(r.ok).toBe(false);
+    expect(r.required).toBe(false);
+    expect(r.detail).toMatch(/user namespaces/);
   });
 });
