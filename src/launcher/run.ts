@@ -38,7 +38,7 @@ import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { sharedPoller } from '../../native/index.js';
+import { installSeccomp, sharedPoller } from '../../native/index.js';
 import { serveNetwork, statsOnSignal, type NetworkOptions } from '../host/attach.js';
 import { makeLogger } from '../host/log.js';
 import { makeConfig } from '../stack/config.js';
@@ -52,6 +52,8 @@ export interface RunOptions extends Omit<NetworkOptions, 'configure' | 'tapName'
   mapAuto: boolean;
   /** How long CMD may take to exit after a forwarded signal before the namespace is killed. */
   stopTimeoutMs?: number;
+  /** The seccomp filter (native/seccomp.ts) once CMD has been let go; on unless --no-seccomp. */
+  seccomp?: boolean;
 }
 
 const DEFAULT_STOP_TIMEOUT_MS = 3000;
@@ -242,6 +244,15 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   await Promise.race([staged, exited]);
   cleanupDir();
   ctl.end('go\n');
+  // tsnet will not run a program, mount, trace or enter a namespace again.
+  if (o.seccomp !== false) {
+    try {
+      const blocked = installSeccomp();
+      log.info({ blocked }, 'seccomp filter installed');
+    } catch (e) {
+      log.warn(`running without the seccomp filter: ${(e as Error).message} (tsnet doctor says what this host lacks; --no-seccomp silences this)`);
+    }
+  }
 
   const r = await exited;
   if (killTimer) clearTimeout(killTimer);

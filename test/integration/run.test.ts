@@ -42,6 +42,15 @@ function runDirsOf(tsnetPid: number): string[] {
   return fs.readdirSync(TSNET_TMP).filter((n) => n.startsWith(`tsnet-run-${tsnetPid}-`));
 }
 
+/** Resolves once tsnet's output (the workload shares its stdout) contains `text`. */
+async function waitForText(t: { stderr(): string }, text: string, timeoutMs = 15_000): Promise<void> {
+  const t0 = Date.now();
+  while (!t.stderr().includes(text)) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no "${text}" after ${timeoutMs} ms: ${t.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 function comm(pid: number): string {
   try {
     return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
@@ -85,6 +94,19 @@ describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
   it('propagates the exit status', async () => {
     const t = startTsnet(['run', '--log-level', 'error', '--', 'sh', '-c', 'exit 7']);
     expect((await t.exited).code).toBe(7);
+  });
+
+  it('runs tsnet under the seccomp filter once CMD has started (every thread), and without it given --no-seccomp', async () => {
+    for (const [flags, mode] of [[[], '2'], [['--no-seccomp'], '0']] as const) {
+      const t = startTsnet(['run', '--log-level', 'error', ...flags, '--', 'sh', '-c', 'ping -c 1 -W 2 10.0.2.2 >/dev/null && echo net-ok; sleep 1008']);
+      const pid = t.proc.pid!;
+      await waitForText(t, 'net-ok');
+      for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+        expect(fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8')).toMatch(new RegExp(`^Seccomp:\\s+${mode}$`, 'm'));
+      }
+      t.proc.kill('SIGTERM');
+      expect((await t.exited).code).toBe(143);
+    }
   });
 
   it('SIGTERM ends `sleep 100` (PID 1, no handler) promptly with 143 and leaves nothing running', async () => {
