@@ -143,6 +143,17 @@ const LONG: Record<string, Spec> = {
 
 const SHORT: Record<string, string> = { c: 'configure', e: 'exit-fd', r: 'ready-fd', m: 'mtu', '6': 'enable-ipv6', a: 'api-socket', h: 'help', v: 'version' };
 
+/** The long option `given` names, exactly or as an unambiguous prefix, with getopt_long's messages. */
+function longName(given: string): string {
+  if (LONG[given]) return given;
+  const matches = Object.keys(LONG).filter((k) => k.startsWith(given));
+  if (given !== '' && matches.length === 1) return matches[0]!;
+  if (given !== '' && matches.length > 1) {
+    throw new UsageError(`option '--${given}' is ambiguous; possibilities: ${matches.map((m) => `'--${m}'`).join(' ')}`);
+  }
+  throw new UsageError(`unrecognized option '--${given}'`);
+}
+
 /** Parses argv (without node and script) the way getopt_long does for slirp4netns. */
 export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsArgs {
   const a: Slirp4netnsArgs = {
@@ -169,9 +180,10 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsArgs {
     }
     if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
-      const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      const spec = LONG[name];
-      if (!spec) throw new UsageError(`unrecognized option '--${name}'`);
+      const given = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      // getopt_long takes any unambiguous prefix (--disable-host, --conf).
+      const name = longName(given);
+      const spec = LONG[name]!;
       if (!spec.takes) {
         if (eq >= 0) throw new UsageError(`option '--${name}' doesn't allow an argument`);
         spec.set(a, '');

@@ -29,6 +29,12 @@ describe('slirp4netns command line', () => {
     expect(a).toMatchObject({ configure: true, enableIpv6: true, exitFd: 3, mtu: 1500, disableHostLoopback: true, enableSandbox: true, cidr: '10.0.135.128/25', tapName: 'tap0' });
   });
 
+  it('takes unambiguous prefixes of long options, as getopt_long does; an ambiguous one is an error naming the candidates', () => {
+    const a = parseSlirp4netnsArgs(['--conf', '--disable-host', '--mt=9000', '--api', '/tmp/s', '--userns-p=/proc/1/ns/user', '99', 'tap1']);
+    expect(a).toMatchObject({ configure: true, disableHostLoopback: true, mtu: 9000, apiSocket: '/tmp/s', usernsPath: '/proc/1/ns/user', target: '99', tapName: 'tap1' });
+    expect(() => parseSlirp4netnsArgs(['--enable-s', '1'])).toThrow(/option '--enable-s' is ambiguous; possibilities: '--enable-sandbox' '--enable-seccomp'/);
+  });
+
   it('rejects bad arguments with slirp4netns-style messages', () => {
     const bad: Array<[string[], RegExp]> = [
       [['--bogus', '1'], /unrecognized option '--bogus'/],
