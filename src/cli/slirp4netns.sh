@@ -59,15 +59,19 @@ npos=0
 want=
 plain=1
 ended=0
+# The value of an option this launcher uses.
+take() {
+	case $1 in
+	netns-type) netns_type=$2 ;;
+	userns-path) userns_path=$2 ;;
+	mtu) mtu=$2 ;;
+	cidr) cidr=$2 ;;
+	macaddress) mac=$2 ;;
+	esac
+}
 for arg in "$@"; do
 	if [ -n "$want" ]; then
-		case $want in
-		netns-type) netns_type=$arg ;;
-		userns-path) userns_path=$arg ;;
-		mtu) mtu=$arg ;;
-		cidr) cidr=$arg ;;
-		macaddress) mac=$arg ;;
-		esac
+		take "$want" "$arg"
 		want=
 		continue
 	fi
@@ -75,16 +79,8 @@ for arg in "$@"; do
 		case $arg in
 		--) ended=1; continue ;;
 		--netns-type=* | --userns-path=* | --mtu=* | --cidr=* | --macaddress=*)
-			opt=${arg%%=*}; want=${opt#--}
-			set_value=${arg#*=}
-			case $want in
-			netns-type) netns_type=$set_value ;;
-			userns-path) userns_path=$set_value ;;
-			mtu) mtu=$set_value ;;
-			cidr) cidr=$set_value ;;
-			macaddress) mac=$set_value ;;
-			esac
-			want=
+			opt=${arg%%=*}
+			take "${opt#--}" "${arg#*=}"
 			continue ;;
 		--netns-type | --userns-path | --mtu | --cidr | --macaddress) want=${arg#--}; continue ;;
 		-m) want=mtu; continue ;;

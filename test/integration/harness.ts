@@ -36,8 +36,9 @@ export class Netns {
     return this.proc.pid!;
   }
 
-  static async create(): Promise<Netns> {
-    const proc = spawnAs('unshare', ['-Urn', 'sleep', '1000'], { stdio: 'ignore' });
+  /** `unshareArgs`: how the user namespace is made (`--map-auto --map-root-user` for a subordinate range). */
+  static async create(unshareArgs = ['-Ur']): Promise<Netns> {
+    const proc = spawnAs('unshare', [...unshareArgs, '-n', 'sleep', '1000'], { stdio: 'ignore' });
     const ns = new Netns(proc);
     // unshare execs sleep once the namespaces exist and the maps are written.
     await waitFor(() => {
@@ -46,7 +47,7 @@ export class Netns {
       } catch {
         return false;
       }
-    }, 5000, 'unshare -Urn to exec sleep');
+    }, 5000, `unshare ${unshareArgs.join(' ')} -n to exec sleep`);
     return ns;
   }
 

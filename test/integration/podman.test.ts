@@ -80,12 +80,13 @@ describe.skipIf(!ready)('podman on tsnet (--network-cmd-path, rootless)', () => 
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it('a container reaches a host-loopback server through 10.0.2.2 (allow_host_loopback=true)', async () => {
+  /** podman run with `extra` flags: tap0 configured, and a page from a host-loopback server through 10.0.2.2. */
+  async function reachesHostPage(extra: string[]): Promise<void> {
     const host = http.createServer((_, res) => res.end('host page\n'));
     await new Promise<void>((r) => host.listen(0, '127.0.0.1', () => r()));
     const port = (host.address() as net.AddressInfo).port;
     try {
-      const r = await podman(['run', '--rm', '--network', 'slirp4netns:allow_host_loopback=true', 'localhost/tsnet-busybox',
+      const r = await podman(['run', '--rm', ...extra, '--network', 'slirp4netns:allow_host_loopback=true', 'localhost/tsnet-busybox',
         'sh', '-c', `ip -4 addr show tap0; wget -qO- http://10.0.2.2:${port}/`]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/inet 10\.0\.2\.100\/24/);
@@ -93,26 +94,15 @@ describe.skipIf(!ready)('podman on tsnet (--network-cmd-path, rootless)', () => 
     } finally {
       await new Promise<void>((r) => host.close(() => r()));
     }
-  }, 120_000);
+  }
+
+  it('a container reaches a host-loopback server through 10.0.2.2 (allow_host_loopback=true)', () => reachesHostPage([]), 120_000);
 
   // keep-id maps the calling user to its own uid inside the container's user
   // namespace (not root), and --uidmap can leave uid 0 elsewhere: tap0 must
   // still be configured with the capabilities the namespace's owner holds.
   for (const userns of [['--userns=keep-id'], ['--uidmap', '0:1:1000', '--uidmap', '1000:0:1', '--uidmap', '1001:1001:64535']]) {
-    it(`configures tap0 and reaches the host with ${userns.join(' ')}`, async () => {
-      const host = http.createServer((_, res) => res.end('host page\n'));
-      await new Promise<void>((r) => host.listen(0, '127.0.0.1', () => r()));
-      const port = (host.address() as net.AddressInfo).port;
-      try {
-        const r = await podman(['run', '--rm', ...userns, '--network', 'slirp4netns:allow_host_loopback=true', 'localhost/tsnet-busybox',
-          'sh', '-c', `id -u; ip -4 addr show tap0; wget -qO- http://10.0.2.2:${port}/`]);
-        expect(r.code, r.stderr).toBe(0);
-        expect(r.stdout).toMatch(/inet 10\.0\.2\.100\/24/);
-        expect(r.stdout).toContain('host page');
-      } finally {
-        await new Promise<void>((r) => host.close(() => r()));
-      }
-    }, 120_000);
+    it(`configures tap0 and reaches the host with ${userns.join(' ')}`, () => reachesHostPage(userns), 120_000);
   }
 
   it('-p with port_handler=slirp4netns publishes the container port through the API', async () => {

@@ -13,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { apiCall } from '../../bench/api-client.js';
-import { integrationSkip, namespaceFixture, readyFrom, runAs, spawnAs, stageDir, startTsnet, stopTsnet, waitFor } from './harness.js';
+import { integrationSkip, namespaceFixture, Netns, readyFrom, runAs, spawnAs, stageDir, startTsnet, stopTsnet } from './harness.js';
 import { dnsServer, echoServer } from './servers.js';
 
 const NET_BIND_SERVICE = 0x400n;
@@ -117,15 +117,8 @@ describe.skipIf(integrationSkip !== '')('sandbox and seccomp (rootless attach)',
 
   it.skipIf(runAs === null)("the drop-in with podman's flags in a namespace with a subordinate uid range: every thread down to cap_net_bind_service", async () => {
     // unshare --map-auto: uid 0 is the test user, 1..65535 its subordinate range (as podman's namespaces).
-    const ns = spawnAs('unshare', ['--map-auto', '--map-root-user', '-n', 'sleep', '1000'], { stdio: 'ignore' });
+    const ns = await Netns.create(['--map-auto', '--map-root-user']);
     try {
-      await waitFor(() => {
-        try {
-          return fs.readFileSync(`/proc/${ns.pid}/comm`, 'utf8').trim() === 'sleep';
-        } catch {
-          return false;
-        }
-      }, 5000, 'unshare --map-auto');
       const sock = path.join(fx.tmp, 's4.sock');
       const bin = path.join(stageDir, 'dist/src/cli/slirp4netns');
       const t = spawnAs(bin, ['--disable-host-loopback', '--mtu=65520', '--enable-sandbox', '--enable-seccomp', '-c', '-r', '3', '--api-socket', sock, String(ns.pid), 'tap0'], {
@@ -151,7 +144,7 @@ describe.skipIf(integrationSkip !== '')('sandbox and seccomp (rootless attach)',
       t.kill('SIGTERM');
       expect(await exited).toBe(0);
     } finally {
-      ns.kill('SIGKILL');
+      await ns.destroy();
     }
   });
 });
