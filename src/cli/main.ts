@@ -139,11 +139,12 @@ networkOptions(
     .argument('<cmd...>', 'the command and its arguments (put -- before it)')
     .option('--hostname <name>', 'hostname inside (also in its /etc/hosts)', 'tsnet')
     .option('--map-auto', 'also map your subordinate uid/gid ranges (/etc/subuid, newuidmap) so other uids exist inside', false)
+    .option('--no-sandbox', 'do not sandbox tsnet (on by default: once CMD has started, tsnet\'s root holds only /etc and /run and its capabilities are dropped; off with --map-auto)')
     .option('--no-seccomp', 'do not install the seccomp filter (on by default once CMD has started: execve, mount, setns, unshare, ptrace, ... fail with EPERM in tsnet)'),
   RUN_DEFAULT_MTU,
 ).action(async (cmd: string[], o) => {
   const { runWorkload } = await import('../launcher/run.js');
-  process.exitCode = await runWorkload({ ...networkConfig(o), command: cmd, hostname: o.hostname, mapAuto: o.mapAuto, seccomp: o.seccomp });
+  process.exitCode = await runWorkload({ ...networkConfig(o), command: cmd, hostname: o.hostname, mapAuto: o.mapAuto, seccomp: o.seccomp, sandbox: o.sandbox });
 });
 
 program

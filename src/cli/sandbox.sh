@@ -1,5 +1,6 @@
 #!/bin/sh
 # sandbox.sh USERNS_PATH CREDS -- COMMAND [ARGS...]
+# sandbox.sh '' new -- COMMAND [ARGS...]
 #
 # Starts COMMAND (tsnet) for --enable-sandbox: in a private mount namespace,
 # inside a user namespace where it holds the capabilities to shape that mount
@@ -12,7 +13,9 @@
 # runs its network command as root of its rootless user namespace); else
 # USERNS_PATH, the target's, joined as slirp4netns joins it — keeping our
 # credentials (CREDS=keep, where we are its root) or as uid/gid 0
-# (CREDS=root; podman's keep-id). The network namespace stays the host's:
+# (CREDS=root; podman's keep-id). CREDS=new (tsnet run, which makes its
+# workload's namespaces itself, as children of this one): a new user
+# namespace with us as its root. The network namespace stays the host's:
 # tsnet's host sockets must be made there.
 set -u
 userns=$1
@@ -22,6 +25,9 @@ shift 2
 
 TSNET_SANDBOX_NS=1
 export TSNET_SANDBOX_NS
+if [ "$creds" = new ]; then
+	exec unshare --user --map-root-user --mount --propagation private -- "$@"
+fi
 capeff=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)
 if [ -n "$capeff" ] && [ $(((0x$capeff >> 21) & 1)) = 1 ]; then
 	exec unshare --mount --propagation private -- "$@"

@@ -33,12 +33,13 @@
 // time, so one left by a tsnet killed during startup is removed by the next
 // `tsnet run` of the same user.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { installSeccomp, sharedPoller } from '../../native/index.js';
+import { fileURLToPath } from 'node:url';
+import { enterSandbox, execReplace, installSeccomp, sharedPoller } from '../../native/index.js';
 import { serveNetwork, statsOnSignal, type NetworkOptions } from '../host/attach.js';
 import { makeLogger } from '../host/log.js';
 import { makeConfig } from '../stack/config.js';
@@ -54,6 +55,8 @@ export interface RunOptions extends Omit<NetworkOptions, 'configure' | 'tapName'
   stopTimeoutMs?: number;
   /** The seccomp filter (native/seccomp.ts) once CMD has been let go; on unless --no-seccomp. */
   seccomp?: boolean;
+  /** The sandbox (native/sandbox.ts) once CMD has been let go; on unless --no-sandbox (or --map-auto). */
+  sandbox?: boolean;
 }
 
 const DEFAULT_STOP_TIMEOUT_MS = 3000;
@@ -150,6 +153,7 @@ export function removeStaleRunDirs(tmp = os.tmpdir()): string[] {
 
 export async function runWorkload(o: RunOptions): Promise<number> {
   const log = makeLogger(o.logLevel);
+  if (o.sandbox !== false && !o.mapAuto && process.env.TSNET_SANDBOX_NS !== '1') startAgainSandboxed(log);
   if (o.mapAuto) {
     const ids = checkSubordinateIds();
     if (!ids.ok) throw new PrereqError(`--map-auto needs subordinate ids: ${ids.detail} (fix: ${ids.fix})`);
@@ -244,7 +248,16 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   await Promise.race([staged, exited]);
   cleanupDir();
   ctl.end('go\n');
-  // tsnet will not run a program, mount, trace or enter a namespace again.
+  // tsnet will not open a path, run a program, mount, trace or enter a namespace again.
+  if (process.env.TSNET_SANDBOX_NS === '1') {
+    try {
+      workloadStatus = fs.openSync(`/proc/${workload}/status`, 'r');
+      const r = enterSandbox();
+      log.info({ threadsWithCaps: r.threadsWithCaps }, 'sandbox entered: root holds /etc and /run, capabilities down to cap_net_bind_service');
+    } catch (e) {
+      log.warn(`running without the sandbox: ${(e as Error).message}`);
+    }
+  }
   if (o.seccomp !== false) {
     try {
       const blocked = installSeccomp();
@@ -270,10 +283,40 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   return r.code ?? 1;
 }
 
+/**
+ * The workload's /proc/PID/status, opened before the sandbox hides /proc:
+ * read again through the fd whenever a signal comes.
+ */
+let workloadStatus: number | undefined;
+
+function readStatus(pid: number): string {
+  if (workloadStatus === undefined) return fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const buf = Buffer.alloc(8192);
+  const n = fs.readSync(workloadStatus, buf, 0, buf.length, 0);
+  return buf.subarray(0, n).toString('utf8');
+}
+
+/**
+ * tsnet run's sandbox is made before anything else: tsnet starts again (same
+ * PID, same arguments) through src/cli/sandbox.sh in a new user namespace of
+ * its own, with a private mount namespace; the workload's namespaces are
+ * then made as children of that user namespace. Where the host cannot, one
+ * warning line, and tsnet runs as before.
+ */
+function startAgainSandboxed(log: ReturnType<typeof makeLogger>): void {
+  const probe = spawnSync('unshare', ['--user', '--map-root-user', '--mount', 'true'], { stdio: 'ignore', timeout: 5000 });
+  if (probe.status !== 0) {
+    log.warn('running without the sandbox: this host cannot make a user and mount namespace for it (tsnet doctor says why; --no-sandbox silences this)');
+    return;
+  }
+  const script = fileURLToPath(new URL('../cli/sandbox.sh', import.meta.url));
+  execReplace('/bin/sh', ['sh', script, '', 'new', '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env);
+}
+
 /** Whether pid has a handler for signal number sig (SigCgt in /proc/PID/status). */
 function catchesSignal(pid: number, sig: number): boolean {
   try {
-    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readStatus(pid));
     return m !== null && sig > 0 && ((BigInt(`0x${m[1]}`) >> BigInt(sig - 1)) & 1n) === 1n;
   } catch {
     return false;

@@ -96,14 +96,22 @@ describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
     expect((await t.exited).code).toBe(7);
   });
 
-  it('runs tsnet under the seccomp filter once CMD has started (every thread), and without it given --no-seccomp', async () => {
-    for (const [flags, mode] of [[[], '2'], [['--no-seccomp'], '0']] as const) {
-      const t = startTsnet(['run', '--log-level', 'error', ...flags, '--', 'sh', '-c', 'ping -c 1 -W 2 10.0.2.2 >/dev/null && echo net-ok; sleep 1008']);
+  it('sandboxes tsnet once CMD has started (root of /etc and /run, cap_net_bind_service, seccomp on every thread); --no-sandbox --no-seccomp do not', async () => {
+    const cases = [
+      { flags: [] as string[], seccomp: '2', root: ['etc', 'run'], capEff: '0000000000000400' },
+      { flags: ['--no-sandbox', '--no-seccomp'], seccomp: '0', root: undefined, capEff: undefined },
+    ];
+    for (const c of cases) {
+      const t = startTsnet(['run', '--log-level', 'error', ...c.flags, '--', 'sh', '-c', 'ping -c 1 -W 2 10.0.2.2 >/dev/null && echo net-ok; sleep 1008']);
       const pid = t.proc.pid!;
       await waitForText(t, 'net-ok');
       for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
-        expect(fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8')).toMatch(new RegExp(`^Seccomp:\\s+${mode}$`, 'm'));
+        expect(fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8')).toMatch(new RegExp(`^Seccomp:\\s+${c.seccomp}$`, 'm'));
       }
+      const root = fs.readdirSync(`/proc/${pid}/root`).sort();
+      if (c.root) expect(root).toEqual(c.root);
+      else expect(root).toEqual(expect.arrayContaining(['etc', 'proc', 'usr']));
+      if (c.capEff) expect(fs.readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(new RegExp(`^CapEff:\\s+${c.capEff}$`, 'm'));
       t.proc.kill('SIGTERM');
       expect((await t.exited).code).toBe(143);
     }
