@@ -58,7 +58,11 @@ export interface TcpFlow extends Flow {
 export interface TcpHooks {
   /** A guest SYN for route: connect a host socket, then call accepted/refused/unreachable. */
   open(flow: TcpFlow, route: TcpRoute): void;
-  /** In-order bytes from the guest. Call consumed(flow.id, n) once they are handed to the host socket. */
+  /**
+   * In-order bytes from the guest, valid during this call only (a view of the
+   * frame just read: copy what is kept). Call consumed(flow.id, n) once they
+   * are handed to the host socket.
+   */
   data(flow: TcpFlow, data: Buffer): void;
   /** The guest sent FIN after all its data: end() the host socket. */
   eof(flow: TcpFlow): void;

@@ -99,7 +99,11 @@ export interface TcpSegmentOut {
 export type TcpResetReason = 'peer-reset' | 'timeout' | 'refused';
 
 export interface TcpAppEvents {
-  /** In-order bytes from the peer (owned by the app); call consumed(n) once passed on. */
+  /**
+   * In-order bytes from the peer. The buffer may be a view of the frame just
+   * read, valid during this call only: copy what is kept. Call consumed(n)
+   * once passed on.
+   */
   onData(data: Buffer): void;
   /** The peer's FIN reached in order (after all data). */
   onEof(): void;
@@ -1662,8 +1666,11 @@ export class TcpConnection {
     if (start > 0 && this.sackOk) this.dsackOut = [seq, seqAdd(seq, Math.min(start, payload.length))];
     if (end <= start) return;
     const hadHoles = !this.asm.isEmpty;
-    // One copy: the app owns what it gets.
-    this.deliver(Buffer.from(payload.subarray(start, end)));
+    // No copy here: the app gets a view valid during onData only (TcpHost
+    // copies it into its write arena). A copy per segment was one fresh
+    // ArrayBuffer per 64 KiB, and V8 answers that external memory with a
+    // major GC every few milliseconds at a few Gbit/s.
+    this.deliver(payload.subarray(start, end));
     if (this.isClosed()) return;
     if (hadHoles) {
       for (let b = this.asm.pop(this.rcvNxt); b !== undefined; b = this.asm.pop(this.rcvNxt)) {

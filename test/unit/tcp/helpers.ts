@@ -59,7 +59,7 @@ export class App implements TcpAppEvents {
   autoConsume = true;
   conn?: TcpConnection;
   onData(d: Buffer): void {
-    this.chunks.push(d);
+    this.chunks.push(Buffer.from(d)); // valid during onData only
     if (this.autoConsume) this.conn?.consumed(d.length);
   }
   onEof(): void {

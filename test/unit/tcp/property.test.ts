@@ -61,7 +61,7 @@ class Side implements TcpAppEvents {
     readonly rnd: () => number,
   ) {}
   onData(d: Buffer): void {
-    this.received.push(d);
+    this.received.push(Buffer.from(d)); // valid during onData only
     this.receivedLen += d.length;
     this.unconsumed += d.length;
   }
