@@ -166,7 +166,8 @@ describe.skipIf(integrationSkip !== '' || !hasRootlesskit || !hasSubordinateIds)
     }
   }, 60_000);
 
-  it.skipIf(process.getuid!() !== 0)('answers DNS through 10.0.2.3 (nameservers from TSNET_RESOLV_CONF)', async () => {
+  for (const extra of [[], ['--slirp4netns-sandbox=true', '--slirp4netns-seccomp=true']]) {
+  it.skipIf(process.getuid!() !== 0)(`answers DNS through 10.0.2.3 (nameservers from TSNET_RESOLV_CONF)${extra.length ? ', sandboxed and filtered as rootlesskit asks' : ''}`, async () => {
     const { dnsServer } = await import('./servers.js');
     const dns = await dnsServer('127.0.0.78', { 'rk.tsnet': '192.0.2.55' });
     const dir = userTempDir('tsnet-rk-dns-');
@@ -176,7 +177,7 @@ describe.skipIf(integrationSkip !== '' || !hasRootlesskit || !hasSubordinateIds)
     try {
       const rk = spawnAs(
         'rootlesskit',
-        ['--net=slirp4netns', `--slirp4netns-binary=${slirpBin}`, '--copy-up=/etc', '--disable-host-loopback', '--', 'busybox', 'nslookup', 'rk.tsnet', '10.0.2.3'],
+        ['--net=slirp4netns', `--slirp4netns-binary=${slirpBin}`, ...extra, '--copy-up=/etc', '--disable-host-loopback', '--', 'busybox', 'nslookup', 'rk.tsnet', '10.0.2.3'],
         { stdio: ['ignore', 'pipe', 'pipe'], env: { TSNET_RESOLV_CONF: resolv } },
       );
       let out = '';
@@ -190,4 +191,5 @@ describe.skipIf(integrationSkip !== '' || !hasRootlesskit || !hasSubordinateIds)
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+  }
 });
