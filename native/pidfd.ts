@@ -1,6 +1,6 @@
 // native/pidfd.ts — owns: process file descriptors. pidfd_open(2),
 // pidfd_getfd(2) (take a copy of another process's fd: how tsnet obtains a
-// /dev/net/tun fd opened inside the container's namespaces, DESIGN §3),
+// /dev/net/tun fd opened inside the container's namespaces, src/launcher/tap.ts),
 // pidfd_send_signal(2), and exit notification (a pidfd turns readable when
 // the process exits; watched through native/poll.ts without blocking).
 //

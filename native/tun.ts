@@ -6,7 +6,7 @@
 // - The tun driver binds the network namespace when /dev/net/tun is OPENED,
 //   and TUNSETIFF needs CAP_NET_ADMIN in the user namespace owning that netns.
 //   So a rootless caller gets the fd from an opener inside the namespace
-//   (see native/pidfd.ts and DESIGN §3), then calls setIff() from the host.
+//   (see native/pidfd.ts and src/launcher/tap.ts), then calls setIff() from the host.
 // - readFrame/writeFrame never block once setNonBlocking() was called: they
 //   return -1 on EAGAIN. Wait for readability with native/poll.ts.
 // - One read() returns exactly one frame (plus a virtio_net_hdr in front when

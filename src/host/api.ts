@@ -2,7 +2,7 @@
 // forward table it shares with the CLI's -p flags.
 //
 // Read this first:
-// - Protocol (DESIGN.md §7, checked against slirp4netns 1.2.0): a Unix stream
+// - Protocol (checked against slirp4netns 1.2.0): a Unix stream
 //   socket, one JSON request per connection (at most 4096 bytes), one compact
 //   JSON reply without a newline, then close. Errors are always
 //   {"error":{"desc":"bad request: ..."}} with slirp4netns's exact strings.

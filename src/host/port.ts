@@ -38,19 +38,3 @@ export class PassThroughPort implements Port {
     this.up(frame);
   }
 }
-
-/** A port with nothing below: collects what is sent; inject() plays the guest. Used by replay and tests. */
-export class MemoryPort implements Port {
-  readonly sent: Buffer[] = [];
-  private up: FrameHandler = () => {};
-  send(frame: Buffer): void {
-    this.sent.push(Buffer.from(frame));
-  }
-  setReceiver(handler: FrameHandler): void {
-    this.up = handler;
-  }
-  flush(): void {}
-  inject(frame: Buffer): void {
-    this.up(frame);
-  }
-}

@@ -1,5 +1,5 @@
 // The TAP device as the bottom Port: the I/O loop around the TAP fd
-// (DESIGN.md §4). Reading has two engines:
+// (docs/ARCHITECTURE.md, "The life of a frame"). Reading has two engines:
 //   - "stream" (default): the fd is wrapped in a libuv pipe handle
 //     (pipe_wrap; uv_pipe_open accepts any fd), so readiness comes from the
 //     event loop's own epoll and libuv drains it synchronously, one frame per

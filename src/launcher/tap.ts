@@ -1,5 +1,5 @@
 // Getting the TAP device's fd into tsnet, rootless and without a compiled
-// helper (DESIGN.md §3):
+// helper:
 //   1. spawn `nsenter <target's user+net ns> sh -c 'exec 3<>/dev/net/tun; echo ok; read _'`
 //      — the tun driver binds the fd to the netns it was opened in;
 //   2. pidfd_open(opener) + pidfd_getfd(pidfd, 3): now we hold that fd;

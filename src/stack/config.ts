@@ -3,7 +3,7 @@
 // the CLI's --cidr/--mtu/--macaddress (strings parsed here, at the edge, with
 // ip-address); the per-packet code only ever sees the numbers.
 //
-// Layout (slirp4netns-compatible, DESIGN.md §1): for network N/len,
+// Layout (slirp4netns-compatible, see its man page): for network N/len,
 // gateway = N+2, DNS = N+3, DHCP pool N+15..N+30, guest = N+100.
 // Virtual MACs are 52:55: followed by the four IPv4 bytes of the address.
 

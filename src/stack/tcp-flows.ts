@@ -34,7 +34,7 @@ import type { StackContext } from './context.js';
 import type { Flow } from './flow-table.js';
 import { icmpUnreachableFrame, ipv4Frame } from './emit.js';
 import { routeFor, type NatOptions, type Route } from './nat.js';
-import { TcpConnection, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
+import { TcpConnection, rstForUnknown, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
 
 export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'dns' }>;
 
@@ -598,17 +598,8 @@ export class TcpTable {
 
   /** RFC 9293 §3.10.7.1: the reset answering `seg`, from `from` to the guest. */
   private sendReset(guestMac: number, from: number, to: number, seg: TcpRepr): void {
-    const rst =
-      seg.flags & TcpFlags.ACK
-        ? new TcpRepr({ srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: TcpFlags.RST, window: 0 })
-        : new TcpRepr({
-            srcPort: seg.dstPort,
-            dstPort: seg.srcPort,
-            seq: 0,
-            ack: (seg.seq + seg.seqLen()) >>> 0,
-            flags: TcpFlags.RST | TcpFlags.ACK,
-            window: 0,
-          });
+    const rst = rstForUnknown(seg);
+    if (!rst) return; // never answer a reset
     const len = rst.bufferLen();
     const { frame, payload } = ipv4Frame(
       this.ctx.ownMac(from) ?? this.ctx.config.gatewayMac,

@@ -67,7 +67,7 @@ function sumSmall(b: Uint8Array, i: number, end: number, sum: number): number {
  *
  * RFC 1071 §2(B): the sum is independent of how the words are grouped, so
  * adding big-endian 32-bit words and folding the result gives the same value
- * as adding 16-bit words; it halves the loop count (DESIGN §4).
+ * as adding 16-bit words; it halves the loop count.
  * Out-of-range indices read as zero rather than throwing.
  */
 export function onesSum(buf: Uint8Array, start: number, end: number, initial = 0): number {
