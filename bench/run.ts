@@ -20,9 +20,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { apiCall } from './api-client.js';
-import { collect, killAll, run, spawnAs, stop, waitFor } from './proc.js';
-import { prepareTun, stagePackage, unprivilegedUser, type RunAs } from './stage.js';
+import { apiCall } from '../test/support/api-client.js';
+import { collect, killAll, run, spawnAs, stop, waitFor } from '../test/support/proc.js';
+import { prepareTun, stagePackage, unprivilegedUser, type RunAs } from '../test/support/stage.js';
 
 interface Args {
   secs: number;

@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { integrationSkip, readyFrom, runAs, startTsnet, statsOf, type Tsnet, namespaceFixture } from './harness.js';
-import { apiCall } from '../../bench/api-client.js';
+import { apiCall } from '../support/api-client.js';
 import { closedPort } from './servers.js';
 import dgram from 'node:dgram';
 

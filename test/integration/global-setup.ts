@@ -1,14 +1,14 @@
 // Integration tests run tsnet the way users do: as an unprivileged user, from
-// the built package. bench/stage.ts does all of the root-side preparation
+// the built package. test/support/stage.ts does all of the root-side preparation
 // before any test runs, so every test file passes on its own on a fresh
 // machine: the test user and its subordinate uid/gid range (rootlesskit,
 // podman, --map-auto), /dev/net/tun mode, a staged copy the user can read.
-// The user's processes start in / (bench/proc.ts), never in the clone.
+// The user's processes start in / (test/support/proc.ts), never in the clone.
 
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { prepareTun, stagePackage, unprivilegedUser, type RunAs } from '../../bench/stage.js';
+import { prepareTun, stagePackage, unprivilegedUser, type RunAs } from '../support/stage.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

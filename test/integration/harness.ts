@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeEach, inject } from 'vitest';
-import { collect, killAll, run as runProc, spawnAs as spawnProc, waitFor, type RunResult } from '../../bench/proc.js';
+import { collect, killAll, run as runProc, spawnAs as spawnProc, waitFor, type RunResult } from '../support/proc.js';
 
 export { collect, killAll, waitFor, type RunResult };
 

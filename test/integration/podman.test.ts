@@ -34,8 +34,8 @@ describe.skipIf(!ready)('podman on tsnet (--network-cmd-path, rootless)', () => 
     runAsUser('podman', [`--network-cmd-path=${slirpBin}`, ...args], { env, timeoutMs });
 
   beforeAll(async () => {
-    // The global setup gave the test user its subordinate range (bench/stage.ts),
-    // and podman runs in / (bench/proc.ts): it chdirs to its cwd as the user.
+    // The global setup gave the test user its subordinate range (test/support/stage.ts),
+    // and podman runs in / (test/support/proc.ts): it chdirs to its cwd as the user.
     // Short: podman puts its API socket at $XDG_RUNTIME_DIR/libpod/tmp/<64-hex id>.net,
     // and a socket path of 108 bytes or more is refused (as by slirp4netns).
     dir = userTempDir('tsp-');

@@ -161,7 +161,7 @@ describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
     }
   });
 
-  // The global setup gave the test user a subordinate range (bench/stage.ts).
+  // The global setup gave the test user a subordinate range (test/support/stage.ts).
   it.skipIf(runAs === null)('--map-auto maps the subordinate range so chown to other uids works', async () => {
     const dir = userTempDir('tsnet-run-chown-');
     try {

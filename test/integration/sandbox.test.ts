@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { apiCall } from '../../bench/api-client.js';
+import { apiCall } from '../support/api-client.js';
 import { integrationSkip, namespaceFixture, Netns, readyFrom, runAs, spawnAs, stageDir, startTsnet, stopTsnet } from './harness.js';
 import { dnsServer, echoServer } from './servers.js';
 

@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { apiCall } from '../../bench/api-client.js';
+import { apiCall } from '../support/api-client.js';
 import { httpPoll, integrationSkip, killAll, runAs, spawnAs, stageDir, userTempDir, namespaceFixture } from './harness.js';
 
 // The bin engines run: the launcher (src/cli/slirp4netns.sh), which execs the Node.js entry.
@@ -110,7 +110,7 @@ const hasRootlesskit = (() => {
 
 /**
  * rootlesskit maps a subordinate id range: as root the global setup gave the
- * test user one (bench/stage.ts); as a normal user, it is yours to have.
+ * test user one (test/support/stage.ts); as a normal user, it is yours to have.
  */
 const hasSubordinateIds =
   runAs !== null ||

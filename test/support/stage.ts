@@ -3,7 +3,7 @@
 // which rootlesskit, podman and `tsnet run --map-auto` need), /dev/net/tun
 // opened up to 0666 as distributions ship it, and a staged copy of the built
 // package in a temp directory that user can read (the clone may sit under
-// /root or in a mode 0700 directory; bench/proc.ts starts the user's
+// /root or in a mode 0700 directory; test/support/proc.ts starts the user's
 // processes in / for the same reason). Shared by the integration tests'
 // global setup and the benchmark.
 
