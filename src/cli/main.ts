@@ -114,7 +114,7 @@ networkOptions(
     .option('-e, --exit-fd <fd>', 'exit when this fd hangs up (its other end is closed)', fdOption),
   DEFAULT_MTU,
 ).action(async (target: string, tapname: string, o) => {
-  const { runAttach } = await import('../host/attach.js');
+  const { runAttach } = await import('../app/attach.js');
   process.exitCode = await runAttach({
     ...networkConfig(o),
     target,
@@ -143,7 +143,7 @@ networkOptions(
     .option('--no-seccomp', 'do not install the seccomp filter (on by default once CMD has started: execve, mount, setns, unshare, ptrace, ... fail with EPERM in tsnet)'),
   RUN_DEFAULT_MTU,
 ).action(async (cmd: string[], o) => {
-  const { runWorkload } = await import('../launcher/run.js');
+  const { runWorkload } = await import('../app/run.js');
   process.exitCode = await runWorkload({ ...networkConfig(o), command: cmd, hostname: o.hostname, mapAuto: o.mapAuto, seccomp: o.seccomp, sandbox: o.sandbox });
 });
 
@@ -159,7 +159,7 @@ program
   .option('--disable-host-loopback', 'as for attach', false)
   .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').argParser(logLevelOption).default('warn'))
   .action(async (input: string, o) => {
-    const { runReplay } = await import('../host/replay.js');
+    const { runReplay } = await import('../app/replay.js');
     process.exitCode = await runReplay({
       input,
       out: o.out,
@@ -174,7 +174,7 @@ program
   .command('doctor')
   .description('check every prerequisite for rootless networking, one line each with the fix; exit 0 only when tsnet can run')
   .action(async () => {
-    const { runChecks, formatChecks } = await import('../launcher/doctor.js');
+    const { runChecks, formatChecks } = await import('../app/doctor.js');
     const { text, code } = formatChecks(runChecks());
     process.stdout.write(text);
     process.exitCode = code;

@@ -273,7 +273,7 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
     return 1;
   }
   if (a.outboundAddr6 !== undefined) process.stderr.write('slirp4netns (tsnet): warning: --outbound-addr6 ignored: tsnet does not serve IPv6 yet\n');
-  const { runAttach } = await import('../host/attach.js');
+  const { runAttach } = await import('../app/attach.js');
   return runAttach({
     target: a.target!,
     tapName: a.tapName,

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readPcap } from '../../src/host/pcap.js';
-import { isFromStack, replayRecords } from '../../src/host/replay.js';
+import { isFromStack, replayRecords } from '../../src/app/replay.js';
 import { makeConfig } from '../../src/stack/config.js';
 import { ArpOperation, ArpPacket, ArpRepr } from '../../src/wire/arp.js';
 import { ipv4FromString } from '../../src/wire/address.js';

@@ -7,8 +7,8 @@
 
 import { makeConfig, type StackConfig } from '../stack/config.js';
 import { Stack } from '../stack/stack.js';
-import { makeLogger, type LogLevel } from './log.js';
-import { PcapWriter, readPcap, type PcapRecord } from './pcap.js';
+import { makeLogger, type LogLevel } from '../host/log.js';
+import { PcapWriter, readPcap, type PcapRecord } from '../host/pcap.js';
 
 export interface ReplayOptions {
   input: string;

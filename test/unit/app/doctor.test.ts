@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkKernel, checkNode, checkSandbox, checkSubordinateIds, formatChecks, type Check } from '../../../src/launcher/doctor.js';
+import { checkKernel, checkNode, checkSandbox, checkSubordinateIds, formatChecks, type Check } from '../../../src/app/doctor.js';
 
 describe('tsnet doctor checks', () => {
   it('requires Linux 5.6 (pidfd_getfd) and Node.js 20', () => {

@@ -40,12 +40,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { enterSandbox, execReplace, installSeccomp, sharedPoller } from '../../native/index.js';
-import { serveNetwork, statsOnSignal, type NetworkOptions } from '../host/attach.js';
+import { serveNetwork, statsOnSignal, type NetworkOptions } from './attach.js';
 import { makeLogger } from '../host/log.js';
 import { makeConfig } from '../stack/config.js';
 import { ipv4ToString } from '../wire/address.js';
 import { checkSubordinateIds } from './doctor.js';
-import { PrereqError } from './errors.js';
+import { PrereqError } from '../launcher/errors.js';
 
 export interface RunOptions extends Omit<NetworkOptions, 'configure' | 'tapName'> {
   command: string[];

@@ -12,17 +12,17 @@ import { openTap } from '../launcher/tap.js';
 import { configureInterface, createTap, removeTap } from '../launcher/configure.js';
 import { makeConfig, type StackConfig } from '../stack/config.js';
 import { ipv4ToString } from '../wire/address.js';
-import { FaultPort, type FaultSpec } from './fault.js';
-import { makeLogger, type LogLevel, type Logger } from './log.js';
-import { PcapPort } from './pcap-port.js';
-import { PcapWriter } from './pcap.js';
-import type { Port } from './port.js';
-import { ApiServer, ForwardTable, LateBackend } from './api.js';
-import { Forwarder } from './forward.js';
-import type { ForwardSpec } from './forward-spec.js';
-import { Runtime } from './runtime.js';
-import { installProcessGuard } from './guard.js';
-import { TapPort } from './tap-port.js';
+import { FaultPort, type FaultSpec } from '../host/fault.js';
+import { makeLogger, type LogLevel, type Logger } from '../host/log.js';
+import { PcapPort } from '../host/pcap-port.js';
+import { PcapWriter } from '../host/pcap.js';
+import type { Port } from '../host/port.js';
+import { ApiServer, ForwardTable, LateBackend } from '../host/api.js';
+import { Forwarder } from '../host/forward.js';
+import type { ForwardSpec } from '../host/forward-spec.js';
+import { Runtime } from '../host/runtime.js';
+import { installProcessGuard } from '../host/guard.js';
+import { TapPort } from '../host/tap-port.js';
 
 export interface AttachOptions {
   target: string;
