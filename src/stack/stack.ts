@@ -39,6 +39,12 @@ const MAX_ARP_PENDING_HOSTS = 64;
 const MAX_ARP_PENDING_FRAMES = 32;
 /** Ask again after this long without an answer. */
 const ARP_RETRY_MS = 250;
+/**
+ * Frames waiting for the guest's MAC are dropped (counted, arp-unresolved)
+ * when it has not answered for this long — as Linux's neighbour resolution
+ * fails after its three probes a second apart.
+ */
+const ARP_GIVE_UP_MS = 3000;
 
 export interface StackHooks {
   /**
@@ -84,7 +90,7 @@ export class Stack implements StackContext {
   readonly budget: MemoryBudget;
   readonly flows: FlowTable;
   /** Frames for guest addresses whose MAC we are asking for with ARP. */
-  private readonly awaitingArp = new Map<number, { frames: Buffer[]; askedAt: number }>();
+  private readonly awaitingArp = new Map<number, { frames: Buffer[]; askedAt: number; since: number }>();
   /** The latest time passed in (for ARP retry pacing). */
   private now = 0;
 
@@ -131,12 +137,29 @@ export class Stack implements StackContext {
     this.guard(() => {
       this.tcp?.poll(now);
       this.flows.expire(now);
+      this.pollArp(now);
     });
   }
 
   /** When poll() next has work (Infinity: nothing scheduled). */
   pollAt(): number {
-    return Math.min(this.tcp?.pollAt() ?? Infinity, this.flows.pollAt());
+    let at = Math.min(this.tcp?.pollAt() ?? Infinity, this.flows.pollAt());
+    for (const w of this.awaitingArp.values()) at = Math.min(at, w.askedAt + ARP_RETRY_MS, w.since + ARP_GIVE_UP_MS);
+    return at;
+  }
+
+  /** Asks again for guests that have not answered; gives up (and drops what waited) after ARP_GIVE_UP_MS. */
+  private pollArp(now: number): void {
+    for (const [ip, w] of this.awaitingArp) {
+      if (now - w.since >= ARP_GIVE_UP_MS) {
+        this.awaitingArp.delete(ip);
+        for (let i = 0; i < w.frames.length; i++) this.drop('arp-unresolved', ipv4ToString(ip));
+      } else if (now - w.askedAt >= ARP_RETRY_MS) {
+        w.askedAt = now;
+        this.counters.count('arp-request-sent');
+        this.transmit(arpRequestFrame(this.config.gatewayMac, this.config.gateway, ip));
+      }
+    }
   }
 
   private guard(f: () => void): void {
@@ -223,7 +246,7 @@ export class Stack implements StackContext {
         this.drop('arp-pending-full', ipv4ToString(ip));
         return;
       }
-      w = { frames: [], askedAt: -Infinity };
+      w = { frames: [], askedAt: -Infinity, since: this.now };
       this.awaitingArp.set(ip, w);
     }
     if (w.frames.length >= MAX_ARP_PENDING_FRAMES) this.drop('arp-pending-full', ipv4ToString(ip));

@@ -218,3 +218,39 @@ describe('drops', () => {
     expect(c.drops.get('internal-error')).toBeUndefined();
   });
 });
+
+describe('frames waiting for ARP', () => {
+  const isArpRequest = (f: Buffer) => f.readUInt16BE(12) === EtherType.ARP;
+  const someFrame = () => Buffer.alloc(ETH_HEADER_LEN + 20, 0xab);
+
+  it('asks again every 250 ms, gives up after 3 s and counts every frame dropped; a late answer sends nothing old', () => {
+    const { stack, out, drops } = setup();
+    stack.poll(1000);
+    stack.sendToGuest(GUEST_IP, someFrame());
+    stack.sendToGuest(GUEST_IP, someFrame());
+    expect(out.filter(isArpRequest)).toHaveLength(1);
+    expect(stack.pollAt()).toBe(1250);
+    stack.poll(1250);
+    expect(out.filter(isArpRequest)).toHaveLength(2);
+    for (let t = 1500; t < 4000; t += 250) stack.poll(t);
+    expect(out.filter(isArpRequest).length).toBeLessThanOrEqual(12);
+    stack.poll(4000);
+    expect(drops.filter((d) => d === 'arp-unresolved')).toHaveLength(2);
+    expect(stack.pollAt()).toBe(Infinity);
+    out.length = 0;
+    // The guest shows up: nothing that waited is sent any more.
+    stack.receive(4100, arpFrame(WHO_HAS));
+    expect(out.filter((f) => !isArpRequest(f) && f.readUInt16BE(12) === EtherType.IPv4)).toHaveLength(0);
+  });
+
+  it('sends what waited as soon as the guest answers', () => {
+    const { stack, out } = setup();
+    stack.poll(0);
+    stack.sendToGuest(GUEST_IP, someFrame());
+    stack.receive(100, arpFrame(WHO_HAS));
+    const sent = out.filter((f) => f.readUInt8(ETH_HEADER_LEN) === 0xab);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.readUIntBE(0, 6)).toBe(GUEST_MAC);
+    expect(stack.pollAt()).toBe(Infinity);
+  });
+});
