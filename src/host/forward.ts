@@ -108,7 +108,7 @@ export class Forwarder implements ForwardBackend {
 
   private udpIn(id: number, l: UdpListener, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const udp = this.runtime.stack.udp!;
-    const now = performance.now();
+    const now = this.runtime.clock();
     const peer = this.peerOf(rinfo.address);
     const guest = ipv4FromString(l.spec.guestAddr);
     // One conversation per real client address and port: two clients that
@@ -185,7 +185,7 @@ export class Forwarder implements ForwardBackend {
 
   private accept(l: Listener, socket: net.Socket): void {
     const tcp = this.runtime.stack.tcp!;
-    const now = performance.now();
+    const now = this.runtime.clock();
     const peer = this.peerOf(socket.remoteAddress ?? '');
     const guest = ipv4FromString(l.spec.guestAddr);
     let port = socket.remotePort ?? 0;

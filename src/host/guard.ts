@@ -15,6 +15,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Logger } from './log.js';
+import { monotonicClock, type Clock } from './clock.js';
 
 /** A place logs its first error at once, then at most one line per this long. */
 const LOG_INTERVAL_MS = 10_000;
@@ -34,7 +35,7 @@ export class Guard {
 
   constructor(
     private readonly log: Logger,
-    private readonly clock: () => number = () => performance.now(),
+    private readonly clock: Clock = monotonicClock,
   ) {}
 
   /**
@@ -102,7 +103,7 @@ export class Guard {
  * failures), call onRunaway once so the caller stops cleanly. Returns the
  * remover.
  */
-export function installProcessGuard(guard: Guard, onRunaway: (err: unknown) => void, clock: () => number = () => performance.now()): () => void {
+export function installProcessGuard(guard: Guard, onRunaway: (err: unknown) => void, clock: Clock = monotonicClock): () => void {
   let windowStart = -Infinity;
   let inWindow = 0;
   let ranAway = false;

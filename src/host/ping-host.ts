@@ -13,6 +13,7 @@ import type { EchoFlow, EchoHooks, EchoTable } from '../stack/icmp-echo.js';
 import { ipv4FromString, ipv4ToString } from '../wire/address.js';
 import type { Guard } from './guard.js';
 import type { Logger } from './log.js';
+import { monotonicClock, type Clock } from './clock.js';
 
 export class PingHost implements EchoHooks {
   private readonly sockets = new Map<number, PingSocket>();
@@ -23,6 +24,7 @@ export class PingHost implements EchoHooks {
     private readonly log: Logger,
     private readonly guard: Guard,
     private readonly kick: () => void,
+    private readonly clock: Clock = monotonicClock,
   ) {}
 
   /** Whether ping sockets can be used; logs the one warning when not. */
@@ -65,7 +67,7 @@ export class PingHost implements EchoHooks {
             if (!r) break;
             const echo = parseEcho(this.rbuf.subarray(0, r.len));
             if (!echo || echo.type !== 0) continue;
-            this.table.deliver(performance.now(), flow.id, ipv4FromString(r.from), echo.seq, Buffer.from(echo.payload));
+            this.table.deliver(this.clock(), flow.id, ipv4FromString(r.from), echo.seq, Buffer.from(echo.payload));
           }
           this.kick();
         }, fail),

@@ -22,6 +22,7 @@ import { PingHost } from './ping-host.js';
 import { Resolvers } from './resolv.js';
 import { TcpHost } from './tcp-host.js';
 import { UdpHost } from './udp-host.js';
+import { monotonicClock, type Clock } from './clock.js';
 
 export interface RuntimeOptions {
   config: StackConfig;
@@ -32,6 +33,8 @@ export interface RuntimeOptions {
   udpIdleMs?: number;
   /** Budgets (README "Limits and hardening"); defaults in the stack. */
   limits?: Pick<StackOptions, 'maxFlows' | 'maxHalfOpen' | 'memoryBudget'>;
+  /** Where "now" comes from (monotonicClock unless a test or replay says otherwise). */
+  clock?: Clock;
 }
 
 export class Runtime {
@@ -41,6 +44,7 @@ export class Runtime {
   readonly pingHost: PingHost | undefined;
   readonly resolvers: Resolvers;
   readonly guard: Guard;
+  readonly clock: Clock;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private flushQueued = false;
@@ -51,15 +55,16 @@ export class Runtime {
     private readonly opts: RuntimeOptions,
   ) {
     const log = opts.log;
-    const guard = (this.guard = new Guard(log));
+    const clock = (this.clock = opts.clock ?? monotonicClock);
+    const guard = (this.guard = new Guard(log, clock));
     this.resolvers = new Resolvers(opts.resolvConf ?? '/etc/resolv.conf');
     const nameservers = () => this.resolvers.get();
     if (!opts.disableDns && nameservers().length === 0) {
       log.warn({ file: this.resolvers.path }, 'no nameservers found: DNS queries to the DNS address will fail');
     }
-    this.tcpHost = new TcpHost({ outboundAddr: opts.outboundAddr, nameservers, log, guard }, () => this.kick());
-    this.udpHost = new UdpHost({ outboundAddr: opts.outboundAddr, nameservers, log, guard }, () => this.kick());
-    this.pingHost = PingHost.available(log) ? new PingHost(log, guard, () => this.kick()) : undefined;
+    this.tcpHost = new TcpHost({ outboundAddr: opts.outboundAddr, nameservers, log, guard, clock }, () => this.kick());
+    this.udpHost = new UdpHost({ outboundAddr: opts.outboundAddr, nameservers, log, guard, clock }, () => this.kick());
+    this.pingHost = PingHost.available(log) ? new PingHost(log, guard, () => this.kick(), clock) : undefined;
     const debug = log.isLevelEnabled('debug');
     this.stack = new Stack(
       opts.config,
@@ -87,7 +92,7 @@ export class Runtime {
     this.udpHost.bind(this.stack.udp!);
     if (this.pingHost) this.pingHost.bind(this.stack.echo!);
     // stack.receive guards itself (drops by reason); flushes and timers are guarded here.
-    port.setReceiver((frame) => this.stack.receive(performance.now(), frame));
+    port.setReceiver((frame) => this.stack.receive(this.clock(), frame));
   }
 
   /** End of an I/O batch from the TAP: send what became due, flush the ports. */
@@ -108,7 +113,7 @@ export class Runtime {
   private flushNow(): void {
     if (this.stopped) return;
     try {
-      this.stack.flush(performance.now());
+      this.stack.flush(this.clock());
       this.port.flush();
     } finally {
       this.arm();
@@ -126,7 +131,7 @@ export class Runtime {
     if (at === Infinity || (this.timer && at >= this.timerAt)) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.guard.run('timer', () => this.fire()), Math.max(0, at - performance.now()));
+    this.timer = setTimeout(() => this.guard.run('timer', () => this.fire()), Math.max(0, at - this.clock()));
   }
 
   private fire(): void {
@@ -134,7 +139,7 @@ export class Runtime {
     this.timerAt = Infinity;
     if (this.stopped) return;
     try {
-      this.stack.poll(performance.now());
+      this.stack.poll(this.clock());
       this.port.flush();
     } finally {
       this.arm(); // a failed poll must not leave the stack without a timer
@@ -144,7 +149,7 @@ export class Runtime {
   /** Resets every connection, closes every host socket, stops the timer. */
   stop(): void {
     if (this.stopped) return;
-    const now = performance.now();
+    const now = this.clock();
     this.stack.tcp?.abortAll(now);
     this.stack.udp?.closeAll();
     this.stack.echo?.closeAll();

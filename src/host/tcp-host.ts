@@ -28,6 +28,7 @@ import { ipv4ToString } from '../wire/address.js';
 import type { Guard } from './guard.js';
 import type { Logger } from './log.js';
 import { SLAB, WriteArena, type ArenaCopy } from './write-arena.js';
+import type { Clock } from './clock.js';
 
 export interface TcpHostOptions {
   /** --outbound-addr: local address for outgoing connections. */
@@ -38,6 +39,8 @@ export interface TcpHostOptions {
   connectTimeoutMs?: number;
   log: Logger;
   guard: Guard;
+  /** Where "now" comes from (the runtime's). */
+  clock: Clock;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
@@ -88,7 +91,7 @@ export class TcpHost implements TcpHooks {
     const c = this.conns.get(id);
     this.conns.delete(id);
     c?.socket.destroy();
-    this.table.abort(performance.now(), id);
+    this.table.abort(this.opts.clock(), id);
     this.kick();
   }
 
@@ -96,7 +99,7 @@ export class TcpHost implements TcpHooks {
     const targets = route.kind === 'dns' ? this.opts.nameservers().map((a) => [a, 53] as const) : [[ipv4ToString(route.addr), flow.peerPort] as const];
     if (targets.length === 0) {
       this.opts.log.warn({ flow: flow.id }, 'DNS over TCP: no nameservers configured');
-      this.table.refused(performance.now(), flow.id);
+      this.table.refused(this.opts.clock(), flow.id);
       return;
     }
     this.tryConnect(flow, targets, 0);
@@ -152,7 +155,7 @@ export class TcpHost implements TcpHooks {
         socket.setTimeout(0);
         socket.setKeepAlive(true, 60_000);
         this.opts.log.debug({ flow: flow.id, host, port }, 'host connect ok');
-        this.table.accepted(performance.now(), flow.id);
+        this.table.accepted(this.opts.clock(), flow.id);
         this.kick();
       }, fail),
     );
@@ -199,7 +202,7 @@ export class TcpHost implements TcpHooks {
         this.opts.log.debug({ flow: id, err: err.code }, 'host socket error');
         c.ended = true;
         if (this.conns.get(id) === c) this.conns.delete(id);
-        this.table.abort(performance.now(), id);
+        this.table.abort(this.opts.clock(), id);
         this.kick();
       }, fail),
     );
@@ -214,7 +217,7 @@ export class TcpHost implements TcpHooks {
       this.tryConnect(flow, targets, i + 1);
       return;
     }
-    const now = performance.now();
+    const now = this.opts.clock();
     if (FD_ERRORS.has(code)) {
       // Out of file descriptors: refuse this one flow; nothing else changes.
       this.fdRefusals++;

@@ -26,6 +26,7 @@ import type { InboundUdpFlow, UdpFlow, UdpHooks, UdpTable } from '../stack/udp.j
 import { ipv4FromString, ipv4ToString } from '../wire/address.js';
 import type { Guard } from './guard.js';
 import type { Logger } from './log.js';
+import type { Clock } from './clock.js';
 
 export interface UdpHostOptions {
   outboundAddr?: string;
@@ -34,6 +35,8 @@ export interface UdpHostOptions {
   dnsTimeoutMs?: number;
   log: Logger;
   guard: Guard;
+  /** Where "now" comes from (the runtime's). */
+  clock: Clock;
 }
 
 const DEFAULT_DNS_TIMEOUT_MS = 2000;
@@ -224,7 +227,7 @@ export class UdpHost implements UdpHooks {
       (msg, rinfo) => {
         const src = net.isIPv4(rinfo.address) ? ipv4FromString(rinfo.address) : -1;
         if (src < 0) return;
-        this.table.deliver(performance.now(), id, src, rinfo.port, msg);
+        this.table.deliver(this.opts.clock(), id, src, rinfo.port, msg);
         this.kick();
       },
       (e) => {
@@ -265,7 +268,7 @@ export class UdpHost implements UdpHooks {
           return;
         }
         this.endQuery(f, qid, q);
-        this.table.deliver(performance.now(), id, 0, 53, msg, true);
+        this.table.deliver(this.opts.clock(), id, 0, 53, msg, true);
         this.kick();
       },
       (e) => {
