@@ -66,7 +66,7 @@ export interface TcpHooks {
   data(flow: TcpFlow, data: Buffer): void;
   /** The guest sent FIN after all its data: end() the host socket. */
   eof(flow: TcpFlow): void;
-  /** The handshake with the guest completed (inbound flows). */
+  /** The handshake with the guest completed (either direction: the guest's ACK of our SYN-ACK, or its SYN-ACK to a forward). */
   established(flow: TcpFlow): void;
   /** The send buffer toward the guest has room again: resume the host socket. */
   sendSpace(flow: TcpFlow): void;

@@ -1,0 +1,206 @@
+// The flow layer (src/stack/tcp-flows.ts, udp.ts) scenario by scenario,
+// through the Stack with recording host hooks and a clock the test moves:
+// what the guest sends, what the host side is asked to do, what the guest
+// gets back. Sequence numbers are checked against the ISS the stack chose.
+// (Eviction at the flow cap, the half-open cap and port 0 are in
+// hardening.test.ts.)
+
+import { describe, expect, it } from 'vitest';
+import { makeConfig } from '../../../src/stack/config.js';
+import { Stack } from '../../../src/stack/stack.js';
+import type { TcpFlow, TcpHooks } from '../../../src/stack/tcp-flows.js';
+import type { UdpFlow, UdpHooks } from '../../../src/stack/udp.js';
+import { ArpOperation } from '../../../src/wire/arp.js';
+import { MAC_BROADCAST } from '../../../src/wire/address.js';
+import { EtherType, EthernetFrame } from '../../../src/wire/ethernet.js';
+import { Icmpv4Packet } from '../../../src/wire/icmpv4.js';
+import { IpProtocol, Ipv4Packet } from '../../../src/wire/ipv4.js';
+import { TcpFlags as F, TcpPacket, TcpRepr, type TcpFields } from '../../../src/wire/tcp.js';
+import { GUEST_MAC } from '../../fuzz/addresses.js';
+import { arp, eth, ipv4, tcp, udp } from '../../fuzz/build.js';
+
+const GUEST_PORT = 40000;
+const GUEST_ISS = 1000;
+
+function rig(opts: { udpIdleMs?: number } = {}) {
+  const cfg = makeConfig();
+  const out: Buffer[] = [];
+  const events: string[] = [];
+  let flow: TcpFlow | undefined;
+  let udpFlow: UdpFlow | undefined;
+  let now = 0;
+  const tcpHooks: TcpHooks = {
+    open: (f, route) => {
+      flow = f;
+      events.push(`open ${route.kind}`);
+    },
+    data: (f, d) => {
+      events.push(`data ${d.toString()}`);
+      stack.tcp!.consumed(f.id, d.length);
+    },
+    eof: () => events.push('eof'),
+    established: () => events.push('established'),
+    sendSpace: () => {},
+    reset: (_f, reason) => events.push(`reset ${reason}`),
+    closed: () => events.push('closed'),
+  };
+  const udpHooks: UdpHooks = {
+    send: (f, _addr, port, payload) => {
+      udpFlow = f;
+      events.push(`udp send ${port} ${payload.toString()}`);
+    },
+    sendDns: () => events.push('dns'),
+    close: (_f, reason) => events.push(`udp close ${reason}`),
+  };
+  const stack = new Stack(cfg, { transmit: (f) => out.push(Buffer.from(f)), tcp: tcpHooks, udp: udpHooks }, { udpIdleMs: opts.udpIdleMs });
+  const guest = cfg.guest;
+  const gw = cfg.gateway;
+  const r = {
+    stack,
+    cfg,
+    events,
+    flow: () => flow!,
+    udpFlow: () => udpFlow!,
+    at: (t: number) => {
+      now = t;
+      stack.poll(now);
+      stack.flush(now);
+    },
+    /** A TCP segment from the guest (port 40000) to 10.0.2.2:8080. */
+    guestTcp: (f: Partial<TcpFields>) => {
+      const fields: TcpFields = { srcPort: GUEST_PORT, dstPort: 8080, seq: GUEST_ISS, ack: 0, flags: F.ACK, window: 64240, ...f };
+      stack.receive(now, eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: guest, dst: gw, protocol: IpProtocol.TCP }, tcp(guest, gw, fields))));
+      stack.flush(now);
+    },
+    guestUdp: (port: number, text: string) => {
+      stack.receive(now, eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: guest, dst: gw, protocol: IpProtocol.UDP }, udp(guest, gw, GUEST_PORT, port, Buffer.from(text)))));
+      stack.flush(now);
+    },
+    guestArp: () => {
+      stack.receive(now, eth(GUEST_MAC, MAC_BROADCAST, EtherType.ARP, arp({ operation: ArpOperation.Request, senderMac: GUEST_MAC, senderIp: guest, targetMac: 0, targetIp: gw })));
+    },
+    /** Everything sent to the guest since the last call, as TCP Reprs (others skipped). */
+    sentTcp: (): TcpRepr[] =>
+      out.splice(0).flatMap((f) => {
+        const e = EthernetFrame.newChecked(f);
+        if (e.ethertype !== EtherType.IPv4) return [];
+        const ip = Ipv4Packet.newChecked(e.payload);
+        return ip.protocol === IpProtocol.TCP ? [TcpRepr.parse(TcpPacket.newChecked(ip.payload))] : [];
+      }),
+    sentIcmp: (): Array<{ type: number; code: number }> =>
+      out.splice(0).flatMap((f) => {
+        const e = EthernetFrame.newChecked(f);
+        if (e.ethertype !== EtherType.IPv4) return [];
+        const ip = Ipv4Packet.newChecked(e.payload);
+        if (ip.protocol !== IpProtocol.ICMP) return [];
+        const icmp = Icmpv4Packet.newChecked(ip.payload);
+        return [{ type: icmp.type, code: icmp.code }];
+      }),
+  };
+  return r;
+}
+
+/** Guest SYN, host connect accepted, guest ACK: an established outbound flow and our ISS. */
+function established() {
+  const r = rig();
+  r.guestTcp({ flags: F.SYN, mss: 1460 });
+  expect(r.events).toEqual(['open host']);
+  r.stack.tcp!.accepted(0, r.flow().id);
+  r.at(0);
+  const [synAck] = r.sentTcp();
+  expect(synAck!.flags & (F.SYN | F.ACK)).toBe(F.SYN | F.ACK);
+  expect(synAck!.ack).toBe(GUEST_ISS + 1);
+  const iss = synAck!.seq;
+  r.guestTcp({ seq: GUEST_ISS + 1, ack: iss + 1 });
+  return { ...r, iss };
+}
+
+describe('the flow layer, scenario by scenario', () => {
+  it('open: SYN asks the host to connect; accepted gives SYN-ACK; data flows both ways with the right numbers', () => {
+    const r = established();
+    r.guestTcp({ seq: GUEST_ISS + 1, ack: r.iss + 1, flags: F.ACK | F.PSH, payload: Buffer.from('hello') });
+    expect(r.events).toEqual(['open host', 'established', 'data hello']);
+    expect(r.stack.tcp!.send(r.flow().id, Buffer.from('world'))).toBe(5);
+    r.at(10);
+    const segs = r.sentTcp().filter((s) => s.payload.length > 0);
+    expect(segs).toHaveLength(1);
+    expect(segs[0]!.payload.toString()).toBe('world');
+    expect(segs[0]!.seq).toBe(r.iss + 1);
+    expect(segs[0]!.ack).toBe(GUEST_ISS + 1 + 5);
+  });
+
+  it('refuse: a refused host connect answers the SYN with RST|ACK and the flow is gone', () => {
+    const r = rig();
+    r.guestTcp({ flags: F.SYN });
+    r.stack.tcp!.refused(0, r.flow().id);
+    r.at(0);
+    const [rst] = r.sentTcp();
+    expect(rst!.flags).toBe(F.RST | F.ACK);
+    expect(rst!.ack).toBe(GUEST_ISS + 1);
+    expect(r.events).toEqual(['open host', 'closed']);
+    expect(r.stack.tcp!.get(r.flow().id)).toBeUndefined();
+  });
+
+  it('ICMP errors: an unreachable host connect answers the SYN with ICMP host unreachable', () => {
+    const r = rig();
+    r.guestTcp({ flags: F.SYN });
+    r.stack.tcp!.unreachable(0, r.flow().id, 1);
+    r.at(0);
+    expect(r.sentIcmp()).toEqual([{ type: 3, code: 1 }]);
+    expect(r.events).toContain('closed');
+  });
+
+  it('half-close: the guest FIN reaches the host as eof; the host side closing sends FIN; the last ACK ends the flow', () => {
+    const r = established();
+    r.guestTcp({ seq: GUEST_ISS + 1, ack: r.iss + 1, flags: F.FIN | F.ACK });
+    expect(r.events).toEqual(['open host', 'established', 'eof']);
+    r.at(5);
+    expect(r.sentTcp().some((s) => s.ack === GUEST_ISS + 2)).toBe(true);
+    // The host still sends before it closes: half-closed, data flows the other way.
+    r.stack.tcp!.send(r.flow().id, Buffer.from('bye'));
+    r.stack.tcp!.close(r.flow().id);
+    r.at(10);
+    const out = r.sentTcp();
+    const fin = out.find((s) => s.flags & F.FIN)!;
+    expect(fin).toBeDefined();
+    expect(fin.seq).toBe(r.iss + 1 + (out.find((s) => s.payload.length > 0) === fin ? 0 : 3));
+    r.guestTcp({ seq: GUEST_ISS + 2, ack: r.iss + 1 + 3 + 1 });
+    expect(r.events.at(-1)).toBe('closed');
+  });
+
+  it('RST: a guest reset resets the host side and removes the flow', () => {
+    const r = established();
+    r.guestTcp({ seq: GUEST_ISS + 1, ack: r.iss + 1, flags: F.RST });
+    expect(r.events).toEqual(['open host', 'established', 'reset peer-reset', 'closed']);
+    expect(r.stack.tcp!.get(r.flow().id)).toBeUndefined();
+  });
+
+  it('forward in: a host client connects into the guest; its SYN-ACK establishes the flow', () => {
+    const r = rig();
+    r.guestArp(); // the guest is known: no ARP wait
+    const f = r.stack.tcp!.connectInbound(0, r.cfg.gateway, 50000, r.cfg.guest, 80);
+    expect(f).toBeTruthy();
+    r.at(0);
+    const [syn] = r.sentTcp();
+    expect(syn!.flags).toBe(F.SYN);
+    expect([syn!.srcPort, syn!.dstPort]).toEqual([50000, 80]);
+    r.stack.receive(0, eth(GUEST_MAC, r.cfg.gatewayMac, EtherType.IPv4, ipv4({ src: r.cfg.guest, dst: r.cfg.gateway, protocol: IpProtocol.TCP },
+      tcp(r.cfg.guest, r.cfg.gateway, { srcPort: 80, dstPort: 50000, seq: 7000, ack: syn!.seq + 1, flags: F.SYN | F.ACK, window: 64240 }))));
+    r.at(1);
+    expect(r.events).toEqual(['established']);
+    expect(r.sentTcp().some((s) => s.flags === F.ACK && s.ack === 7001)).toBe(true);
+  });
+
+  it('idle expiry: a UDP flow that stays silent past its idle time is closed (idle), one that talks is kept', () => {
+    const r = rig({ udpIdleMs: 1000 });
+    r.guestUdp(9999, 'ping');
+    expect(r.events).toEqual(['udp send 9999 ping']);
+    r.at(900);
+    r.guestUdp(9999, 'again'); // activity moves the deadline
+    r.at(1800);
+    expect(r.events).not.toContain('udp close idle');
+    r.at(3000);
+    expect(r.events).toContain('udp close idle');
+    expect(r.stack.flows.size).toBe(0);
+  });
+});
