@@ -149,12 +149,8 @@ echo "nameserver 127.0.0.1" >"$WORK/resolv.conf"
 #   tsnet.test  AAAA -> NOERROR, no answer (NODATA)
 #   anything else    -> NXDOMAIN
 cat >"$WORK/dns.py" <<'EOF'
-import socket, struct
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 53))
-while True:
-    q, peer = s.recvfrom(4096)
-    if len(q) < 12: continue
+import socket, struct, threading
+def answer(q):
     qid, flags, qd = struct.unpack("!HHH", q[:6])
     i, labels = 12, []
     while i < len(q) and q[i]:
@@ -171,18 +167,39 @@ while True:
     else:
         rcode = 3
     hdr = struct.pack("!HHHHHH", qid, 0x8400 | rd | rcode, 1, 1 if ans else 0, 0, 0)
-    s.sendto(hdr + question + ans, peer)
+    return hdr + question + ans
+def tcp_server():
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("127.0.0.1", 53)); t.listen(8)
+    while True:
+        c, _ = t.accept()
+        with c:
+            n = struct.unpack("!H", c.recv(2))[0]; q = b""
+            while len(q) < n: q += c.recv(n - len(q))
+            r = answer(q); c.sendall(struct.pack("!H", len(r)) + r)
+threading.Thread(target=tcp_server, daemon=True).start()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+while True:
+    q, peer = s.recvfrom(4096)
+    if len(q) < 12: continue
+    s.sendto(answer(q), peer)
 EOF
 python3 "$WORK/dns.py" >"$WORK/dns.log" 2>&1 &
 PIDS+=($!)
 
 mkdir -p "$WORK/www"
 printf 'hello from the tsnet pcap recorder\n' >"$WORK/www/index.html"
+# 1 MiB of a fixed pattern for the download (same bytes on every recording)
+python3 -c 'import sys; sys.stdout.buffer.write(bytes(i * 7 % 251 for i in range(1 << 20)))' >"$WORK/www/big.bin"
 python3 -m http.server --bind 127.0.0.1 --directory "$WORK/www" "$HTTP_PORT" \
   >"$WORK/http.log" 2>&1 &
 PIDS+=($!)
 sleep 1
 
+# ONLY=C records session C alone (the files of A, B and the synthetic one stay).
+if [ -z "${ONLY:-}" ]; then
 # ============================================================ session A ====
 log "session A: IPv4 (IPv6 disabled in the guest netns)"
 new_ns
@@ -253,5 +270,47 @@ reap "$SLIRPPID" "$NSPID"
 # ============================================================ synthetic ====
 python3 "$HERE/gen-malformed.py" "$OUT/malformed.pcap"
 log "malformed.pcap written"
+fi
+
+# ============================================================ session C ====
+# Whole sessions for replaying through tsnet: DHCP, DNS over TCP, an HTTP GET
+# with curl, a 1 MiB download with losses both ways (iptables statistic in the
+# guest: netem is not in every kernel).
+log "session C: whole sessions (IPv4)"
+new_ns
+ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+start_slirp
+
+# 7. a DHCP exchange (udhcpc: DISCOVER, OFFER, REQUEST, ACK; its script does nothing)
+cap_start dhcp.pcap udp port 67 or udp port 68
+ns busybox udhcpc -i tap0 -f -q -n -t 3 -s /bin/true >"$WORK/udhcpc.out" 2>&1 || true
+cap_stop
+
+# 8. DNS over TCP to 10.0.2.3 (one A query, length-prefixed)
+cap_start dns-tcp.pcap tcp port 53
+ns python3 -c '
+import socket, struct
+q = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x05tsnet\x04test\x00" + struct.pack("!HH", 1, 1)
+s = socket.create_connection(("10.0.2.3", 53), timeout=5)
+s.sendall(struct.pack("!H", len(q)) + q)
+n = struct.unpack("!H", s.recv(2))[0]; r = b""
+while len(r) < n: r += s.recv(n - len(r))
+s.close(); print(len(r))' >"$WORK/dns-tcp.out"
+cap_stop
+
+# 9. curl over HTTP
+cap_start http-curl.pcap tcp port "$HTTP_PORT"
+ns curl -s "http://10.0.2.2:$HTTP_PORT/" >"$WORK/curl.out"
+cap_stop
+
+# 10. a 1 MiB download with 3 % of frames lost each way
+ns iptables -A INPUT -i tap0 -m statistic --mode random --probability 0.03 -j DROP
+ns iptables -A OUTPUT -o tap0 -m statistic --mode random --probability 0.03 -j DROP
+cap_start http-download-loss.pcap tcp port "$HTTP_PORT"
+ns busybox wget -qO "$WORK/big.out" "http://10.0.2.2:$HTTP_PORT/big.bin"
+cap_stop
+cmp "$WORK/big.out" "$WORK/www/big.bin" && log "download intact"
+
+reap "$SLIRPPID" "$NSPID"
 
 log "done: kernel $(uname -r), $(slirp4netns --version | head -1), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
