@@ -1,14 +1,27 @@
-// `tsnet replay`: plays the guest's side of a capture into a fresh stack —
-// no namespaces, no root, no sockets — and reports (or writes to a pcap)
-// what the stack sends back. Frames whose source MAC is one of the stack's
-// own virtual MACs are the old peer's answers and are skipped; everything
-// else is the guest speaking. Time inside the stack follows the capture's
-// timestamps, so timer behaviour replays faithfully too.
+// `tsnet replay`: plays the guest's side of a capture into a fresh, whole
+// stack — ARP, ICMP, DHCP, DNS, UDP, TCP — against a simulated host
+// (src/host/sim-host.ts) that answers from the capture's host side: no
+// namespaces, no root, no sockets. Frames whose source MAC is one of the
+// stack's own virtual MACs are the recorded peer's and are not fed; the
+// rest is the guest speaking.
+//
+// Time is the capture's: before each frame, every timer due by its
+// timestamp fires (retransmissions, delayed ACKs, ARP retries, expiry), and
+// after the last one the stack runs on for a settle period. tsnet gets the
+// recorded peer's initial sequence number for each connection and the
+// guest's SYN offers only what the recorded peer accepted (window scaling,
+// timestamps, SACK), so the guest's recorded ACK numbers and windows mean to
+// tsnet what they meant to the recorded peer.
 
 import { makeConfig, type StackConfig } from '../stack/config.js';
 import { Stack } from '../stack/stack.js';
 import { makeLogger, type LogLevel } from '../host/log.js';
 import { PcapWriter, readPcap, type PcapRecord } from '../host/pcap.js';
+import { SimHost, readRecording, type CapturedFrame } from '../host/sim-host.js';
+import { pseudoV4 } from '../wire/checksum.js';
+import { EtherType, EthernetFrame, EthernetRepr, ETH_HEADER_LEN } from '../wire/ethernet.js';
+import { IpProtocol, Ipv4Packet, Ipv4Repr } from '../wire/ipv4.js';
+import { TcpFlags, TcpPacket, TcpRepr } from '../wire/tcp.js';
 
 export interface ReplayOptions {
   input: string;
@@ -20,12 +33,16 @@ export interface ReplayOptions {
 }
 
 export interface ReplayResult {
-  /** Frames fed to the stack (guest side). */
+  /** Frames fed to the stack (guest side, SYNs as rewritten). */
   input: PcapRecord[];
-  /** Frames the stack emitted, stamped with the time of the frame that caused them. */
+  /** Frames the stack emitted, stamped with the virtual time they were sent. */
   output: PcapRecord[];
   stack: Stack;
+  host: SimHost;
 }
+
+/** How long the stack runs on after the last frame (timers, the host's last bytes). */
+const SETTLE_MS = 5000;
 
 function srcMac(frame: Buffer): number {
   if (frame.length < 12) return -1;
@@ -37,23 +54,91 @@ export function isFromStack(cfg: StackConfig, frame: Buffer): boolean {
   return mac === cfg.gatewayMac || mac === cfg.dnsMac;
 }
 
-/** Replays records through a new stack; pure apart from what the caller passes in. */
+/** A guest SYN (no ACK), parsed; undefined for anything else. */
+function guestSyn(frame: Buffer): { eth: EthernetFrame; ip: Ipv4Packet; seg: TcpRepr } | undefined {
+  try {
+    const eth = EthernetFrame.newChecked(frame);
+    if (eth.ethertype !== EtherType.IPv4) return undefined;
+    const ip = Ipv4Packet.newChecked(eth.payload);
+    if (ip.protocol !== IpProtocol.TCP) return undefined;
+    const seg = TcpRepr.parse(TcpPacket.newChecked(ip.payload));
+    return seg.flags & TcpFlags.SYN && !(seg.flags & TcpFlags.ACK) ? { eth, ip, seg } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The SYN again, offering only what the recorded peer's SYN-ACK accepted. */
+function narrowSyn(syn: NonNullable<ReturnType<typeof guestSyn>>, accepted: { windowScale: boolean; timestamps: boolean; sackPermitted: boolean }): Buffer {
+  const seg = syn.seg;
+  if (!accepted.windowScale) seg.windowScale = undefined;
+  if (!accepted.timestamps) {
+    seg.tsVal = undefined;
+    seg.tsEcr = undefined;
+  }
+  if (!accepted.sackPermitted) seg.sackPermitted = false;
+  const tcpLen = seg.bufferLen();
+  const ipr = new Ipv4Repr({ src: syn.ip.src, dst: syn.ip.dst, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: syn.ip.ttl, ident: syn.ip.ident });
+  const frame = Buffer.alloc(ETH_HEADER_LEN + ipr.bufferLen());
+  new EthernetRepr({ src: syn.eth.src, dst: syn.eth.dst, ethertype: EtherType.IPv4 }).emit(frame);
+  const ipBuf = frame.subarray(ETH_HEADER_LEN);
+  ipr.emit(ipBuf);
+  seg.emit(ipBuf.subarray(ipr.headerLen()), pseudoV4(syn.ip.src, syn.ip.dst, IpProtocol.TCP, tcpLen));
+  return frame;
+}
+
+/** Replays records through a new stack and a simulated host; pure apart from what the caller passes in. */
 export function replayRecords(records: PcapRecord[], cfg: StackConfig, onDrop?: (reason: string, detail?: unknown) => void): ReplayResult {
   const output: PcapRecord[] = [];
   const input: PcapRecord[] = [];
-  let nowUs = 0;
-  const stack = new Stack(cfg, {
-    transmit: (frame) => output.push({ timeUs: nowUs, data: Buffer.from(frame) }),
-    onDrop,
-  });
   const t0 = records[0]?.timeUs ?? 0;
-  for (const r of records) {
-    if (isFromStack(cfg, r.data)) continue;
-    input.push(r);
-    nowUs = r.timeUs;
-    stack.receive((r.timeUs - t0) / 1000, r.data);
+  const frames: CapturedFrame[] = records.map((r) => ({ timeMs: (r.timeUs - t0) / 1000, data: r.data }));
+  const host = new SimHost(readRecording(frames, (f) => isFromStack(cfg, f)));
+  let nowMs = 0;
+  let nextIss: number | undefined;
+  let issCounter = 0x1000;
+  const stack = new Stack(
+    cfg,
+    { transmit: (frame) => output.push({ timeUs: t0 + Math.round(nowMs * 1000), data: Buffer.from(frame) }), onDrop, tcp: host, udp: host },
+    { iss: () => nextIss ?? (issCounter = (issCounter + 0x10000) >>> 0) },
+  );
+  host.bind(stack.tcp, stack.udp);
+
+  const settle = (t: number) => {
+    nowMs = t;
+    host.step(t);
+    stack.flush(t);
+  };
+  /** Fires every timer due by t, in order, with the host stepping along. */
+  const runUntil = (t: number) => {
+    for (let guard = 0; guard < 100_000; guard++) {
+      const at = stack.pollAt();
+      if (!(at <= t) || at < nowMs) break;
+      nowMs = at;
+      stack.poll(at);
+      settle(at);
+    }
+    settle(t);
+  };
+
+  for (const f of frames) {
+    runUntil(f.timeMs);
+    if (isFromStack(cfg, f.data)) continue;
+    let data = f.data;
+    const syn = guestSyn(data);
+    if (syn) {
+      const ip = syn.ip;
+      nextIss = host.issFor(ip.src, syn.seg.srcPort, ip.dst, syn.seg.dstPort);
+      const accepted = host.synAckOf(ip.src, syn.seg.srcPort, ip.dst, syn.seg.dstPort);
+      if (accepted) data = narrowSyn(syn, accepted);
+    }
+    input.push({ timeUs: t0 + Math.round(f.timeMs * 1000), data });
+    stack.receive(f.timeMs, data);
+    nextIss = undefined;
+    settle(f.timeMs);
   }
-  return { input, output, stack };
+  runUntil((frames.at(-1)?.timeMs ?? 0) + SETTLE_MS);
+  return { input, output, stack, host };
 }
 
 export async function runReplay(o: ReplayOptions): Promise<number> {

@@ -1,0 +1,178 @@
+// Golden replays: whole sessions recorded against the real slirp4netns
+// (pcaps/README.md, session C and A) played through `tsnet replay`'s whole
+// stack and simulated host. What tsnet sends is checked against what a
+// correct peer must send, not merely counted: the byte stream each
+// connection delivers to the guest equals the one the recorded peer
+// delivered; every segment's sequence number lies where that stream puts
+// it (tsnet is given the recorded peer's ISS, so the numbers are the
+// recorded ones); what tsnet acknowledges covers all the guest sent and its
+// FIN; nothing is reset; the guest's bytes reach the host intact; DNS and
+// DHCP answers carry the right ids.
+
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isFromStack, replayRecords } from '../../src/app/replay.js';
+import { readPcap, type PcapRecord } from '../../src/host/pcap.js';
+import { makeConfig } from '../../src/stack/config.js';
+import { EtherType, EthernetFrame } from '../../src/wire/ethernet.js';
+import { IpProtocol, Ipv4Packet } from '../../src/wire/ipv4.js';
+import { TcpFlags as F, TcpPacket, TcpRepr } from '../../src/wire/tcp.js';
+import { UdpPacket } from '../../src/wire/udp.js';
+
+const PCAPS = path.resolve(import.meta.dirname, '../../pcaps');
+const cfg = makeConfig();
+
+interface Seg {
+  src: number;
+  dst: number;
+  seg: TcpRepr;
+}
+
+function tcpSegs(records: PcapRecord[]): Seg[] {
+  return records.flatMap((r) => {
+    const eth = EthernetFrame.newChecked(r.data);
+    if (eth.ethertype !== EtherType.IPv4) return [];
+    const ip = Ipv4Packet.newChecked(eth.payload);
+    if (ip.protocol !== IpProtocol.TCP) return [];
+    return [{ src: ip.src, dst: ip.dst, seg: TcpRepr.parse(TcpPacket.newChecked(ip.payload)) }];
+  });
+}
+
+function udpPayloads(records: PcapRecord[]): Buffer[] {
+  return records.flatMap((r) => {
+    const eth = EthernetFrame.newChecked(r.data);
+    if (eth.ethertype !== EtherType.IPv4) return [];
+    const ip = Ipv4Packet.newChecked(eth.payload);
+    return ip.protocol === IpProtocol.UDP ? [Buffer.from(UdpPacket.newChecked(ip.payload).payload)] : [];
+  });
+}
+
+/** The byte stream segments deliver, by sequence number from iss+1 (duplicates and overlaps folded), and whether it has a hole. */
+function streamOf(segs: TcpRepr[], iss: number): { data: Buffer; complete: boolean } {
+  const parts: Array<[number, Buffer]> = segs.filter((s) => s.payload.length > 0).map((s) => [(s.seq - iss - 1) >>> 0, s.payload]);
+  const len = Math.max(0, ...parts.map(([o, d]) => o + d.length));
+  const data = Buffer.alloc(len);
+  const have = new Uint8Array(len);
+  for (const [o, d] of parts) {
+    d.copy(data, o);
+    have.fill(1, o, o + d.length);
+  }
+  return { data, complete: have.every((b) => b === 1) };
+}
+
+function stream(segs: TcpRepr[], iss: number): Buffer {
+  const s = streamOf(segs, iss);
+  expect(s.complete, 'the stream has no hole').toBe(true);
+  return s.data;
+}
+
+async function session(name: string) {
+  const records = await readPcap(path.join(PCAPS, name));
+  const recordedPeer = records.filter((r) => isFromStack(cfg, r.data));
+  const guest = records.filter((r) => !isFromStack(cfg, r.data));
+  const r = replayRecords(records, cfg);
+  return { records, recordedPeer, guest, ...r };
+}
+
+/** The checks every replayed TCP session must pass; returns the stream tsnet delivered. */
+function checkTcpSession(s: Awaited<ReturnType<typeof session>>): Buffer {
+  const recorded = tcpSegs(s.recordedPeer).map((x) => x.seg);
+  const ours = tcpSegs(s.output).map((x) => x.seg);
+  const guestSegs = tcpSegs(s.guest).map((x) => x.seg);
+  const synAck = recorded.find((x) => x.flags & F.SYN)!;
+  const ourSynAck = ours.find((x) => x.flags & F.SYN)!;
+  expect(ourSynAck.flags).toBe(F.SYN | F.ACK);
+  expect(ourSynAck.seq).toBe(synAck.seq); // the recorded ISS, as given
+  const iss = synAck.seq;
+  // The same bytes, in the same places, ending with a FIN right after them.
+  const want = stream(recorded, iss);
+  const got = stream(ours, iss);
+  expect(got.equals(want), `${got.length} bytes vs ${want.length}`).toBe(true);
+  const fin = ours.find((x) => x.flags & F.FIN);
+  expect(fin, 'tsnet closed its side').toBeDefined();
+  expect((fin!.seq + fin!.payload.length) >>> 0).toBe((iss + 1 + want.length) >>> 0);
+  for (const x of ours) {
+    const off = (x.seq - iss - 1) >>> 0;
+    // Data inside the stream; bare ACKs at most one past it (after our FIN).
+    if (!(x.flags & F.SYN)) expect(off <= want.length + (x.payload.length === 0 ? 1 : 0), `segment at ${off}`).toBe(true);
+    expect(x.flags & F.RST).toBe(0);
+  }
+  // Everything the guest sent, its FIN included, acknowledged.
+  const guestSyn = guestSegs.find((x) => x.flags & F.SYN)!;
+  const guestEnd = Math.max(...guestSegs.map((x) => ((x.seq - guestSyn.seq) >>> 0) + x.payload.length + (x.flags & F.FIN ? 1 : 0)));
+  const maxAck = Math.max(...ours.filter((x) => x.flags & F.ACK).map((x) => (x.ack - guestSyn.seq) >>> 0));
+  expect(maxAck).toBe(guestEnd);
+  // And the guest's bytes reached the host as it sent them.
+  const fromGuest = Buffer.concat([...s.host.fromGuest.values()].flat());
+  expect(fromGuest.equals(stream(guestSegs, guestSyn.seq))).toBe(true);
+  expect(s.stack.counters.drops.get('internal-error')).toBeUndefined();
+  return got;
+}
+
+describe('golden replays of whole sessions (recorded against slirp4netns)', () => {
+  it('dns-tcp.pcap: a DNS query over TCP to 10.0.2.3 is answered with the recorded answer, both sides closed', async () => {
+    const s = await session('dns-tcp.pcap');
+    const got = checkTcpSession(s);
+    expect(got.readUInt16BE(0)).toBe(got.length - 2); // one length-prefixed message
+    expect(got.readUInt16BE(2)).toBe(0x1234); // the query's id
+  });
+
+  it('http-curl.pcap: curl gets the page; tsnet closes after the server did', async () => {
+    const s = await session('http-curl.pcap');
+    const got = checkTcpSession(s).toString();
+    expect(got).toMatch(/^HTTP\/1\.0 200 OK/);
+    expect(got).toContain('hello from the tsnet pcap recorder');
+  });
+
+  it('tcp-syn.pcap: the wget session of session A likewise', async () => {
+    const s = await session('tcp-syn.pcap');
+    expect(checkTcpSession(s).toString()).toContain('hello from the tsnet pcap recorder');
+  });
+
+  // The guest is played verbatim: its ACKs are the ones it gave slirp4netns,
+  // which sent its whole window at once. tsnet's congestion window starts at
+  // ten segments, so the guest soon acknowledges bytes tsnet has not sent
+  // yet, which a correct stack ignores (RFC 9293 §3.10.7.4), and the replay
+  // stalls at the window. What can be checked: every byte tsnet sent is the
+  // recorded byte at its place, nothing is reset, nothing throws. Playing
+  // bulk transfers needs the guest's ACKs mapped onto tsnet's sequence
+  // space (next: issue 11).
+  it('http-download-loss.pcap: what tsnet sends of the 1 MiB download is the recorded bytes at their places; no reset, no error', async () => {
+    const s = await session('http-download-loss.pcap');
+    const recorded = tcpSegs(s.recordedPeer).map((x) => x.seg);
+    const ours = tcpSegs(s.output).map((x) => x.seg);
+    const iss = recorded.find((x) => x.flags & F.SYN)!.seq;
+    expect(ours.find((x) => x.flags & F.SYN)!.seq).toBe(iss);
+    const want = streamOf(recorded, iss).data;
+    let sent = 0;
+    for (const x of ours.filter((y) => y.payload.length > 0)) {
+      const off = (x.seq - iss - 1) >>> 0;
+      expect(x.payload.equals(want.subarray(off, off + x.payload.length)), `bytes at ${off}`).toBe(true);
+      sent += x.payload.length;
+    }
+    expect(sent).toBeGreaterThan(32 * 1024);
+    expect(ours.every((x) => !(x.flags & F.RST))).toBe(true);
+    expect(s.stack.counters.drops.get('internal-error')).toBeUndefined();
+  });
+
+  it('udp-dns.pcap: both queries answered with the recorded answers, ids matching', async () => {
+    const s = await session('udp-dns.pcap');
+    const asked = udpPayloads(s.guest).map((p) => p.readUInt16BE(0));
+    const answered = udpPayloads(s.output).map((p) => p.readUInt16BE(0));
+    expect(answered.sort()).toEqual(asked.sort());
+    expect(udpPayloads(s.output).map((p) => p.toString('hex')).sort()).toEqual(udpPayloads(s.recordedPeer).map((p) => p.toString('hex')).sort());
+  });
+
+  it('dhcp.pcap: DISCOVER gets an OFFER and REQUEST an ACK of 10.0.2.15, for the same transaction', async () => {
+    const s = await session('dhcp.pcap');
+    const replies = udpPayloads(s.output);
+    expect(replies).toHaveLength(2);
+    const xid = udpPayloads(s.guest)[0]!.readUInt32BE(4);
+    for (const r of replies) {
+      expect(r.readUInt32BE(4)).toBe(xid);
+      expect([...r.subarray(16, 20)].join('.')).toBe('10.0.2.15'); // yiaddr
+    }
+    const type = (r: Buffer) => r[r.indexOf(Buffer.from([53, 1]), 240) + 2];
+    expect(replies.map(type)).toEqual([2, 5]); // OFFER, ACK
+  });
+});
