@@ -124,7 +124,7 @@ start_slirp() {
 CAPPID=""; CAPNAME=""
 cap_start() {
   CAPNAME=$1; shift
-  nsenter -t "$NSPID" -n tcpdump -i tap0 -nn -U --immediate-mode -Z root -s 262144 \
+  nsenter -t "$NSPID" -n tcpdump -i tap0 -nn -U --immediate-mode -B 32768 -Z root -s 262144 \
      -w "$WORK/$CAPNAME" "$@" >"$WORK/$CAPNAME.log" 2>&1 &
   CAPPID=$!; PIDS+=("$CAPPID")
   for _ in $(seq 50); do
@@ -138,7 +138,7 @@ cap_stop() {
   sleep 1                       # let late replies arrive
   reap "$CAPPID"
   cp "$WORK/$CAPNAME" "$OUT/$CAPNAME"
-  log "$CAPNAME: $(grep -o '[0-9]* packets captured' "$WORK/$CAPNAME.log")"
+  log "$CAPNAME: $(grep -o "[0-9]* packets captured" "$WORK/$CAPNAME.log"), $(grep -o "[0-9]* packets dropped by kernel" "$WORK/$CAPNAME.log")"
 }
 
 # ------------------------------------------------------ loopback services --

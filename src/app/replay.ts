@@ -11,10 +11,13 @@
 // recorded peer's initial sequence number for each connection and the
 // guest's SYN offers only what the recorded peer accepted (window scaling,
 // timestamps, SACK), so the guest's recorded ACK numbers and windows mean to
-// tsnet what they meant to the recorded peer.
+// tsnet what they meant to the recorded peer. Where the recorded peer sent
+// faster than tsnet, the guest's ACK (and SACK blocks) are cut back to what
+// tsnet has sent: the guest can only have received that.
 
 import { makeConfig, type StackConfig } from '../stack/config.js';
 import { Stack } from '../stack/stack.js';
+import type { TcpFlow } from '../stack/tcp-flows.js';
 import { makeLogger, type LogLevel } from '../host/log.js';
 import { PcapWriter, readPcap, type PcapRecord } from '../host/pcap.js';
 import { SimHost, readRecording, type CapturedFrame } from '../host/sim-host.js';
@@ -54,38 +57,74 @@ export function isFromStack(cfg: StackConfig, frame: Buffer): boolean {
   return mac === cfg.gatewayMac || mac === cfg.dnsMac;
 }
 
-/** A guest SYN (no ACK), parsed; undefined for anything else. */
-function guestSyn(frame: Buffer): { eth: EthernetFrame; ip: Ipv4Packet; seg: TcpRepr } | undefined {
+interface GuestTcp {
+  eth: EthernetFrame;
+  ip: Ipv4Packet;
+  seg: TcpRepr;
+}
+
+/** A guest TCP segment, parsed; undefined for anything else. */
+function guestTcp(frame: Buffer): GuestTcp | undefined {
   try {
     const eth = EthernetFrame.newChecked(frame);
     if (eth.ethertype !== EtherType.IPv4) return undefined;
     const ip = Ipv4Packet.newChecked(eth.payload);
     if (ip.protocol !== IpProtocol.TCP) return undefined;
-    const seg = TcpRepr.parse(TcpPacket.newChecked(ip.payload));
-    return seg.flags & TcpFlags.SYN && !(seg.flags & TcpFlags.ACK) ? { eth, ip, seg } : undefined;
+    return { eth, ip, seg: TcpRepr.parse(TcpPacket.newChecked(ip.payload)) };
   } catch {
     return undefined;
   }
 }
 
-/** The SYN again, offering only what the recorded peer's SYN-ACK accepted. */
-function narrowSyn(syn: NonNullable<ReturnType<typeof guestSyn>>, accepted: { windowScale: boolean; timestamps: boolean; sackPermitted: boolean }): Buffer {
-  const seg = syn.seg;
+/** The segment written out again (after its Repr was changed), checksums made anew. */
+function reemit(t: GuestTcp): Buffer {
+  const tcpLen = t.seg.bufferLen();
+  const ipr = new Ipv4Repr({ src: t.ip.src, dst: t.ip.dst, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: t.ip.ttl, ident: t.ip.ident });
+  const frame = Buffer.alloc(ETH_HEADER_LEN + ipr.bufferLen());
+  new EthernetRepr({ src: t.eth.src, dst: t.eth.dst, ethertype: EtherType.IPv4 }).emit(frame);
+  const ipBuf = frame.subarray(ETH_HEADER_LEN);
+  ipr.emit(ipBuf);
+  t.seg.emit(ipBuf.subarray(ipr.headerLen()), pseudoV4(t.ip.src, t.ip.dst, IpProtocol.TCP, tcpLen));
+  return frame;
+}
+
+/** The guest's SYN, offering only what the recorded peer's SYN-ACK accepted. */
+function narrowSyn(t: GuestTcp, accepted: { windowScale: boolean; timestamps: boolean; sackPermitted: boolean }): Buffer {
+  const seg = t.seg;
   if (!accepted.windowScale) seg.windowScale = undefined;
   if (!accepted.timestamps) {
     seg.tsVal = undefined;
     seg.tsEcr = undefined;
   }
   if (!accepted.sackPermitted) seg.sackPermitted = false;
-  const tcpLen = seg.bufferLen();
-  const ipr = new Ipv4Repr({ src: syn.ip.src, dst: syn.ip.dst, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: syn.ip.ttl, ident: syn.ip.ident });
-  const frame = Buffer.alloc(ETH_HEADER_LEN + ipr.bufferLen());
-  new EthernetRepr({ src: syn.eth.src, dst: syn.eth.dst, ethertype: EtherType.IPv4 }).emit(frame);
-  const ipBuf = frame.subarray(ETH_HEADER_LEN);
-  ipr.emit(ipBuf);
-  seg.emit(ipBuf.subarray(ipr.headerLen()), pseudoV4(syn.ip.src, syn.ip.dst, IpProtocol.TCP, tcpLen));
-  return frame;
+  return reemit(t);
 }
+
+/**
+ * The guest acknowledged (or SACKed) bytes the recorded peer had sent and
+ * tsnet has not sent yet (the recorded peer sent faster): it can only have
+ * received what tsnet sent, so the ACK and SACK blocks are cut back to
+ * SND.MAX. Undefined when nothing needs changing.
+ */
+function clampAck(t: GuestTcp, sentUpTo: number): Buffer | undefined {
+  const seg = t.seg;
+  let changed = false;
+  if (seg.flags & TcpFlags.ACK && seqGt(seg.ack, sentUpTo)) {
+    seg.ack = sentUpTo;
+    changed = true;
+  }
+  if (seg.sackBlocks) {
+    const kept = seg.sackBlocks.filter(([l]) => seqLt(l, sentUpTo)).map(([l, r]): [number, number] => [l, seqGt(r, sentUpTo) ? sentUpTo : r]);
+    if (kept.length !== seg.sackBlocks.length || kept.some(([, r], i) => r !== seg.sackBlocks![i]![1])) {
+      seg.sackBlocks = kept.length > 0 ? kept : undefined;
+      changed = true;
+    }
+  }
+  return changed ? reemit(t) : undefined;
+}
+
+const seqGt = (a: number, b: number) => ((a - b) | 0) > 0;
+const seqLt = (a: number, b: number) => ((a - b) | 0) < 0;
 
 /** Replays records through a new stack and a simulated host; pure apart from what the caller passes in. */
 export function replayRecords(records: PcapRecord[], cfg: StackConfig, onDrop?: (reason: string, detail?: unknown) => void): ReplayResult {
@@ -125,12 +164,14 @@ export function replayRecords(records: PcapRecord[], cfg: StackConfig, onDrop?: 
     runUntil(f.timeMs);
     if (isFromStack(cfg, f.data)) continue;
     let data = f.data;
-    const syn = guestSyn(data);
-    if (syn) {
-      const ip = syn.ip;
-      nextIss = host.issFor(ip.src, syn.seg.srcPort, ip.dst, syn.seg.dstPort);
-      const accepted = host.synAckOf(ip.src, syn.seg.srcPort, ip.dst, syn.seg.dstPort);
-      if (accepted) data = narrowSyn(syn, accepted);
+    const t = guestTcp(data);
+    if (t && t.seg.flags & TcpFlags.SYN && !(t.seg.flags & TcpFlags.ACK)) {
+      nextIss = host.issFor(t.ip.src, t.seg.srcPort, t.ip.dst, t.seg.dstPort);
+      const accepted = host.synAckOf(t.ip.src, t.seg.srcPort, t.ip.dst, t.seg.dstPort);
+      if (accepted) data = narrowSyn(t, accepted);
+    } else if (t) {
+      const flow = stack.flows.lookup('tcp', t.ip.src, t.seg.srcPort, t.ip.dst, t.seg.dstPort) as TcpFlow | undefined;
+      if (flow) data = clampAck(t, flow.conn.sentUpTo) ?? data;
     }
     input.push({ timeUs: t0 + Math.round(f.timeMs * 1000), data });
     stack.receive(f.timeMs, data);

@@ -219,6 +219,10 @@ export function windowShiftFor(rcvBufSize: number): number {
 
 export class TcpConnection {
   state: TcpState;
+  /** One past the highest sequence number sent so far (SND.MAX). */
+  get sentUpTo(): number {
+    return this.sndMax;
+  }
   readonly stats: TcpConnectionStats = {
     bytesIn: 0,
     bytesOut: 0,
