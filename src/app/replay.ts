@@ -21,6 +21,7 @@ import type { TcpFlow } from '../stack/tcp-flows.js';
 import { makeLogger, type LogLevel } from '../host/log.js';
 import { PcapWriter, readPcap, type PcapRecord } from '../host/pcap.js';
 import { SimHost, readRecording, type CapturedFrame } from '../host/sim-host.js';
+import { replayDiff } from './replay-diff.js';
 import { pseudoV4 } from '../wire/checksum.js';
 import { EtherType, EthernetFrame, EthernetRepr, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Packet, Ipv4Repr } from '../wire/ipv4.js';
@@ -29,6 +30,8 @@ import { TcpFlags, TcpPacket, TcpRepr } from '../wire/tcp.js';
 export interface ReplayOptions {
   input: string;
   out?: string;
+  /** Print where tsnet and the recorded peer differ (src/app/replay-diff.ts). */
+  diff?: boolean;
   mtu: number;
   cidr: string;
   disableHostLoopback: boolean;
@@ -201,5 +204,9 @@ export async function runReplay(o: ReplayOptions): Promise<number> {
       (o.out ? ` (written to ${o.out})` : '') +
       `; dropped ${result.stack.counters.totalDrops()}${drops ? ` (${drops})` : ''}\n`,
   );
+  if (o.diff) {
+    const recordedPeer = records.filter((r) => isFromStack(cfg, r.data));
+    process.stdout.write(replayDiff(cfg, recordedPeer, result.input, result.output));
+  }
   return 0;
 }

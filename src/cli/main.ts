@@ -154,6 +154,7 @@ program
   )
   .argument('<in.pcap>', 'an Ethernet pcap, e.g. from --pcap or tcpdump -w')
   .option('-o, --out <file>', 'write the frames the stack emits to this pcap')
+  .option('--diff', 'print, per conversation, where tsnet and the recorded peer differ (byte streams, FIN, resets, what was acknowledged)', false)
   .option('-m, --mtu <mtu>', 'MTU of the stack', mtuOption, DEFAULT_MTU)
   .option('--cidr <cidr>', 'virtual network', cidrOption, DEFAULT_CIDR)
   .option('--disable-host-loopback', 'as for attach', false)
@@ -163,6 +164,7 @@ program
     process.exitCode = await runReplay({
       input,
       out: o.out,
+      diff: o.diff,
       mtu: o.mtu,
       cidr: o.cidr,
       disableHostLoopback: o.disableHostLoopback,

@@ -129,4 +129,14 @@ describe('tsnet replay (CLI)', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('--diff says, per conversation, where tsnet and the recorded peer differ (here: nowhere in the streams)', () => {
+    const main = path.resolve(import.meta.dirname, '../../dist/src/cli/main.js');
+    const out = execFileSync(process.execPath, [main, 'replay', path.join(PCAPS, 'http-curl.pcap'), '--diff'], { encoding: 'utf8' });
+    expect(out).toMatch(/^tcp 10\.0\.2\.100:\d+ > 10\.0\.2\.2:18099$/m);
+    expect(out).toMatch(/^  stream: identical \(\d+ bytes\)$/m);
+    expect(out).toMatch(/^  guest's \d+ bytes and FIN: all acknowledged$/m);
+    const dns = execFileSync(process.execPath, [main, 'replay', path.join(PCAPS, 'udp-dns.pcap'), '--diff'], { encoding: 'utf8' });
+    expect(dns).toMatch(/^udp 10\.0\.2\.100:\d+ > 10\.0\.2\.3:53: recorded 2 datagrams, tsnet 2, identical$/m);
+  });
 });
