@@ -214,7 +214,7 @@ export class SimHost implements TcpHooks, UdpHooks {
     const fin = c.rec.fin;
     if (fin && !c.finSent && fin.timeMs <= nowMs && c.sent >= fin.off) {
       c.finSent = true;
-      tcp.close(c.flow.id);
+      tcp.close(nowMs, c.flow.id);
     }
   }
 

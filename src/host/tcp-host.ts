@@ -191,7 +191,7 @@ export class TcpHost implements TcpHooks {
       guard.wrap('tcp-host', () => {
         // The host peer finished sending: FIN to the guest after queued data.
         if (c.pending) return; // sendSpace() will close after the rest
-        this.table.close(id);
+        this.table.close(this.opts.clock(), id);
         this.kick();
       }, fail),
     );
@@ -308,7 +308,7 @@ export class TcpHost implements TcpHooks {
       }
       c.pending = undefined;
       if (c.socket.readableEnded) {
-        this.table.close(flow.id);
+        this.table.close(this.opts.clock(), flow.id);
         this.kick();
         return;
       }

@@ -468,7 +468,7 @@ export class TcpTable {
     const flow = this.get(id);
     if (!flow) return;
     if (flow.synDatagram) this.sendIcmp(flow.guestMac, code, flow.synDatagram);
-    flow.conn.abort();
+    flow.conn.abort(now);
     this.removeFlow(flow);
   }
 
@@ -494,10 +494,10 @@ export class TcpTable {
   }
 
   /** The host socket ended its side: FIN to the guest after queued data. */
-  close(id: number): void {
+  close(now: number, id: number): void {
     const flow = this.get(id);
     if (!flow) return;
-    flow.conn.close();
+    flow.conn.close(now);
     this.dirty.add(flow);
   }
 
@@ -506,7 +506,7 @@ export class TcpTable {
     const flow = this.get(id);
     if (!flow) return;
     const emit = this.emitFor(flow);
-    flow.conn.abort();
+    flow.conn.abort(now);
     flow.conn.dispatch(now, emit);
     this.removeFlow(flow);
   }

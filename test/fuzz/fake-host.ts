@@ -366,7 +366,7 @@ export class FakeHost {
     h.closeSent = true;
     this.stats.tcpClosed++;
     this.oracle.hostClosed(h.key, h.sentOff);
-    this.tcpT!.close(h.id);
+    this.tcpT!.close(this.now, h.id);
   }
 
   private data(flow: TcpFlow, data: Buffer): void {
@@ -583,7 +583,7 @@ export class FakeHost {
         this.echoT?.deliver(now, pick(this.deadEcho), r.u32(), r.u16(), r.bytes(r.int(100)));
         return;
       default:
-        this.tcpT?.close(pick(this.deadTcp));
+        this.tcpT?.close(now, pick(this.deadTcp));
     }
   }
 }

@@ -540,7 +540,7 @@ export class TcpConnection {
   }
 
   /** The app finished sending: FIN after the queued data. */
-  close(): void {
+  close(now: number): void {
     const s = this.state;
     if (this.finQueued || this.closeDeferred) return;
     if (s === TcpState.Listen || s === TcpState.SynSent || s === TcpState.SynReceived) {
@@ -550,7 +550,7 @@ export class TcpConnection {
       this.closeDeferred = true;
       return;
     }
-    if (s === TcpState.Established || s === TcpState.CloseWait) this.startClose(0);
+    if (s === TcpState.Established || s === TcpState.CloseWait) this.startClose(now);
   }
 
   private startClose(now: number): void {
@@ -560,7 +560,7 @@ export class TcpConnection {
   }
 
   /** Reset the connection: RST (if synchronized), CLOSED; onClosed, no onReset. */
-  abort(): void {
+  abort(now: number): void {
     const s = this.state;
     if (s === TcpState.Closed) return;
     if (s === TcpState.Listen) {
@@ -572,7 +572,7 @@ export class TcpConnection {
       // ACK like Linux does.
       this.queueCtl(this.bareSeg(RST | ACK, this.acceptableSeq(), this.rcvNxt));
     }
-    this.move('reset', 0);
+    this.move('reset', now);
   }
 
   // ======================================================================

@@ -158,7 +158,7 @@ describe('the flow layer, scenario by scenario', () => {
     expect(r.sentTcp().some((s) => s.ack === GUEST_ISS + 2)).toBe(true);
     // The host still sends before it closes: half-closed, data flows the other way.
     r.stack.tcp!.send(r.flow().id, Buffer.from('bye'));
-    r.stack.tcp!.close(r.flow().id);
+    r.stack.tcp!.close(10, r.flow().id);
     r.at(10);
     const out = r.sentTcp();
     const fin = out.find((s) => s.flags & F.FIN)!;

@@ -19,7 +19,7 @@ describe('closing', () => {
     const segs = h.out();
     expect(segs.map((s) => s.payload.length)).toEqual([1460, 1460, 80]);
     h.in({ ...ACK, seq: g(11), ack: o(3000) });
-    h.conn.close();
+    h.conn.close(h.now);
     expect(h.conn.state).toBe(TcpState.LastAck);
     expectSeg(h.out()[0], { flags: 'FA', seq: o(3000), ack: g(11) });
     h.in({ ...ACK, seq: g(11), ack: o(3001) });
@@ -35,7 +35,7 @@ describe('closing', () => {
   it('app close sends FIN after queued data', () => {
     const h = established();
     h.conn.send(pattern(0, 3000));
-    h.conn.close();
+    h.conn.close(h.now);
     expect(h.conn.state).toBe(TcpState.FinWait1);
     expect(h.conn.send(Buffer.from('late'))).toBe(0);
     const segs = h.out();
@@ -54,7 +54,7 @@ describe('closing', () => {
 
   it('retransmits a lost FIN', () => {
     const h = established();
-    h.conn.close();
+    h.conn.close(h.now);
     expectSeg(h.out()[0], { flags: 'FA', seq: o(0) });
     expectSeg(h.fire()[0], { flags: 'FA', seq: o(0) });
     h.in(ack(1));
@@ -63,7 +63,7 @@ describe('closing', () => {
 
   it('simultaneous close through CLOSING to TIME_WAIT', () => {
     const h = established();
-    h.conn.close();
+    h.conn.close(h.now);
     expectSeg(h.out()[0], { flags: 'FA', seq: o(0), ack: g(0) });
     // The guest's FIN crosses ours: it does not acknowledge our FIN yet.
     h.in({ ...ACK, flags: F.ACK | F.FIN, seq: g(0), ack: o(0) });
@@ -76,7 +76,7 @@ describe('closing', () => {
 
   it('FIN and ACK of our FIN in one segment go straight to TIME_WAIT', () => {
     const h = established();
-    h.conn.close();
+    h.conn.close(h.now);
     h.out();
     h.in({ ...ACK, flags: F.ACK | F.FIN, seq: g(0), ack: o(1) });
     expect(h.conn.state).toBe(TcpState.TimeWait);
@@ -84,7 +84,7 @@ describe('closing', () => {
 
   it('TIME_WAIT expires after timeWaitMs', () => {
     const h = established({ timeWaitMs: 4000 });
-    h.conn.close();
+    h.conn.close(h.now);
     h.out();
     h.now = 100;
     h.in({ ...ACK, flags: F.ACK | F.FIN, seq: g(0), ack: o(1) });
@@ -104,7 +104,7 @@ describe('closing', () => {
 
   it('FIN_WAIT_2 times out', () => {
     const h = established({ finWait2TimeoutMs: 60_000 });
-    h.conn.close();
+    h.conn.close(h.now);
     h.out();
     h.now = 10;
     h.in(ack(1));
@@ -166,7 +166,7 @@ describe('closing', () => {
 
   it('abort() in the middle of onData stops processing', () => {
     const h = established();
-    h.app.onData = () => h.conn.abort();
+    h.app.onData = () => h.conn.abort(h.now);
     h.in({ ...ACK, flags: F.ACK | F.FIN, seq: g(0), ack: o(0), payload: pattern(0, 10) });
     expect(h.app.eof).toBe(0);
     const segs = h.out();

@@ -230,7 +230,7 @@ describe('active open', () => {
     const h = active();
     h.out();
     expect(h.conn.send(Buffer.from('early'))).toBe(5);
-    h.conn.close();
+    h.conn.close(h.now);
     expect(h.conn.state).toBe(TcpState.SynSent);
     h.in({ ...SYN, flags: F.SYN | F.ACK, ack: o(0) });
     const segs = h.out();
@@ -266,7 +266,7 @@ describe('reset generation (RFC 9293 §3.10.7.1)', () => {
     const h = established();
     h.conn.send(Buffer.alloc(100));
     h.out();
-    h.conn.abort();
+    h.conn.abort(h.now);
     const segs = h.out();
     expectSeg(segs[0], { flags: 'RA', seq: o(100), ack: g(0) });
     expect(h.app.closed).toBe(1);

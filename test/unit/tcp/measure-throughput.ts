@@ -19,7 +19,7 @@ const evA: TcpAppEvents = {
 };
 const evB: TcpAppEvents = {
   onData(d) { received += d.length; bConn!.consumed(d.length); },
-  onEof() { bConn!.close(); }, onEstablished() {}, onSendSpace() {}, onReset(r) { console.log('B reset', r); }, onClosed() {},
+  onEof() { bConn!.close(now); }, onEstablished() {}, onSendSpace() {}, onReset(r) { console.log('B reset', r); }, onClosed() {},
 };
 const cfg = (iss: number) => ({ mss: MSS, rcvBufSize: BUF, sndBufSize: BUF, iss });
 let now = 0;

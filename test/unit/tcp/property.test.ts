@@ -79,14 +79,14 @@ class Side implements TcpAppEvents {
     this.closed++;
   }
   /** Random app activity: write a random amount, consume a random amount. */
-  tick(): void {
+  tick(now: number): void {
     const c = this.conn;
     if (!c || this.closed) return;
     if (this.sent < this.out.length) {
       const want = 1 + Math.floor(this.rnd() * (this.rnd() < 0.2 ? 100 : 70_000));
       const n = c.send(this.out.subarray(this.sent, Math.min(this.out.length, this.sent + want)));
       this.sent += n;
-      if (this.sent === this.out.length) c.close();
+      if (this.sent === this.out.length) c.close(now);
     }
     if (this.unconsumed > 0 && this.rnd() < 0.7) {
       const n = this.rnd() < 0.5 ? this.unconsumed : Math.ceil(this.rnd() * this.unconsumed);
@@ -185,8 +185,8 @@ function run(seed: number, faults: Faults, mss: number, bufSize: number) {
     let i = 0;
     while (i < flight.length && flight[i].at <= now) deliver(flight[i++]);
     if (i > 0) flight.splice(0, i);
-    a.tick();
-    b.tick();
+    a.tick(now);
+    b.tick(now);
     if (!a.closed) a.conn!.dispatch(now, emitA);
     if (b.conn && !b.closed) b.conn.dispatch(now, emitB);
     // Next event: a frame, a connection timer, or the next app tick (1 ms).
