@@ -23,7 +23,7 @@ export interface StackContext {
    * yet: fills it in from the neighbor table, or queues the frame and asks
    * with ARP (sent when the guest answers).
    */
-  sendToGuest(ip: number, frame: Buffer): void;
+  sendToGuest(now: number, ip: number, frame: Buffer): void;
   /** Reports something worth a log line (flow opened/closed, ...). */
   event?(name: string, detail: Record<string, unknown>): void;
   /** Counts (and reports) a dropped frame. */

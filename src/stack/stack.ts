@@ -91,8 +91,6 @@ export class Stack implements StackContext {
   readonly flows: FlowTable;
   /** Frames for guest addresses whose MAC we are asking for with ARP. */
   private readonly awaitingArp = new Map<number, { frames: Buffer[]; askedAt: number; since: number }>();
-  /** The latest time passed in (for ARP retry pacing). */
-  private now = 0;
 
   readonly tcp: TcpTable | undefined;
   readonly udp: UdpTable | undefined;
@@ -127,13 +125,11 @@ export class Stack implements StackContext {
 
   /** Sends what became due after frames or host events (end of a batch). Never throws. */
   flush(now: number): void {
-    this.now = now;
     this.guard(() => this.tcp?.flush(now));
   }
 
   /** Runs timers that are due (retransmissions, delayed ACKs, expiry). Never throws. */
   poll(now: number): void {
-    this.now = now;
     this.guard(() => {
       this.tcp?.poll(now);
       this.flows.expire(now);
@@ -173,7 +169,6 @@ export class Stack implements StackContext {
 
   /** Handles one frame from the guest. Never throws. */
   receive(now: number, frame: Buffer): void {
-    this.now = now;
     this.counters.rxFrames++;
     this.counters.rxBytes += frame.length;
     try {
@@ -219,7 +214,6 @@ export class Stack implements StackContext {
   }
 
   learnNeighbor(ip: number, mac: number, now: number): void {
-    this.now = now;
     if (this.neighbors.learn(ip, mac, now)) {
       this.hooks.onEvent?.('guest address learned', { ip: ipv4ToString(ip), mac: macToString(mac) });
     }
@@ -233,7 +227,7 @@ export class Stack implements StackContext {
     }
   }
 
-  sendToGuest(ip: number, frame: Buffer): void {
+  sendToGuest(now: number, ip: number, frame: Buffer): void {
     const mac = this.neighbors.lookup(ip);
     if (mac !== undefined) {
       frame.writeUIntBE(mac, 0, 6);
@@ -246,15 +240,15 @@ export class Stack implements StackContext {
         this.drop('arp-pending-full', ipv4ToString(ip));
         return;
       }
-      w = { frames: [], askedAt: -Infinity, since: this.now };
+      w = { frames: [], askedAt: -Infinity, since: now };
       this.awaitingArp.set(ip, w);
     }
     if (w.frames.length >= MAX_ARP_PENDING_FRAMES) this.drop('arp-pending-full', ipv4ToString(ip));
     else w.frames.push(Buffer.from(frame));
     // RFC 1122 §2.3.2.1: at most one request per address per second... we
     // ask again after ARP_RETRY_MS so a lost request does not stall a flow.
-    if (this.now - w.askedAt >= ARP_RETRY_MS) {
-      w.askedAt = this.now;
+    if (now - w.askedAt >= ARP_RETRY_MS) {
+      w.askedAt = now;
       this.counters.count('arp-request-sent');
       this.transmit(arpRequestFrame(this.config.gatewayMac, this.config.gateway, ip));
     }

@@ -133,7 +133,7 @@ function windowShare(mss: number, connections: number): number {
 
 export class TcpTable {
   private readonly dirty = new Set<TcpFlow>();
-  private readonly emitFns = new Map<number, (seg: TcpSegmentOut) => void>();
+  private readonly emitFns = new Map<number, (seg: TcpSegmentOut, now: number) => void>();
   /** Where segments are built: transmit() copies frames out synchronously (see ipv4Frame). */
   private readonly scratch = Buffer.allocUnsafeSlow(65536 + 128);
   /** At or before the earliest deadline of any flow (see flush()). */
@@ -513,16 +513,16 @@ export class TcpTable {
 
   // --- output -------------------------------------------------------------
 
-  private emitFor(flow: TcpFlow): (seg: TcpSegmentOut) => void {
+  private emitFor(flow: TcpFlow): (seg: TcpSegmentOut, now: number) => void {
     let fn = this.emitFns.get(flow.id);
     if (!fn) {
-      fn = (seg) => this.emitSegment(flow, seg);
+      fn = (seg, now) => this.emitSegment(flow, seg, now);
       this.emitFns.set(flow.id, fn);
     }
     return fn;
   }
 
-  private emitSegment(flow: TcpFlow, seg: TcpSegmentOut): void {
+  private emitSegment(flow: TcpFlow, seg: TcpSegmentOut, now: number): void {
     const cfg = this.ctx.config;
     const repr = seg.repr;
     const tcpLen = repr.bufferLen();
@@ -531,7 +531,7 @@ export class TcpTable {
     const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, Math.max(0, flow.guestMac), ipr, this.scratch);
     repr.emit(payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen));
     // An inbound flow may start before the guest has said anything: ARP first.
-    if (flow.guestMac < 0) this.ctx.sendToGuest(flow.guestIp, frame);
+    if (flow.guestMac < 0) this.ctx.sendToGuest(now, flow.guestIp, frame);
     else this.ctx.transmit(frame);
   }
 

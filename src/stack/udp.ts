@@ -107,7 +107,7 @@ export class UdpTable implements FlowOwner {
       this.ctx.drop('udp-forward-too-big', String(payload.length));
       return flow;
     }
-    this.ctx.sendToGuest(guestIp, udpFrame(this.ctx.ownMac(peerIp) ?? cfg.gatewayMac, 0, peerIp, guestIp, peerPort, guestPort, payload));
+    this.ctx.sendToGuest(now, guestIp, udpFrame(this.ctx.ownMac(peerIp) ?? cfg.gatewayMac, 0, peerIp, guestIp, peerPort, guestPort, payload));
     return flow;
   }
 

@@ -103,7 +103,7 @@ describe.skipIf(integrationSkip !== '' || runAs === null || suite === undefined)
           HOME: cwd,
           LANG: 'C.UTF-8',
         });
-        const tail = r.out.split('\n').slice(-25).join('\n');
+        const tail = r.out.split('\n').slice(-60).join('\n');
         expect([0, 77], `${script} exited ${r.code}:\n${tail}`).toContain(r.code);
       } finally {
         fs.rmSync(cwd, { recursive: true, force: true });

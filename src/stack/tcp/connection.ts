@@ -364,7 +364,9 @@ export class TcpConnection {
   private ackPendingBytes = 0;
   private ctlQueue: TcpRepr[] = [];
   private closedNotified = false;
-  private emitFn: ((seg: TcpSegmentOut) => void) | undefined;
+  private emitFn: ((seg: TcpSegmentOut, now: number) => void) | undefined;
+  /** The time of the dispatch in progress (emission happens only inside dispatch). */
+  private emitNow = 0;
 
   private constructor(
     readonly localPort: number,
@@ -602,9 +604,10 @@ export class TcpConnection {
   }
 
   /** Emits everything due at `now`. */
-  dispatch(now: number, emit: (seg: TcpSegmentOut) => void): void {
+  dispatch(now: number, emit: (seg: TcpSegmentOut, now: number) => void): void {
     if (this.closedNotified) return;
     this.emitFn = emit;
+    this.emitNow = now;
     try {
       this.flushCtl();
       if (!this.isClosed() && this.state !== TcpState.Listen) {
@@ -1089,7 +1092,7 @@ export class TcpConnection {
   private send1(repr: TcpRepr, payload: Buffer): void {
     repr.payload = payload;
     this.stats.segmentsOut++;
-    this.emitFn!({ repr, payload });
+    this.emitFn!({ repr, payload }, this.emitNow);
   }
 
   private bareSeg(flags: number, seq: number, ack: number): TcpRepr {

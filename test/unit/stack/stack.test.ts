@@ -226,8 +226,8 @@ describe('frames waiting for ARP', () => {
   it('asks again every 250 ms, gives up after 3 s and counts every frame dropped; a late answer sends nothing old', () => {
     const { stack, out, drops } = setup();
     stack.poll(1000);
-    stack.sendToGuest(GUEST_IP, someFrame());
-    stack.sendToGuest(GUEST_IP, someFrame());
+    stack.sendToGuest(1000, GUEST_IP, someFrame());
+    stack.sendToGuest(1000, GUEST_IP, someFrame());
     expect(out.filter(isArpRequest)).toHaveLength(1);
     expect(stack.pollAt()).toBe(1250);
     stack.poll(1250);
@@ -246,7 +246,7 @@ describe('frames waiting for ARP', () => {
   it('sends what waited as soon as the guest answers', () => {
     const { stack, out } = setup();
     stack.poll(0);
-    stack.sendToGuest(GUEST_IP, someFrame());
+    stack.sendToGuest(0, GUEST_IP, someFrame());
     stack.receive(100, arpFrame(WHO_HAS));
     const sent = out.filter((f) => f.readUInt8(ETH_HEADER_LEN) === 0xab);
     expect(sent).toHaveLength(1);
