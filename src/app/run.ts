@@ -249,7 +249,8 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   cleanupDir();
   ctl.end('go\n');
   // tsnet will not open a path, run a program, mount, trace or enter a namespace again.
-  if (process.env.TSNET_SANDBOX_NS === '1') {
+  const sandboxed = process.env.TSNET_SANDBOX_NS === '1';
+  if (sandboxed) {
     try {
       workloadStatus = fs.openSync(`/proc/${workload}/status`, 'r');
       const r = enterSandbox();
@@ -258,9 +259,11 @@ export async function runWorkload(o: RunOptions): Promise<number> {
       log.warn(`running without the sandbox: ${(e as Error).message}`);
     }
   }
-  if (o.seccomp !== false) {
+  // Without --no-seccomp the filter; sandboxed without it, one that blocks
+  // nothing, which is how no_new_privs reaches every thread.
+  if (o.seccomp !== false || sandboxed) {
     try {
-      const blocked = installSeccomp();
+      const blocked = installSeccomp({ allowAll: o.seccomp === false });
       log.info({ blocked }, 'seccomp filter installed');
     } catch (e) {
       log.warn(`running without the seccomp filter: ${(e as Error).message} (tsnet doctor says what this host lacks; --no-seccomp silences this)`);

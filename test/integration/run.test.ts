@@ -99,6 +99,8 @@ describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
   it('sandboxes tsnet once CMD has started (root of /etc and /run, cap_net_bind_service, seccomp on every thread); --no-sandbox --no-seccomp do not', async () => {
     const cases = [
       { flags: [] as string[], seccomp: '2', root: ['etc', 'run'], capEff: '0000000000000400' },
+      // Sandboxed without the filter: no_new_privs still reaches every thread (an allow-all filter carries it).
+      { flags: ['--no-seccomp'], seccomp: '2', root: ['etc', 'run'], capEff: '0000000000000400' },
       { flags: ['--no-sandbox', '--no-seccomp'], seccomp: '0', root: undefined, capEff: undefined },
     ];
     for (const c of cases) {
@@ -106,7 +108,9 @@ describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
       const pid = t.proc.pid!;
       await waitForText(t, 'net-ok');
       for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
-        expect(fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8')).toMatch(new RegExp(`^Seccomp:\\s+${c.seccomp}$`, 'm'));
+        const st = fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+        expect(st).toMatch(new RegExp(`^Seccomp:\\s+${c.seccomp}$`, 'm'));
+        if (c.root) expect(st).toMatch(/^NoNewPrivs:\s+1$/m);
       }
       const root = fs.readdirSync(`/proc/${pid}/root`).sort();
       if (c.root) expect(root).toEqual(c.root);
