@@ -4,8 +4,8 @@
 // the shell's wiring: launcher (fd, configuration) → ports → stack → exit.
 
 import fs from 'node:fs';
-import { enterSandbox, execReplace, installSeccomp, onPidExit, sharedPoller } from '../../native/index.js';
-import { fileURLToPath } from 'node:url';
+import { onPidExit, sharedPoller } from '../../native/index.js';
+import { confine, restartSandboxed } from './confine.js';
 import { PrereqError } from '../launcher/errors.js';
 import { checkTarget, parseTarget, sandboxUserns, type NetnsType, type Target } from '../launcher/target.js';
 import { openTap } from '../launcher/tap.js';
@@ -234,58 +234,14 @@ export function statsOnSignal(served: Served): () => void {
 }
 
 /**
- * Once everything is open and the last helper (nsenter, ip) has run, before
- * the first frame: --enable-sandbox (the new root, the capability drop),
- * then --enable-seccomp (the filter on every thread, and slirp4netns's line
- * naming what it blocks, on stdout). The sandbox alone still installs a
- * filter that blocks nothing: that is how no_new_privs reaches every thread.
- */
-function confine(o: AttachOptions, log: Logger): void {
-  if (o.enableSandbox) {
-    const resolv = o.resolvConf ?? '/etc/resolv.conf';
-    let real = resolv;
-    try {
-      real = fs.realpathSync(resolv);
-    } catch {
-      // not there (yet): judged by its name
-    }
-    if (!/^\/(etc|run)\//.test(real)) {
-      log.warn({ file: resolv }, 'sandbox: the resolv.conf is outside /etc and /run, so changes to it are not seen from now on');
-    }
-    let r: ReturnType<typeof enterSandbox>;
-    try {
-      r = enterSandbox();
-    } catch (e) {
-      throw new PrereqError(`--enable-sandbox: ${(e as Error).message}`);
-    }
-    if (r.threadsWithCaps.length > 0) {
-      log.info({ threads: r.threadsWithCaps }, 'sandbox: threads started before the drop keep their capabilities (one uid is mapped, so they cannot be moved off uid 0)');
-    }
-    log.info({ uid: r.uid }, 'sandbox entered: root holds /etc and /run, capabilities down to cap_net_bind_service');
-  }
-  if (!o.enableSeccomp && !o.enableSandbox) return;
-  let blocked: string[];
-  try {
-    blocked = installSeccomp({ allowAll: !o.enableSeccomp });
-  } catch (e) {
-    const flag = o.enableSeccomp ? '--enable-seccomp' : '--enable-sandbox';
-    throw new PrereqError(`${flag}: cannot install the seccomp filter (${(e as Error).message}); this kernel lacks seccomp filters, or drop the flag`);
-  }
-  if (!o.enableSeccomp) return;
-  process.stdout.write(`seccomp: The following syscalls will be blocked by seccomp: ${blocked.join(' ')}.\n`);
-  log.info({ blocked: blocked.length }, 'seccomp filter installed');
-}
-
-/**
  * --enable-sandbox asked of a process the launcher did not start in its
  * namespace (tsnet attach run directly): start again, same PID and
  * arguments, through src/cli/sandbox.sh. Never returns.
  */
 function reexecInSandbox(o: AttachOptions, target: Target): never {
   const { userns, creds } = sandboxUserns(target);
-  const script = fileURLToPath(new URL('../cli/sandbox.sh', import.meta.url));
   const keep = [o.readyFd, o.exitFd, target.type === 'tapfd' ? target.fd : undefined].filter((f): f is number => f !== undefined);
-  execReplace('/bin/sh', ['sh', script, userns, creds, '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env, keep);
+  restartSandboxed(userns, creds, keep);
 }
 
 /** Writes "1" to the --ready-fd and closes it; a descriptor that cannot take it is a prerequisite error. */
@@ -339,7 +295,9 @@ export async function runAttach(o: AttachOptions): Promise<number> {
 
   let served: Served;
   try {
-    served = await serveNetwork({ ...o, beforeStart: () => confine(o, log) }, cfg, target, log, (err) => stop(`TAP device failed: ${err.message}`, 1));
+    const beforeStart = () =>
+      confine({ sandbox: !!o.enableSandbox, seccomp: !!o.enableSeccomp, resolvConf: o.resolvConf, onUnavailable: 'exit', announce: true }, log);
+    served = await serveNetwork({ ...o, beforeStart }, cfg, target, log, (err) => stop(`TAP device failed: ${err.message}`, 1));
   } catch (e) {
     await cancelPidWatch?.();
     await sharedPoller().close();

@@ -38,8 +38,8 @@ import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { enterSandbox, execReplace, installSeccomp, sharedPoller } from '../../native/index.js';
+import { sharedPoller } from '../../native/index.js';
+import { confine, restartSandboxed } from './confine.js';
 import { serveNetwork, statsOnSignal, type NetworkOptions } from './attach.js';
 import { makeLogger } from '../host/log.js';
 import { makeConfig } from '../stack/config.js';
@@ -250,25 +250,15 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   ctl.end('go\n');
   // tsnet will not open a path, run a program, mount, trace or enter a namespace again.
   const sandboxed = process.env.TSNET_SANDBOX_NS === '1';
+  // Read through an fd once /proc is out of sight (catchesSignal).
   if (sandboxed) {
     try {
       workloadStatus = fs.openSync(`/proc/${workload}/status`, 'r');
-      const r = enterSandbox();
-      log.info({ threadsWithCaps: r.threadsWithCaps }, 'sandbox entered: root holds /etc and /run, capabilities down to cap_net_bind_service');
-    } catch (e) {
-      log.warn(`running without the sandbox: ${(e as Error).message}`);
+    } catch {
+      // CMD is gone already: no signal will need forwarding
     }
   }
-  // Without --no-seccomp the filter; sandboxed without it, one that blocks
-  // nothing, which is how no_new_privs reaches every thread.
-  if (o.seccomp !== false || sandboxed) {
-    try {
-      const blocked = installSeccomp({ allowAll: o.seccomp === false });
-      log.info({ blocked }, 'seccomp filter installed');
-    } catch (e) {
-      log.warn(`running without the seccomp filter: ${(e as Error).message} (tsnet doctor says what this host lacks; --no-seccomp silences this)`);
-    }
-  }
+  confine({ sandbox: sandboxed, seccomp: o.seccomp !== false, resolvConf: o.resolvConf, onUnavailable: 'warn', announce: false }, log);
 
   const r = await exited;
   if (killTimer) clearTimeout(killTimer);
@@ -312,8 +302,7 @@ function startAgainSandboxed(log: ReturnType<typeof makeLogger>): void {
     log.warn('running without the sandbox: this host cannot make a user and mount namespace for it (tsnet doctor says why; --no-sandbox silences this)');
     return;
   }
-  const script = fileURLToPath(new URL('../cli/sandbox.sh', import.meta.url));
-  execReplace('/bin/sh', ['sh', script, '', 'new', '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env);
+  restartSandboxed('', 'new');
 }
 
 /** Whether pid has a handler for signal number sig (SigCgt in /proc/PID/status). */
