@@ -19,9 +19,9 @@
 //   0, which empties theirs, the calling thread keeping cap_net_bind_service
 //   through PR_SET_KEEPCAPS; with one uid mapped (unshare -r) only threads
 //   that exist later inherit the drop — the report says which kept what.
-// - Then no_new_privs: set here on this thread; the seccomp install (TSYNC)
-//   carries it to the others, which is why --enable-sandbox installs a filter
-//   even without --enable-seccomp (an empty one, if need be).
+// - no_new_privs is not set here: the seccomp install after this (TSYNC) sets
+//   it on every thread, which is why a sandboxed tsnet installs a filter even
+//   without seccomp (one that blocks nothing; src/app/confine.ts).
 // - Reports: capability sets (capget, per thread) and probes that attempt
 //   calls the seccomp filter blocks, in forms harmless when it does not
 //   (unshare(0) changes nothing, setns(-1) and execve of a missing path fail
@@ -29,12 +29,8 @@
 
 import fs from 'node:fs';
 import { NativeError, errno, errnoName, libc, raw } from './libc.js';
-import { currentArch, type Arch } from './seccomp.js';
+import { nr } from './seccomp.js';
 
-const SYS: Record<Arch, Record<'capget' | 'capset' | 'unshare' | 'setns' | 'execve' | 'pivot_root' | 'prctl' | 'gettid', number>> = {
-  x64: { capget: 125, capset: 126, unshare: 272, setns: 308, execve: 59, pivot_root: 155, prctl: 157, gettid: 186 },
-  arm64: { capget: 90, capset: 91, unshare: 97, setns: 268, execve: 221, pivot_root: 41, prctl: 167, gettid: 178 },
-};
 
 const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 
@@ -54,13 +50,19 @@ export interface CapSets {
   inheritable: bigint;
 }
 
-/** capget(2) for the calling thread (tid 0 = self). */
-export function capGet(tid = 0): CapSets {
+/** struct __user_cap_header_struct for thread `tid` (0 = the caller). */
+function capHeader(tid = 0): Buffer {
   const hdr = Buffer.alloc(8);
   hdr.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0);
   hdr.writeInt32LE(tid, 4);
+  return hdr;
+}
+
+/** capget(2) for the calling thread (tid 0 = self). */
+export function capGet(tid = 0): CapSets {
+  const hdr = capHeader(tid);
   const data = Buffer.alloc(24);
-  if (raw.syscall(SYS[currentArch()].capget, 'void *', hdr, 'void *', data) < 0) {
+  if (raw.syscall(nr('capget'), 'void *', hdr, 'void *', data) < 0) {
     throw new Error(`capget: ${errnoName(errno())}`);
   }
   const set = (off: number) => BigInt(data.readUInt32LE(off)) | (BigInt(data.readUInt32LE(off + 12)) << 32n);
@@ -76,12 +78,11 @@ export function capNames(mask: bigint): string[] {
 
 /** Attempts three calls the filter blocks; each result is 'ok' or the errno's name. */
 export function probeBlocked(): { unshare: string; setns: string; execve: string } {
-  const nr = SYS[currentArch()];
   const res = (rc: number) => (rc < 0 ? errnoName(errno()) : 'ok');
   return {
-    unshare: res(raw.syscall(nr.unshare, 'long', 0)),
-    setns: res(raw.syscall(nr.setns, 'long', -1, 'long', 0)),
-    execve: res(raw.syscall(nr.execve, 'const char *', '/nonexistent/tsnet-probe', 'void *', null, 'void *', null)),
+    unshare: res(raw.syscall(nr('unshare'), 'long', 0)),
+    setns: res(raw.syscall(nr('setns'), 'long', -1, 'long', 0)),
+    execve: res(raw.syscall(nr('execve'), 'const char *', '/nonexistent/tsnet-probe', 'void *', null, 'void *', null)),
   };
 }
 
@@ -123,13 +124,12 @@ function check(rc: number, call: string, doing: string): void {
 }
 
 function prctl(option: number, arg2 = 0, arg3 = 0): number {
-  return raw.syscall(SYS[currentArch()].prctl, 'long', option, 'long', arg2, 'long', arg3, 'long', 0, 'long', 0);
+  return raw.syscall(nr('prctl'), 'long', option, 'long', arg2, 'long', arg3, 'long', 0, 'long', 0);
 }
 
 /** capset(2) on the calling thread: effective = permitted = inheritable = `mask` (caps 0..63). */
 function capSet(mask: bigint): void {
-  const hdr = Buffer.alloc(8);
-  hdr.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0);
+  const hdr = capHeader();
   const data = Buffer.alloc(24);
   const lo = Number(mask & 0xffffffffn);
   const hi = Number(mask >> 32n);
@@ -137,12 +137,12 @@ function capSet(mask: bigint): void {
     data.writeUInt32LE(lo, off);
     data.writeUInt32LE(hi, off + 12);
   }
-  check(raw.syscall(SYS[currentArch()].capset, 'void *', hdr, 'void *', data), 'capset', 'capset(cap_net_bind_service)');
+  check(raw.syscall(nr('capset'), 'void *', hdr, 'void *', data), 'capset', 'capset(cap_net_bind_service)');
 }
 
 /** This thread's id. */
 export function gettid(): number {
-  return raw.syscall(SYS[currentArch()].gettid);
+  return raw.syscall(nr('gettid'));
 }
 
 function bindReadOnly(from: string, to: string, slave: boolean): void {
@@ -151,13 +151,18 @@ function bindReadOnly(from: string, to: string, slave: boolean): void {
   check(mountFn(from, to, null, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, null), 'mount', `remounting ${to} read-only`);
 }
 
-/** A non-zero uid mapped in our user namespace (65534 if it is), from /proc/self/uid_map; undefined with one uid. */
-export function otherMappedUid(map = fs.readFileSync('/proc/self/uid_map', 'utf8')): number | undefined {
-  const rows = map
+/** The rows of a /proc/PID/uid_map (or gid_map): inside id, outside id, count. */
+export function parseUidMap(text: string): Array<{ inside: number; outside: number; count: number }> {
+  return text
     .split('\n')
     .map((l) => l.trim().split(/\s+/).map(Number))
-    .filter((r) => r.length === 3 && r.every((n) => Number.isInteger(n)))
-    .map(([inside, , count]) => ({ inside: inside!, count: count! }));
+    .filter((f) => f.length === 3 && f.every((n) => Number.isInteger(n)))
+    .map(([inside, outside, count]) => ({ inside: inside!, outside: outside!, count: count! }));
+}
+
+/** A non-zero uid mapped in our user namespace (65534 if it is), from /proc/self/uid_map; undefined with one uid. */
+export function otherMappedUid(map = fs.readFileSync('/proc/self/uid_map', 'utf8')): number | undefined {
+  const rows = parseUidMap(map);
   const has = (u: number) => rows.some((r) => u >= r.inside && u < r.inside + r.count);
   if (has(65534)) return 65534;
   let best: number | undefined;
@@ -165,7 +170,7 @@ export function otherMappedUid(map = fs.readFileSync('/proc/self/uid_map', 'utf8
     const top = r.inside + r.count - 1;
     if (top > 0 && (best === undefined || top > best)) best = top;
   }
-  return best !== undefined && best > 0 && best <= 0xfffffffe ? best : undefined;
+  return best !== undefined && best <= 0xfffffffe ? best : undefined;
 }
 
 export interface SandboxResult {
@@ -191,7 +196,7 @@ export function enterSandbox(): SandboxResult {
   bindReadOnly('/run', '/tmp/run', true);
   // 2. pivot_root moves every thread's root and cwd off the old one.
   check(chdirFn('/tmp'), 'chdir', 'chdir to the new root');
-  check(raw.syscall(SYS[currentArch()].pivot_root, 'const char *', '.', 'const char *', 'old'), 'pivot_root', 'pivot_root to the new root');
+  check(raw.syscall(nr('pivot_root'), 'const char *', '.', 'const char *', 'old'), 'pivot_root', 'pivot_root to the new root');
   check(chdirFn('/'), 'chdir', 'chdir to /');
   check(umount2Fn('/old', MNT_DETACH), 'umount2', 'detaching the old root');
   fs.rmdirSync('/old');

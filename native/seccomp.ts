@@ -55,7 +55,10 @@ export const CLONE_NAMESPACE_FLAGS =
 
 type Table = Record<string, number>;
 
-/** Syscall numbers: x86_64 from asm/unistd_64.h, aarch64 from asm-generic/unistd.h. */
+/**
+ * Syscall numbers native/ calls or blocks by name: x86_64 from
+ * asm/unistd_64.h, aarch64 from asm-generic/unistd.h.
+ */
 const NR: Record<'x64' | 'arm64', Table> = {
   x64: {
     execve: 59, execveat: 322, open_by_handle_at: 304, name_to_handle_at: 303, ptrace: 101, prctl: 157,
@@ -66,7 +69,7 @@ const NR: Record<'x64' | 'arm64', Table> = {
     userfaultfd: 323, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, open_tree: 428,
     move_mount: 429, mount_setattr: 442, iopl: 172, ioperm: 173, settimeofday: 164, clock_settime: 227,
     clock_adjtime: 305, adjtimex: 159, quotactl: 179, uselib: 134, vhangup: 153, lookup_dcookie: 212,
-    clone: 56, clone3: 435,
+    clone: 56, clone3: 435, seccomp: 317, capget: 125, capset: 126, gettid: 186,
   },
   arm64: {
     execve: 221, execveat: 281, open_by_handle_at: 265, name_to_handle_at: 264, ptrace: 117, prctl: 167,
@@ -76,7 +79,8 @@ const NR: Record<'x64' | 'arm64', Table> = {
     acct: 89, bpf: 280, perf_event_open: 241, keyctl: 219, add_key: 217, request_key: 218,
     userfaultfd: 282, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, open_tree: 428,
     move_mount: 429, mount_setattr: 442, settimeofday: 170, clock_settime: 112, clock_adjtime: 266,
-    adjtimex: 171, quotactl: 60, vhangup: 58, lookup_dcookie: 18, clone: 220, clone3: 435,
+    adjtimex: 171, quotactl: 60, vhangup: 58, lookup_dcookie: 18, clone: 220, clone3: 435, seccomp: 277, capget: 90,
+    capset: 91, gettid: 178,
   },
 };
 
@@ -182,6 +186,13 @@ export function syscallNumber(arch: Arch, name: string): number | undefined {
   return NR[arch][name];
 }
 
+/** The number of syscall `name` on this machine (for raw.syscall). */
+export function nr(name: string): number {
+  const n = NR[currentArch()][name];
+  if (n === undefined) throw new Error(`no syscall number for ${name} on ${process.arch}`);
+  return n;
+}
+
 export function currentArch(): Arch {
   if (process.arch === 'x64' || process.arch === 'arm64') return process.arch;
   throw new Error(`seccomp: no syscall table for ${process.arch}`);
@@ -191,20 +202,17 @@ const PR_SET_NO_NEW_PRIVS = 38;
 const PR_GET_SECCOMP = 21;
 const SECCOMP_SET_MODE_FILTER = 1;
 const SECCOMP_FILTER_FLAG_TSYNC = 1;
-const SYS_seccomp: Record<Arch, number> = { x64: 317, arm64: 277 };
-const SYS_prctl: Record<Arch, number> = { x64: 157, arm64: 167 };
 
 /** prctl(PR_SET_NO_NEW_PRIVS, 1) on the calling thread (TSYNC carries it to the others). */
 export function setNoNewPrivs(): void {
-  const arch = currentArch();
-  if (raw.syscall(SYS_prctl[arch], 'long', PR_SET_NO_NEW_PRIVS, 'long', 1, 'long', 0, 'long', 0, 'long', 0) < 0) {
+  if (raw.syscall(nr('prctl'), 'long', PR_SET_NO_NEW_PRIVS, 'long', 1, 'long', 0, 'long', 0, 'long', 0) < 0) {
     throw new NativeError(errno(), 'prctl', 'prctl(PR_SET_NO_NEW_PRIVS)');
   }
 }
 
 /** The seccomp mode of the calling thread (0 none, 2 filter). */
 export function seccompMode(): number {
-  return raw.syscall(SYS_prctl[currentArch()], 'long', PR_GET_SECCOMP, 'long', 0, 'long', 0, 'long', 0, 'long', 0);
+  return raw.syscall(nr('prctl'), 'long', PR_GET_SECCOMP, 'long', 0, 'long', 0, 'long', 0, 'long', 0);
 }
 
 /**
@@ -237,7 +245,7 @@ export function installSeccomp(opts: { allowAll?: boolean } = {}): string[] {
   });
   try {
     setNoNewPrivs();
-    const rc = raw.syscall(SYS_seccomp[arch], 'long', SECCOMP_SET_MODE_FILTER, 'long', SECCOMP_FILTER_FLAG_TSYNC, 'void *', ptr);
+    const rc = raw.syscall(nr('seccomp'), 'long', SECCOMP_SET_MODE_FILTER, 'long', SECCOMP_FILTER_FLAG_TSYNC, 'void *', ptr);
     if (rc < 0) throw new NativeError(errno(), 'seccomp', 'seccomp(SECCOMP_SET_MODE_FILTER, TSYNC)');
     if (rc > 0) throw new NativeError(16, 'seccomp', `seccomp(TSYNC): thread ${rc} could not take the filter`);
   } finally {

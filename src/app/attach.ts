@@ -205,11 +205,6 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
         throw new PrereqError(`cannot publish ${spec.hostAddr}:${spec.hostPort} -> ${spec.guestPort}/${spec.proto}: ${e.message}`);
       });
     }
-  } catch (e) {
-    await release();
-    throw e;
-  }
-  try {
     o.beforeStart?.();
   } catch (e) {
     await release();

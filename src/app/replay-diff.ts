@@ -46,7 +46,8 @@ function parse(frame: Buffer, fromGuest: boolean): Parsed {
   }
 }
 
-function streamOf(segs: TcpRepr[], iss: number): { data: Buffer; holes: number } {
+/** The byte stream segments carry, by sequence number from iss+1 (overlaps folded), and how many bytes of it no segment covered. */
+export function streamOf(segs: TcpRepr[], iss: number): { data: Buffer; holes: number } {
   const parts = segs.filter((s) => s.payload.length > 0).map((s) => [(s.seq - iss - 1) >>> 0, s.payload] as const);
   const len = Math.max(0, ...parts.map(([o, d]) => o + d.length));
   const data = Buffer.alloc(len);

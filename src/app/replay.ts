@@ -18,6 +18,7 @@
 import { makeConfig, type StackConfig } from '../stack/config.js';
 import { Stack } from '../stack/stack.js';
 import type { TcpFlow } from '../stack/tcp-flows.js';
+import { seqGt, seqLt } from '../stack/tcp/seq.js';
 import { makeLogger, type LogLevel } from '../host/log.js';
 import { PcapWriter, readPcap, type PcapRecord } from '../host/pcap.js';
 import { SimHost, readRecording, type CapturedFrame } from '../host/sim-host.js';
@@ -125,9 +126,6 @@ function clampAck(t: GuestTcp, sentUpTo: number): Buffer | undefined {
   }
   return changed ? reemit(t) : undefined;
 }
-
-const seqGt = (a: number, b: number) => ((a - b) | 0) > 0;
-const seqLt = (a: number, b: number) => ((a - b) | 0) < 0;
 
 /** Replays records through a new stack and a simulated host; pure apart from what the caller passes in. */
 export function replayRecords(records: PcapRecord[], cfg: StackConfig, onDrop?: (reason: string, detail?: unknown) => void): ReplayResult {

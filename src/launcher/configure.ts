@@ -91,5 +91,10 @@ async function ipBatch(target: Target, cmds: string[]): Promise<{ ok: boolean; f
 /** Removes a device we made (after a failed configuration). Best effort, synchronous. */
 export function removeTap(target: Target, tap: string): void {
   if (target.type === 'tapfd') return;
-  spawnSync('nsenter', [...nsenterArgs(target, true), '--', 'ip', 'link', 'del', 'dev', tap], { stdio: 'ignore', timeout: 5000 });
+  deleteLink(nsenterArgs(target, true), tap);
+}
+
+/** `nsenter ARGS -- ip link del dev NAME`: best effort, synchronous (it may run on the way out). */
+export function deleteLink(nsenter: string[], name: string): void {
+  spawnSync('nsenter', [...nsenter, '--', 'ip', 'link', 'del', 'dev', name], { stdio: 'ignore', timeout: 5000 });
 }

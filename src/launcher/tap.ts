@@ -8,10 +8,11 @@
 // With --netns-type=tapfd the fd is inherited and only checked (TUNGETIFF),
 // or attached with TUNSETIFF when the parent passed a bare /dev/net/tun fd.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { closeFd, getIff, NativeError, pidfdGetfd, pidfdOpen, setIff, setPersist } from '../../native/index.js';
 import { PrereqError } from './errors.js';
+import { deleteLink } from './configure.js';
 import { nsenterArgs, type Target } from './target.js';
 
 const OPENER_SCRIPT = 'exec 3<>/dev/net/tun || exit 97; echo ok; read _';
@@ -145,7 +146,7 @@ export function removePrecreatedTap(pre: PrecreatedTap): void {
     // the namespace is gone: nothing to remove from
     return;
   }
-  spawnSync('nsenter', [...args, '--', 'ip', 'link', 'del', 'dev', pre.name], { stdio: 'ignore', timeout: 5000 });
+  deleteLink(args, pre.name);
 }
 
 /**

@@ -17,6 +17,7 @@
 // in-process configuration effectively is.
 
 import fs from 'node:fs';
+import { parseUidMap } from '../../native/index.js';
 import { PrereqError } from './errors.js';
 
 export type NetnsType = 'pid' | 'path' | 'tapfd';
@@ -101,13 +102,6 @@ export function mapsUsToRoot(userns: string, euid = process.geteuid?.() ?? 0): b
   return row !== undefined && row.inside + (euid - row.outside) === 0;
 }
 
-export function parseUidMap(text: string): Array<{ inside: number; outside: number; count: number }> {
-  return text
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/).map(Number))
-    .filter((f) => f.length === 3 && f.every((n) => Number.isInteger(n)))
-    .map(([inside, outside, count]) => ({ inside: inside!, outside: outside!, count: count! }));
-}
 
 /**
  * nsenter arguments that enter the target's network (and, if different, user)

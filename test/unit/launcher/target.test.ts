@@ -4,7 +4,8 @@
 // maps us elsewhere).
 
 import { describe, expect, it } from 'vitest';
-import { mapsUsToRoot, nsenterArgs, parseTarget, parseUidMap } from '../../../src/launcher/target.js';
+import { parseUidMap } from '../../../native/index.js';
+import { mapsUsToRoot, nsenterArgs, parseTarget } from '../../../src/launcher/target.js';
 
 describe('parseTarget', () => {
   it('takes --userns-path with a PID target, as slirp4netns does', () => {
