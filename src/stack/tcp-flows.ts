@@ -4,7 +4,9 @@
 // the IP side — lookup by 4-tuple, NAT routing of new SYNs, resets for
 // segments that match nothing (RFC 9293 §3.10.7.1), ICMP errors for failed
 // connects, and framing emitted segments into Ethernet/IPv4 — and relays the
-// byte stream to the shell through TcpHooks.
+// byte stream to the shell through TcpHooks. A connection's events reach the
+// hooks when this table calls deliverEvents(), right after process() (the
+// segment's payload is still valid) and after every dispatch().
 //
 // Output is batched: anything that may produce segments marks the flow
 // dirty; flush(now) dispatches dirty flows once, at the end of an I/O batch
@@ -306,6 +308,7 @@ export class TcpTable {
       // isolate() without a closure: this is the per-segment path.
       try {
         flow.conn.process(now, seg);
+        flow.conn.deliverEvents(); // while seg's payload (a view of the frame) is valid
       } catch (e) {
         if (!(e instanceof WireError)) this.fail(now, flow);
         throw e;
@@ -508,6 +511,7 @@ export class TcpTable {
     const emit = this.emitFor(flow);
     flow.conn.abort(now);
     flow.conn.dispatch(now, emit);
+    flow.conn.deliverEvents(); // onClosed: removeFlow
     this.removeFlow(flow);
   }
 
@@ -557,6 +561,7 @@ export class TcpTable {
       this.dirty.delete(flow);
       try {
         flow.conn.dispatch(now, this.emitFor(flow));
+        flow.conn.deliverEvents();
       } catch (e) {
         this.fail(now, flow); // that flow is reset; the others are still dispatched
         failure ??= e;

@@ -137,12 +137,14 @@ export class Harness {
       r.payload = Buffer.from(s.payload);
       res.push(r);
     });
+    this.conn.deliverEvents();
     return res;
   }
 
   /** Feeds a guest segment built from the template. */
   in(f: Partial<TcpFields>): void {
     this.conn.process(this.now, seg(f));
+    this.conn.deliverEvents();
   }
 
   /** Advances time to pollAt() (asserting it is finite) and dispatches. */

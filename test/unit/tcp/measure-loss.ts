@@ -281,6 +281,7 @@ function runToLinux(seed: number) {
   const toRcv = new Lane(sim, rnd, (r) => rcv.input(r));
   const toSnd = new Lane(sim, rnd, (r) => {
     conn.process(sim.now, r);
+    conn.deliverEvents();
     kick();
   });
   const rcv = new LinuxReceiver(sim, (r) => toSnd.send(r), TOTAL);
@@ -294,6 +295,7 @@ function runToLinux(seed: number) {
       sent += n;
     }
     conn.dispatch(sim.now, emit);
+    conn.deliverEvents();
     const p = conn.pollAt();
     if (p < Infinity && p !== timerAt) {
       timerAt = p;
@@ -348,6 +350,7 @@ function runToTsnet(seed: number) {
       }
     }
     c.dispatch(sim.now, emit);
+    c.deliverEvents();
     const p = c.pollAt();
     if (p < Infinity && p !== timers.get(c)) {
       timers.set(c, p);
@@ -365,10 +368,12 @@ function runToTsnet(seed: number) {
       b = TcpConnection.fromSyn(sim.now, r, cfg(5000), evB);
       b.accept(sim.now);
     } else b.process(sim.now, r);
+    b.deliverEvents();
     kick(b, emitB);
   });
   const toA = new Lane(sim, rnd, (r) => {
     a.process(sim.now, r);
+    a.deliverEvents();
     kick(a, emitA);
   });
   a = TcpConnection.connect(0, 40000, 80, cfg(1000), evA);

@@ -37,15 +37,21 @@ while (true) {
     sent += n;
     if (n < chunk.length) break;
   }
-  if (sent >= TOTAL) aConn.close();
+  if (sent >= TOTAL) aConn.close(now);
   aConn.dispatch(now, emitA);
+  aConn.deliverEvents();
   for (const r of toB) {
     if (!bConn) { bConn = TcpConnection.fromSyn(now, r, cfg(5000), evB); bConn.accept(now); }
     else bConn.process(now, r);
+    bConn.deliverEvents();
   }
   toB.length = 0;
   bConn?.dispatch(now, emitB);
-  for (const r of toA) aConn.process(now, r);
+  bConn?.deliverEvents();
+  for (const r of toA) {
+    aConn.process(now, r);
+    aConn.deliverEvents();
+  }
   toA.length = 0;
   if (aConn.state === 'TIME-WAIT' || aConn.state === 'CLOSED') break;
   if (iter > 1e7) { console.log('stuck', aConn.state, bConn?.state, received); break; }

@@ -168,7 +168,11 @@ function run(seed: number, faults: Faults, mss: number, bufSize: number) {
         b.conn = TcpConnection.fromSyn(now, repr, cfg(0xfffff000 + seed), b);
         b.conn.accept(now);
       } else b.conn.process(now, repr);
-    } else a.conn!.process(now, repr);
+      b.conn.deliverEvents();
+    } else {
+      a.conn!.process(now, repr);
+      a.conn!.deliverEvents();
+    }
   };
 
   a.conn = TcpConnection.connect(now, 40000, 8080, cfg(0x7ffffff0 + seed), a);
@@ -188,7 +192,9 @@ function run(seed: number, faults: Faults, mss: number, bufSize: number) {
     a.tick(now);
     b.tick(now);
     if (!a.closed) a.conn!.dispatch(now, emitA);
+    a.conn!.deliverEvents();
     if (b.conn && !b.closed) b.conn.dispatch(now, emitB);
+    b.conn?.deliverEvents();
     // Next event: a frame, a connection timer, or the next app tick (1 ms).
     let next = now + 1;
     if (flight.length > 0) next = Math.min(next, flight.reduce((m, f) => Math.min(m, f.at), Infinity));
