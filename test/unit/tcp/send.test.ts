@@ -195,6 +195,23 @@ describe('sending data', () => {
     expect(h.conn.pollAt()).toBe(Infinity);
   });
 
+  it('a window that stays shut past maxRetries probes ends with RST and onReset(timeout)', () => {
+    const h = established({ maxRetries: 2 });
+    h.in(ack(0, { window: 0 }));
+    h.conn.send(pattern(0, 100));
+    expect(h.out()).toEqual([]);
+    for (let i = 0; i < 2; i++) {
+      expectSeg(h.fire()[0], { seq: o(0), len: 1 });
+      h.in(ack(0, { window: 0 }));
+    }
+    const last = h.fire();
+    expect(last).toHaveLength(1);
+    expectSeg(last[0], { flags: 'RA', seq: o(0), ack: g(0) });
+    expect(h.app.resets).toEqual(['timeout']);
+    expect(h.app.closed).toBe(1);
+    expect(h.conn.pollAt()).toBe(Infinity);
+  });
+
   it('honours window scaling of the peer window', () => {
     const h = established({}, LINUX_SYN);
     // 3 << 7 = 384 bytes of window.
