@@ -82,7 +82,9 @@ const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGK
 /**
  * The host PID of the process unshare --fork created (PID 1 inside): the
  * child in a network namespace other than ours — with --map-auto, unshare
- * first forks a helper that runs newuidmap in the host namespaces.
+ * first forks a helper that runs newuidmap in the host namespaces — once
+ * its user namespace has its uid and gid maps: unshare writes them after
+ * the fork, and until then nothing can enter the namespace as anyone.
  */
 async function forkedChild(unsharePid: number, timeoutMs = 5000): Promise<number> {
   const t0 = Date.now();
@@ -92,7 +94,7 @@ async function forkedChild(unsharePid: number, timeoutMs = 5000): Promise<number
       const kids = fs.readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim();
       for (const k of kids ? kids.split(/\s+/) : []) {
         try {
-          if (fs.readlinkSync(`/proc/${k}/ns/net`) !== ourNet) return Number(k);
+          if (fs.readlinkSync(`/proc/${k}/ns/net`) !== ourNet && mapped(k)) return Number(k);
         } catch {
           // exited meanwhile (the map helper)
         }
@@ -103,6 +105,11 @@ async function forkedChild(unsharePid: number, timeoutMs = 5000): Promise<number
     if (Date.now() - t0 > timeoutMs) throw new PrereqError('timed out waiting for unshare to create the namespaces');
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** Whether process pid's user namespace has both its uid and gid maps written. */
+function mapped(pid: string): boolean {
+  return fs.readFileSync(`/proc/${pid}/uid_map`, 'utf8').trim() !== '' && fs.readFileSync(`/proc/${pid}/gid_map`, 'utf8').trim() !== '';
 }
 
 const RUN_DIR_PREFIX = 'tsnet-run-';
