@@ -171,7 +171,7 @@ export class UdpHost implements UdpHooks {
 
   /** Closes a flow whose host side threw (the guard's onFail): ICMP host unreachable, flow gone. */
   private failFlow(flowId: number): void {
-    this.table.fail(flowId, 0, 0);
+    this.table.fail(this.opts.clock(), flowId, 0, 0);
     this.kick();
   }
 
@@ -233,11 +233,11 @@ export class UdpHost implements UdpHooks {
       (e) => {
         const code = ERRNO_TO_ICMP_CODE[e.code];
         if (code === undefined || !net.isIPv4(e.dstAddr)) return;
-        this.table.unreachable(id, ipv4FromString(e.dstAddr), e.dstPort, code);
+        this.table.unreachable(this.opts.clock(), id, ipv4FromString(e.dstAddr), e.dstPort, code);
         this.kick();
       },
       () => {
-        this.table.fail(id, addr, port);
+        this.table.fail(this.opts.clock(), id, addr, port);
         this.kick();
       },
     );
@@ -249,7 +249,7 @@ export class UdpHost implements UdpHooks {
     const servers = this.opts.nameservers();
     const id = flow.id;
     if (servers.length === 0 || payload.length < 12) {
-      this.table.unreachable(id, 0, 53, 3, true);
+      this.table.unreachable(this.opts.clock(), id, 0, 53, 3, true);
       return;
     }
     const f = this.hostFlow(flow);
@@ -281,7 +281,7 @@ export class UdpHost implements UdpHooks {
         this.kick();
       },
       () => {
-        this.table.fail(id, 0, 53, true);
+        this.table.fail(this.opts.clock(), id, 0, 53, true);
         this.kick();
       },
     );
@@ -316,7 +316,7 @@ export class UdpHost implements UdpHooks {
     if (q.server >= servers.length) {
       this.endQuery(f, qid, q);
       this.opts.log.debug({ flow: flowId, qid }, 'DNS query: no nameserver answered');
-      this.table.unreachable(flowId, 0, 53, 3, true);
+      this.table.unreachable(this.opts.clock(), flowId, 0, 53, 3, true);
       return;
     }
     const server = servers[q.server]!;

@@ -18,7 +18,6 @@ export interface EchoFlow extends Flow {
   readonly kind: 'echo';
   /** The guest's echo identifier (also the flow's guest port). */
   readonly ident: number;
-  guestMac: number;
 }
 
 export interface EchoHooks {
@@ -69,11 +68,10 @@ export class EchoTable implements FlowOwner {
         this.ctx.transmit(icmpUnreachableFrame(this.ctx.config.gatewayMac, eth.src, this.ctx.config.gateway, ip.src, 1, ip.buffer.subarray(0, ip.totalLen), this.ctx.config.mtu));
         return;
       }
-      flow = { id: flows.newId(), kind: 'echo', guestIp: ip.src, guestPort: icmp.ident, peerIp: 0, peerPort: 0, ident: icmp.ident, guestMac: eth.src, lastActive: now };
+      flow = { id: flows.newId(), kind: 'echo', guestIp: ip.src, guestPort: icmp.ident, peerIp: 0, peerPort: 0, ident: icmp.ident, lastActive: now };
       flows.insert(flow);
       this.ctx.counters.count('icmp-echo-flow-opened');
     }
-    flow.guestMac = eth.src;
     flows.touch(flow, now);
     this.hooks.send(flow, route.addr, icmp.seq, icmp.data);
   }
@@ -95,10 +93,10 @@ export class EchoTable implements FlowOwner {
     }
     const reply = new Icmpv4Repr({ type: Icmpv4Type.EchoReply, ident: flow.ident, seq, data });
     const ipr = new Ipv4Repr({ src, dst: flow.guestIp, protocol: IpProtocol.ICMP, payloadLen: reply.bufferLen(), dontFrag: false });
-    const { frame, payload } = ipv4Frame(this.ctx.config.gatewayMac, flow.guestMac, ipr);
+    const { frame, payload } = ipv4Frame(this.ctx.config.gatewayMac, 0, ipr);
     reply.emit(payload);
     this.ctx.counters.count('icmp-echo-reply-forwarded');
-    this.ctx.transmit(frame);
+    this.ctx.sendToGuest(now, flow.guestIp, frame);
   }
 
   /** Counts an echo the shell dropped. */

@@ -1,7 +1,18 @@
 // The neighbor table: which MAC each guest-side IPv4 address was last seen
-// with (learned from ARP and from the source of IPv4 frames). The guest is
-// whatever address talks to us; the first one learned is "the guest" for
-// logs and for frames the stack originates later.
+// with. It is the only link-layer state in the stack: flows (TCP, UDP, echo)
+// keep none, and every frame the stack originates toward a guest address
+// takes its destination MAC from here (StackContext.sendToGuest), or waits
+// for an ARP answer when the address is unknown.
+//
+// Learned from ARP (either direction), from DHCP (the address handed out),
+// and from the source of every IPv4 frame inside the virtual network (as a
+// router that trusts its one link would; it saves an ARP round trip for each
+// new guest address). A forged source can only steer traffic for that
+// address back to the same TAP: the guest side of a TAP is one machine, so
+// this misleads no one but the guest itself, and the table is bounded
+// (the stalest entry makes room). Replies to a frame just received (RST for
+// a stray segment, ICMP errors) go to that frame's source MAC directly.
+// The first address learned is "the guest" for logs.
 
 export interface Neighbor {
   mac: number;

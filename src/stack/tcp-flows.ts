@@ -43,7 +43,6 @@ export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'dns' }>;
 /** A TCP flow; its peer side is the address:port the guest talks to (virtual: 10.0.2.2 stays 10.0.2.2). */
 export interface TcpFlow extends Flow {
   readonly kind: 'tcp';
-  guestMac: number;
   readonly conn: TcpConnection;
   readonly route: TcpRoute | undefined;
   /** 'outbound': the guest connected out; 'inbound': tsnet connected into the guest (port forward). */
@@ -304,7 +303,6 @@ export class TcpTable {
     const seg = TcpRepr.parse(tcp);
     const flow = this.lookup(ip.src, seg.srcPort, ip.dst, seg.dstPort);
     if (flow) {
-      flow.guestMac = eth.src;
       // isolate() without a closure: this is the per-segment path.
       try {
         flow.conn.process(now, seg);
@@ -335,7 +333,7 @@ export class TcpTable {
     if (route.kind === 'unreachable') {
       this.ctx.drop(route.reason ?? `tcp-unreachable-${route.code}`, `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
       if (route.code === 3) this.sendReset(eth.src, ip.dst, ip.src, seg);
-      else this.sendIcmp(eth.src, route.code, ip.buffer.subarray(0, ip.totalLen));
+      else this.sendIcmp(now, route.code, ip.buffer.subarray(0, ip.totalLen), eth.src);
       return;
     }
     if (!this.admitHalfOpen(now)) {
@@ -365,7 +363,6 @@ export class TcpTable {
       guestPort: seg.srcPort,
       peerIp: ip.dst,
       peerPort: seg.dstPort,
-      guestMac: eth.src,
       conn,
       route,
       direction: 'outbound',
@@ -419,7 +416,6 @@ export class TcpTable {
       guestPort,
       peerIp,
       peerPort,
-      guestMac: this.ctx.neighbors.lookup(guestIp) ?? -1,
       conn,
       route: undefined,
       direction: 'inbound',
@@ -470,7 +466,7 @@ export class TcpTable {
   unreachable(now: number, id: number, code: 0 | 1): void {
     const flow = this.get(id);
     if (!flow) return;
-    if (flow.synDatagram) this.sendIcmp(flow.guestMac, code, flow.synDatagram);
+    if (flow.synDatagram) this.sendIcmp(now, code, flow.synDatagram);
     flow.conn.abort(now);
     this.removeFlow(flow);
   }
@@ -531,12 +527,11 @@ export class TcpTable {
     const repr = seg.repr;
     const tcpLen = repr.bufferLen();
     const ipr = new Ipv4Repr({ src: flow.peerIp, dst: flow.guestIp, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: 64 });
-    if (flow.guestMac < 0) flow.guestMac = this.ctx.neighbors.lookup(flow.guestIp) ?? -1;
-    const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, Math.max(0, flow.guestMac), ipr, this.scratch);
+    const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, 0, ipr, this.scratch);
     repr.emit(payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen));
-    // An inbound flow may start before the guest has said anything: ARP first.
-    if (flow.guestMac < 0) this.ctx.sendToGuest(now, flow.guestIp, frame);
-    else this.ctx.transmit(frame);
+    // The guest's MAC from the neighbor table; an inbound flow may start
+    // before the guest has said anything, and then ARP asks first.
+    this.ctx.sendToGuest(now, flow.guestIp, frame);
   }
 
   /**
@@ -616,11 +611,14 @@ export class TcpTable {
     this.ctx.transmit(frame);
   }
 
-  private sendIcmp(guestMac: number, code: number, datagram: Buffer): void {
+  /** ICMP destination unreachable (code) for the guest's datagram, from the gateway as from a router. */
+  private sendIcmp(now: number, code: number, datagram: Buffer, guestMac?: number): void {
     const cfg = this.ctx.config;
     const guest = datagram.readUInt32BE(12);
     this.ctx.counters.count('icmp-unreachable-sent');
-    this.ctx.transmit(icmpUnreachableFrame(cfg.gatewayMac, guestMac, cfg.gateway, guest, code, datagram, this.ctx.config.mtu));
+    const frame = icmpUnreachableFrame(cfg.gatewayMac, guestMac ?? 0, cfg.gateway, guest, code, datagram, cfg.mtu);
+    if (guestMac !== undefined) this.ctx.transmit(frame);
+    else this.ctx.sendToGuest(now, guest, frame);
   }
 }
 

@@ -26,7 +26,6 @@ export const DEFAULT_UDP_IDLE_MS = 60_000;
 
 export interface UdpFlow extends Flow {
   readonly kind: 'udp';
-  guestMac: number;
   lastActive: number;
   datagramsOut: number;
   datagramsIn: number;
@@ -155,7 +154,7 @@ export class UdpTable implements FlowOwner {
         this.sendUnreachable(eth.src, ip, route.code);
         return;
     }
-    const flow = this.touch(now, ip.src, repr.srcPort, eth.src);
+    const flow = this.touch(now, ip.src, repr.srcPort);
     if (!flow) {
       this.ctx.drop('flow-table-full', `udp ${ipv4ToString(ip.dst)}:${repr.dstPort}`);
       this.sendUnreachable(eth.src, ip, 1);
@@ -167,17 +166,16 @@ export class UdpTable implements FlowOwner {
     else this.hooks.send(flow, route.addr, repr.dstPort, repr.payload);
   }
 
-  private touch(now: number, ip: number, port: number, mac: number): UdpFlow | undefined {
+  private touch(now: number, ip: number, port: number): UdpFlow | undefined {
     const flows = this.ctx.flows;
     let flow = flows.lookup('udp', ip, port) as UdpFlow | undefined;
     if (!flow) {
       if (!flows.admit()) return undefined;
-      flow = { id: flows.newId(), kind: 'udp', guestIp: ip, guestPort: port, peerIp: 0, peerPort: 0, guestMac: mac, lastActive: now, datagramsOut: 0, datagramsIn: 0, bytesOut: 0, bytesIn: 0 };
+      flow = { id: flows.newId(), kind: 'udp', guestIp: ip, guestPort: port, peerIp: 0, peerPort: 0, lastActive: now, datagramsOut: 0, datagramsIn: 0, bytesOut: 0, bytesIn: 0 };
       flows.insert(flow);
       this.ctx.counters.count('udp-flow-opened');
       this.ctx.event?.('udp flow opened', { flow: flow.id, guest: `${ipv4ToString(ip)}:${port}` });
     }
-    flow.guestMac = mac;
     flows.touch(flow, now);
     return flow;
   }
@@ -187,11 +185,11 @@ export class UdpTable implements FlowOwner {
    * bound, e.g. EMFILE): ICMP host unreachable for the datagram it was
    * handling, and the flow is closed.
    */
-  fail(flowId: number, dst: number, dstPort: number, fromDns = false): void {
+  fail(now: number, flowId: number, dst: number, dstPort: number, fromDns = false): void {
     const flow = this.get(flowId);
     if (!flow) return;
     this.ctx.drop('udp-host-socket-failed', `flow ${flowId}`);
-    this.unreachable(flowId, dst, dstPort, 1, fromDns);
+    this.unreachable(now, flowId, dst, dstPort, 1, fromDns);
     this.remove(flow, 'failed');
   }
 
@@ -226,7 +224,7 @@ export class UdpTable implements FlowOwner {
     this.ctx.flows.touch(flow, now); // replies count as activity too
     flow.datagramsIn++;
     flow.bytesIn += payload.length;
-    this.ctx.transmit(udpFrame(srcMac, flow.guestMac, from, flow.guestIp, fromPort, flow.guestPort, payload));
+    this.ctx.sendToGuest(now, flow.guestIp, udpFrame(srcMac, 0, from, flow.guestIp, fromPort, flow.guestPort, payload));
   }
 
   /**
@@ -234,7 +232,7 @@ export class UdpTable implements FlowOwner {
    * unreachable): tell the guest with ICMP, quoting a reconstruction of its
    * datagram's headers (all the guest's UDP needs to find its socket).
    */
-  unreachable(flowId: number, dst: number, dstPort: number, code: number, fromDns = false): void {
+  unreachable(now: number, flowId: number, dst: number, dstPort: number, code: number, fromDns = false): void {
     const flow = this.get(flowId);
     if (!flow) return;
     const cfg = this.ctx.config;
@@ -246,7 +244,7 @@ export class UdpTable implements FlowOwner {
     const original = frame.subarray(14);
     const srcMac = this.ctx.ownMac(vdst) ?? cfg.gatewayMac;
     this.ctx.counters.count('icmp-unreachable-sent');
-    this.ctx.transmit(icmpUnreachableFrame(srcMac, flow.guestMac, vdst, flow.guestIp, code, original, this.ctx.config.mtu));
+    this.ctx.sendToGuest(now, flow.guestIp, icmpUnreachableFrame(srcMac, 0, vdst, flow.guestIp, code, original, this.ctx.config.mtu));
   }
 
   private sendUnreachable(guestMac: number, ip: Ipv4Packet, code: number): void {

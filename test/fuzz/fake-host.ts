@@ -496,12 +496,11 @@ export class FakeHost {
     } else if (x < 0.7) {
       this.later(this.delay(), 'udp-unreachable', () => {
         this.stats.udpUnreachable++;
-        u.unreachable(id, addr, port, r.pick([3, 3, 3, 0, 1, 4, 10, 13]), dns);
+        u.unreachable(this.now, id, addr, port, r.pick([3, 3, 3, 0, 1, 4, 10, 13]), dns);
       });
     } else if (x < 0.72) {
-      // The host socket could not be created (EMFILE): newer tables have fail().
-      const fail = (u as unknown as { fail?: (id: number, dst: number, port: number, dns?: boolean) => void }).fail;
-      if (fail) this.later(this.delay(), 'udp-fail', () => fail.call(u, id, addr, port, dns));
+      // The host socket could not be created (EMFILE).
+      this.later(this.delay(), 'udp-fail', () => u.fail(this.now, id, addr, port, dns));
     }
   }
 

@@ -79,6 +79,19 @@ function rig(opts: { udpIdleMs?: number } = {}) {
     guestArp: () => {
       stack.receive(now, eth(GUEST_MAC, MAC_BROADCAST, EtherType.ARP, arp({ operation: ArpOperation.Request, senderMac: GUEST_MAC, senderIp: guest, targetMac: 0, targetIp: gw })));
     },
+    /** Destination MAC and ethertype of everything sent since the last call. */
+    sentLinks: (): Array<{ dst: number; type: number }> =>
+      out.splice(0).map((f) => {
+        const e = EthernetFrame.newChecked(f);
+        return { dst: e.dst, type: e.ethertype };
+      }),
+    /** A gratuitous ARP from the guest: it now has MAC `mac`. */
+    guestMoves: (mac: number) => {
+      stack.receive(now, eth(mac, MAC_BROADCAST, EtherType.ARP, arp({ operation: ArpOperation.Request, senderMac: mac, senderIp: guest, targetMac: 0, targetIp: guest })));
+    },
+    guestArpReply: () => {
+      stack.receive(now, eth(GUEST_MAC, cfg.gatewayMac, EtherType.ARP, arp({ operation: ArpOperation.Reply, senderMac: GUEST_MAC, senderIp: guest, targetMac: cfg.gatewayMac, targetIp: gw })));
+    },
     /** Everything sent to the guest since the last call, as TCP Reprs (others skipped). */
     sentTcp: (): TcpRepr[] =>
       out.splice(0).flatMap((f) => {
@@ -203,4 +216,34 @@ describe('the flow layer, scenario by scenario', () => {
     expect(r.events).toContain('udp close idle');
     expect(r.stack.flows.size).toBe(0);
   });
+
+  it('link layer: frames of a flow follow the neighbor table when the guest\'s MAC changes', () => {
+    const r = established();
+    r.sentLinks();
+    const NEW_MAC = 0x02aabbccddee;
+    r.guestMoves(NEW_MAC);
+    r.stack.tcp!.send(r.flow().id, Buffer.from('to the new MAC'));
+    r.at(10);
+    const links = r.sentLinks();
+    expect(links.length).toBeGreaterThan(0);
+    expect(links.every((l) => l.dst === NEW_MAC)).toBe(true);
+  });
+
+  it('forward into a silent guest: ARP first, the SYN when it answers; an unanswered ARP drops the frame after 3 s, counted', () => {
+    const r = rig();
+    expect(r.stack.tcp!.connectInbound(0, r.cfg.gateway, 50000, r.cfg.guest, 80)).toBeTruthy();
+    r.at(0);
+    expect(r.sentLinks()).toEqual([{ dst: MAC_BROADCAST, type: EtherType.ARP }]);
+    r.guestArpReply();
+    const [syn] = r.sentTcp();
+    expect(syn!.flags).toBe(F.SYN);
+
+    const q = rig();
+    q.stack.tcp!.connectInbound(0, q.cfg.gateway, 50001, q.cfg.guest, 81);
+    q.at(0);
+    q.at(1000);
+    q.at(3000);
+    expect(q.stack.counters.drops.get('arp-unresolved')).toBeGreaterThan(0);
+  });
 });
+
