@@ -15,6 +15,9 @@
 #     tcp-syn-only.pcap (derived from tcp-syn.pcap), udp-dns.pcap
 #   Session B (slirp4netns --enable-ipv6):
 #     ipv6-ndp.pcap, ipv6-ping-gateway.pcap
+#   Session C (whole sessions): dhcp, dns-tcp, http-curl, http-download-loss
+#   Session D (errors, upload, port forward): tcp-refused, udp-refused,
+#     tcp-upload, port-forward
 #   Synthetic:
 #     malformed.pcap, written by gen-malformed.py (no kernel involved)
 #
@@ -30,12 +33,14 @@
 #
 # Requirements
 #   root (unshare -n, mount --bind, port 53), slirp4netns, tcpdump, tshark/
-#   editcap, busybox (wget, nslookup), iproute2, ping, python3.
+#   editcap, busybox (wget, nslookup, nc, httpd, udhcpc), iproute2, ping,
+#   python3, curl, ncat (session D).
 #   Host TCP port $HTTP_PORT (default 18099) and 127.0.0.1:53/udp must be free.
 #
 # Usage
 #   sudo ./record.sh            # writes the .pcap files next to this script
 #   OUT=/tmp/x ./record.sh      # or somewhere else
+#   ONLY=C ./record.sh          # one session only (C or D)
 #
 # Cleanup
 #   Every background process started here is recorded by PID and stopped by
@@ -272,6 +277,7 @@ python3 "$HERE/gen-malformed.py" "$OUT/malformed.pcap"
 log "malformed.pcap written"
 fi
 
+if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = C ]; then
 # ============================================================ session C ====
 # Whole sessions for replaying through tsnet: DHCP, DNS over TCP, an HTTP GET
 # with curl, a 1 MiB download with losses both ways (iptables statistic in the
@@ -312,5 +318,63 @@ cap_stop
 cmp "$WORK/big.out" "$WORK/www/big.bin" && log "download intact"
 
 reap "$SLIRPPID" "$NSPID"
+fi
+
+if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = D ]; then
+# ============================================================ session D ====
+# Errors and the other direction: a refused TCP connect, a UDP datagram to a
+# closed port (ICMP port unreachable), an upload, and a port forward into
+# the guest (slirp4netns's add_hostfwd API).
+log "session D: errors, upload, port forward (IPv4)"
+UPLOAD_PORT=${UPLOAD_PORT:-18100}
+FWD_PORT=${FWD_PORT:-18101}
+new_ns
+ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+start_slirp --api-socket "$WORK/api.sock"
+
+# 11. TCP to a closed host port: the SYN is answered with RST
+cap_start tcp-refused.pcap tcp port 1
+ns curl -s --max-time 3 "http://10.0.2.2:1/" >/dev/null 2>&1 || true
+cap_stop
+
+# 12. UDP to a closed host port: ICMP port unreachable back
+cap_start udp-refused.pcap udp port 9 or icmp
+ns python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.connect(("10.0.2.2", 9)); s.send(b"anyone there?")
+try: s.recv(100)
+except OSError as e: print(e)' >"$WORK/udp-refused.out" 2>&1 || true
+cap_stop
+
+# 13. a 256 KiB upload to a host listener (ncat), the guest half-closes first
+ncat -l 127.0.0.1 "$UPLOAD_PORT" --recv-only >"$WORK/upload.out" &
+UPPID=$!; PIDS+=("$UPPID"); sleep 0.5
+cap_start tcp-upload.pcap tcp port "$UPLOAD_PORT"
+python3 -c 'import sys; sys.stdout.buffer.write(bytes(i * 13 % 253 for i in range(1 << 18)))' >"$WORK/up.bin"
+ns python3 -c '
+import socket, sys
+s = socket.create_connection(("10.0.2.2", int(sys.argv[1])), timeout=10)
+s.sendall(open(sys.argv[2], "rb").read()); s.shutdown(socket.SHUT_WR)
+while s.recv(4096): pass
+s.close()' "$UPLOAD_PORT" "$WORK/up.bin"
+cap_stop
+reap "$UPPID"
+cmp "$WORK/upload.out" "$WORK/up.bin" && log "upload intact"
+
+# 14. a port forward: host 127.0.0.1:FWD_PORT -> guest :80 (busybox httpd)
+mkdir -p "$WORK/guest-www"; printf 'hello from inside the guest\n' >"$WORK/guest-www/index.html"
+nsenter -t "$NSPID" -n busybox httpd -f -p 80 -h "$WORK/guest-www" &
+HTTPDPID=$!; PIDS+=("$HTTPDPID"); sleep 0.5
+printf '{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"127.0.0.1","host_port":%s,"guest_port":80}}' "$FWD_PORT" |
+  ncat -U "$WORK/api.sock" >"$WORK/api.out"
+cap_start port-forward.pcap tcp port 80
+curl -s "http://127.0.0.1:$FWD_PORT/" >"$WORK/fwd.out"
+cap_stop
+reap "$HTTPDPID"
+grep -q 'inside the guest' "$WORK/fwd.out" && log "port forward served"
+
+reap "$SLIRPPID" "$NSPID"
+fi
 
 log "done: kernel $(uname -r), $(slirp4netns --version | head -1), $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -92,9 +92,15 @@ export function replayDiff(cfg: StackConfig, recordedPeer: PcapRecord[], guest: 
     lines.push(d < 0 ? `  stream: identical (${rs.data.length} bytes)` : `  stream: differs from byte ${d}`);
     const syn = gs.find((s) => s.flags & F.SYN);
     if (syn) {
-      const end = Math.max(...gs.map((s) => ((s.seq - syn.seq) >>> 0) + s.payload.length + (s.flags & F.FIN ? 1 : 0)));
+      const end = Math.max(...gs.map((s) => ((s.seq - syn.seq) >>> 0) + s.payload.length + (s.flags & F.FIN ? 1 : 0) + (s.flags & F.SYN ? 1 : 0)));
       const acked = Math.max(0, ...m.filter((s) => s.flags & F.ACK).map((s) => (s.ack - syn.seq) >>> 0));
-      lines.push(`  guest's ${end - 1} bytes${gs.some((s) => s.flags & F.FIN) ? ' and FIN' : ''}: ${acked >= end ? 'all acknowledged' : `acknowledged up to ${acked - 1}`}`);
+      // Sequence space after the SYN: the guest's bytes, then its FIN.
+      const fin = gs.some((s) => s.flags & F.FIN) ? 1 : 0;
+      const bytes = end - 1 - fin;
+      if (end > 1) {
+        const got = acked >= end ? 'all acknowledged' : `acknowledged up to byte ${Math.max(0, acked - 1)}`;
+        lines.push(`  guest's ${bytes} bytes${fin ? ' and FIN' : ''}: ${got}`);
+      }
     }
   }
   const udpConvs = [...new Set([...rec, ...mine].filter((p) => p.kind === 'udp').map((p) => p.conv!))];

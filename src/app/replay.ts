@@ -133,16 +133,16 @@ export function replayRecords(records: PcapRecord[], cfg: StackConfig, onDrop?: 
   const input: PcapRecord[] = [];
   const t0 = records[0]?.timeUs ?? 0;
   const frames: CapturedFrame[] = records.map((r) => ({ timeMs: (r.timeUs - t0) / 1000, data: r.data }));
-  const host = new SimHost(readRecording(frames, (f) => isFromStack(cfg, f)));
+  const host = new SimHost(readRecording(frames, (f) => isFromStack(cfg, f)), cfg);
   let nowMs = 0;
   let nextIss: number | undefined;
   let issCounter = 0x1000;
   const stack = new Stack(
     cfg,
     { transmit: (frame) => output.push({ timeUs: t0 + Math.round(nowMs * 1000), data: Buffer.from(frame) }), onDrop, tcp: host, udp: host },
-    { iss: () => nextIss ?? (issCounter = (issCounter + 0x10000) >>> 0) },
+    { iss: () => nextIss ?? host.takeIss() ?? (issCounter = (issCounter + 0x10000) >>> 0) },
   );
-  host.bind(stack.tcp, stack.udp);
+  host.bind(stack.tcp, stack.udp, (ip, mac, now) => stack.learnNeighbor(ip, mac, now));
 
   const settle = (t: number) => {
     nowMs = t;

@@ -19,14 +19,24 @@
 // - issFor(): the recorded peer's ISS for a connection, so that the driver
 //   can give tsnet the same one — the guest's recorded ACK numbers then mean
 //   what they meant.
+// - Connections the recorded peer opened (a port forward: its SYN came
+//   first) are opened into the guest at the recorded time, with the recorded
+//   ISS (takeIss()) and to the MAC the recorded SYN was addressed to (the
+//   recorded peer knew it, so tsnet is told it too).
+// - ICMP destination unreachable the recorded peer sent: for a guest SYN it
+//   is the verdict on the connect (net or host unreachable); for a UDP
+//   datagram it answers that datagram, at its recorded time.
 
 import { isMacMulticast } from '../wire/address.js';
 import { EtherType, EthernetFrame } from '../wire/ethernet.js';
+import { Icmpv4Packet, Icmpv4Type } from '../wire/icmpv4.js';
 import { IpProtocol, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpFlags, TcpPacket, TcpRepr } from '../wire/tcp.js';
 import { UdpPacket } from '../wire/udp.js';
 import type { TcpFlow, TcpHooks, TcpRoute, TcpTable } from '../stack/tcp-flows.js';
 import type { UdpCloseReason, UdpFlow, UdpHooks, UdpTable } from '../stack/udp.js';
+import type { StackConfig } from '../stack/config.js';
+import { guestVisibleSource } from '../stack/nat.js';
 
 export interface CapturedFrame {
   /** Milliseconds from the start of the capture. */
@@ -44,7 +54,15 @@ interface PeerBytes {
 /** One recorded TCP connection, as its peer behaved. */
 export interface RecordedTcp {
   key: string;
-  verdict: 'accept' | 'refuse' | 'none';
+  guestIp: number;
+  guestPort: number;
+  peerIp: number;
+  peerPort: number;
+  /** 'unreachable': an ICMP error answered the SYN (`unreachableCode`, 0 net or 1 host). */
+  verdict: 'accept' | 'refuse' | 'unreachable' | 'none';
+  unreachableCode: 0 | 1;
+  /** The recorded peer opened this connection (its SYN came first), at this time, to this guest MAC. */
+  opened: { timeMs: number; guestMac: number } | undefined;
   peerIss: number;
   /** What the recorded SYN-ACK agreed to (the guest's later segments follow it). */
   synAck: { windowScale: boolean; timestamps: boolean; sackPermitted: boolean };
@@ -59,6 +77,8 @@ interface RecordedDatagram {
   key: string;
   payload: Buffer;
   dnsId: number | undefined;
+  /** An ICMP destination unreachable (this code) answered the datagram instead of a reply. */
+  unreachable?: number;
 }
 
 const tcpKey = (guestIp: number, guestPort: number, peerIp: number, peerPort: number) => `${guestIp}:${guestPort}>${peerIp}:${peerPort}`;
@@ -67,12 +87,26 @@ const tcpKey = (guestIp: number, guestPort: number, peerIp: number, peerPort: nu
 export function readRecording(frames: CapturedFrame[], isPeer: (frame: Buffer) => boolean): { tcp: Map<string, RecordedTcp>; udp: RecordedDatagram[] } {
   const tcp = new Map<string, RecordedTcp>();
   const udp: RecordedDatagram[] = [];
+  const conn = (guestIp: number, guestPort: number, peerIp: number, peerPort: number): RecordedTcp => {
+    const key = tcpKey(guestIp, guestPort, peerIp, peerPort);
+    let c = tcp.get(key);
+    if (!c) {
+      c = {
+        key, guestIp, guestPort, peerIp, peerPort, verdict: 'none', unreachableCode: 1, opened: undefined, peerIss: 0,
+        synAck: { windowScale: false, timestamps: false, sackPermitted: false }, chunks: [], fin: undefined,
+      };
+      tcp.set(key, c);
+    }
+    return c;
+  };
   for (const f of frames) {
     let ip: Ipv4Packet;
+    let guestMac = 0;
     try {
       const eth = EthernetFrame.newChecked(f.data);
       if (eth.ethertype !== EtherType.IPv4 || !isPeer(f.data) || isMacMulticast(eth.src)) continue;
       ip = Ipv4Packet.newChecked(eth.payload);
+      guestMac = eth.dst;
     } catch {
       continue;
     }
@@ -84,13 +118,9 @@ export function readRecording(frames: CapturedFrame[], isPeer: (frame: Buffer) =
         continue;
       }
       // From the peer: src is the peer, dst the guest.
-      const key = tcpKey(ip.dst, seg.dstPort, ip.src, seg.srcPort);
-      let c = tcp.get(key);
-      if (!c) {
-        c = { key, verdict: 'none', peerIss: 0, synAck: { windowScale: false, timestamps: false, sackPermitted: false }, chunks: [], fin: undefined };
-        tcp.set(key, c);
-      }
+      const c = conn(ip.dst, seg.dstPort, ip.src, seg.srcPort);
       if (seg.flags & TcpFlags.SYN) {
+        if (!(seg.flags & TcpFlags.ACK) && c.verdict === 'none') c.opened = { timeMs: f.timeMs, guestMac };
         c.verdict = 'accept';
         c.peerIss = seg.seq;
         c.synAck = { windowScale: seg.windowScale !== undefined, timestamps: seg.tsVal !== undefined, sackPermitted: seg.sackPermitted };
@@ -117,6 +147,28 @@ export function readRecording(frames: CapturedFrame[], isPeer: (frame: Buffer) =
         payload,
         dnsId: u.srcPort === 53 && payload.length >= 2 ? payload.readUInt16BE(0) : undefined,
       });
+    } else if (ip.protocol === IpProtocol.ICMP) {
+      // An error quoting the guest's datagram: its IPv4 header and 8 bytes.
+      try {
+        const icmp = Icmpv4Packet.newChecked(ip.payload);
+        if (icmp.type !== Icmpv4Type.DstUnreachable) continue;
+        const q = Ipv4Packet.newChecked(icmp.data);
+        const ports = q.buffer.subarray(q.headerLen);
+        if (ports.length < 4) continue;
+        const srcPort = ports.readUInt16BE(0);
+        const dstPort = ports.readUInt16BE(2);
+        if (q.protocol === IpProtocol.UDP) {
+          udp.push({ timeMs: f.timeMs, key: `${srcPort}>${q.dst}:${dstPort}`, payload: Buffer.alloc(0), dnsId: undefined, unreachable: icmp.code });
+        } else if (q.protocol === IpProtocol.TCP && (icmp.code === 0 || icmp.code === 1)) {
+          const c = conn(q.src, srcPort, q.dst, dstPort);
+          if (c.verdict === 'none') {
+            c.verdict = 'unreachable';
+            c.unreachableCode = icmp.code;
+          }
+        }
+      } catch {
+        continue;
+      }
     }
   }
   return { tcp, udp };
@@ -138,6 +190,7 @@ interface PendingDatagram {
   srcPort: number;
   payload: Buffer;
   dns: boolean;
+  unreachable: number | undefined;
 }
 
 export class SimHost implements TcpHooks, UdpHooks {
@@ -151,12 +204,27 @@ export class SimHost implements TcpHooks, UdpHooks {
   /** Connections by recorded key, as they ended here. */
   readonly ended = new Map<string, 'eof' | 'reset' | 'closed'>();
   private now = 0;
+  private readonly opened = new Set<RecordedTcp>();
+  private iss: number | undefined;
+  private learn: ((ip: number, mac: number, now: number) => void) | undefined;
 
-  constructor(private readonly rec: ReturnType<typeof readRecording>) {}
+  /** `cfg`: the replayed stack's configuration (to see host addresses as the guest did). */
+  constructor(
+    private readonly rec: ReturnType<typeof readRecording>,
+    private readonly cfg: StackConfig,
+  ) {}
 
-  bind(tcp: TcpTable | undefined, udp: UdpTable | undefined): void {
+  bind(tcp: TcpTable | undefined, udp: UdpTable | undefined, learnNeighbor?: (ip: number, mac: number, now: number) => void): void {
     this.tcpTable = tcp;
     this.udpTable = udp;
+    this.learn = learnNeighbor;
+  }
+
+  /** The ISS for a connection being opened into the guest right now (the recorded peer's), once. */
+  takeIss(): number | undefined {
+    const iss = this.iss;
+    this.iss = undefined;
+    return iss;
   }
 
   /** The recorded peer's ISS for a guest SYN (undefined: not in the capture). */
@@ -174,12 +242,17 @@ export class SimHost implements TcpHooks, UdpHooks {
   step(nowMs: number): void {
     this.now = nowMs;
     const tcp = this.tcpTable;
+    if (tcp) this.openInbound(tcp, nowMs);
     for (const c of this.conns.values()) {
       if (!tcp || c.state === 'done') continue;
       if (c.state === 'connecting') {
         if (c.rec.verdict === 'accept') {
           c.state = 'open';
           tcp.accepted(nowMs, c.flow.id);
+        } else if (c.rec.verdict === 'unreachable') {
+          c.state = 'done';
+          tcp.unreachable(nowMs, c.flow.id, c.rec.unreachableCode);
+          continue;
         } else {
           c.state = 'done';
           tcp.refused(nowMs, c.flow.id);
@@ -195,7 +268,21 @@ export class SimHost implements TcpHooks, UdpHooks {
         continue;
       }
       this.datagrams.splice(i, 1);
-      this.udpTable?.deliver(nowMs, d.flow.id, d.src, d.srcPort, d.payload, d.dns);
+      if (d.unreachable !== undefined) this.udpTable?.unreachable(nowMs, d.flow.id, d.src, d.srcPort, d.unreachable, d.dns);
+      else this.udpTable?.deliver(nowMs, d.flow.id, d.src, d.srcPort, d.payload, d.dns);
+    }
+  }
+
+  /** Connections the recorded peer opened by now: tsnet opens them into the guest. */
+  private openInbound(tcp: TcpTable, nowMs: number): void {
+    for (const r of this.rec.tcp.values()) {
+      if (!r.opened || r.opened.timeMs > nowMs || this.opened.has(r)) continue;
+      this.opened.add(r);
+      this.learn?.(r.guestIp, r.opened.guestMac, nowMs);
+      this.iss = r.peerIss;
+      const flow = tcp.connectInbound(nowMs, r.peerIp, r.peerPort, r.guestIp, r.guestPort);
+      this.iss = undefined;
+      if (flow) this.conns.set(flow.id, { rec: r, flow, state: 'open', sent: 0, finSent: false });
     }
   }
 
@@ -222,7 +309,10 @@ export class SimHost implements TcpHooks, UdpHooks {
 
   open(flow: TcpFlow, _route: TcpRoute): void {
     const rec = this.rec.tcp.get(tcpKey(flow.guestIp, flow.guestPort, flow.peerIp, flow.peerPort));
-    const r: RecordedTcp = rec ?? { key: '', verdict: 'refuse', peerIss: 0, synAck: { windowScale: false, timestamps: false, sackPermitted: false }, chunks: [], fin: undefined };
+    const r: RecordedTcp = rec ?? {
+      key: '', guestIp: flow.guestIp, guestPort: flow.guestPort, peerIp: flow.peerIp, peerPort: flow.peerPort, verdict: 'refuse', unreachableCode: 1,
+      opened: undefined, peerIss: 0, synAck: { windowScale: false, timestamps: false, sackPermitted: false }, chunks: [], fin: undefined,
+    };
     this.conns.set(flow.id, { rec: r, flow, state: 'connecting', sent: 0, finSent: false });
   }
 
@@ -264,7 +354,8 @@ export class SimHost implements TcpHooks, UdpHooks {
   // --- UdpHooks ----------------------------------------------------------------
 
   send(flow: UdpFlow, addr: number, port: number, _payload: Buffer): void {
-    this.answerFrom(flow, `${flow.guestPort}>${addr}:${port}`, addr, port, false, undefined);
+    // The capture names the peer as the guest saw it (127.0.0.1 is 10.0.2.2).
+    this.answerFrom(flow, `${flow.guestPort}>${guestVisibleSource(this.cfg, addr)}:${port}`, addr, port, false, undefined);
   }
 
   sendDns(flow: UdpFlow, payload: Buffer): void {
@@ -280,7 +371,7 @@ export class SimHost implements TcpHooks, UdpHooks {
       const ok = dns ? d.dnsId === dnsId && d.key.startsWith(`${flow.guestPort}>`) : d.key === key;
       if (!ok) continue;
       this.usedUdp.add(d);
-      this.datagrams.push({ atMs: Math.max(d.timeMs, this.now), flow, src, srcPort, payload: d.payload, dns });
+      this.datagrams.push({ atMs: Math.max(d.timeMs, this.now), flow, src, srcPort, payload: d.payload, dns, unreachable: d.unreachable });
       return;
     }
   }

@@ -1,5 +1,5 @@
 // Golden replays: whole sessions recorded against the real slirp4netns
-// (pcaps/README.md, session C and A) played through `tsnet replay`'s whole
+// (pcaps/README.md, sessions A, C and D) played through `tsnet replay`'s whole
 // stack and simulated host. What tsnet sends is checked against what a
 // correct peer must send, not merely counted: the byte stream each
 // connection delivers to the guest equals the one the recorded peer
@@ -67,11 +67,12 @@ function checkTcpSession(s: Awaited<ReturnType<typeof session>>): Buffer {
   const recorded = tcpSegs(s.recordedPeer).map((x) => x.seg);
   const ours = tcpSegs(s.output).map((x) => x.seg);
   const guestSegs = tcpSegs(s.guest).map((x) => x.seg);
-  const synAck = recorded.find((x) => x.flags & F.SYN)!;
-  const ourSynAck = ours.find((x) => x.flags & F.SYN)!;
-  expect(ourSynAck.flags).toBe(F.SYN | F.ACK);
-  expect(ourSynAck.seq).toBe(synAck.seq); // the recorded ISS, as given
-  const iss = synAck.seq;
+  // The recorded peer's SYN-ACK (the guest connected) or SYN (a port forward).
+  const peerSyn = recorded.find((x) => x.flags & F.SYN)!;
+  const ourSyn = ours.find((x) => x.flags & F.SYN)!;
+  expect(ourSyn.flags).toBe(peerSyn.flags & (F.SYN | F.ACK));
+  expect(ourSyn.seq).toBe(peerSyn.seq); // the recorded ISS, as given
+  const iss = peerSyn.seq;
   // The same bytes, in the same places, ending with a FIN right after them.
   const want = stream(recorded, iss);
   const got = stream(ours, iss);
@@ -128,6 +129,47 @@ describe('golden replays of whole sessions (recorded against slirp4netns)', () =
     expect(body.length).toBe(1 << 20);
     for (let i = 0; i < body.length; i += 4099) expect(body[i]).toBe((i * 7) % 251);
     expect(s.stack.tcp!.stats().retransmits).toBeGreaterThan(0);
+  });
+
+  it('tcp-upload.pcap: 256 KiB from the guest reach the host intact and acknowledged; the host closes after the guest', async () => {
+    const s = await session('tcp-upload.pcap');
+    expect(checkTcpSession(s).length).toBe(0);
+    const up = Buffer.concat([...s.host.fromGuest.values()].flat());
+    expect(up.length).toBe(1 << 18);
+    for (let i = 0; i < up.length; i += 1009) expect(up[i]).toBe((i * 13) % 253);
+  });
+
+  it('port-forward.pcap: a host client forwarded into the guest: tsnet opens from 10.0.2.2 with a SYN, sends the request, gets the page', async () => {
+    const s = await session('port-forward.pcap');
+    checkTcpSession(s);
+    const ours = tcpSegs(s.output);
+    expect(ours[0]!.seg.flags).toBe(F.SYN);
+    expect([ours[0]!.src, ours[0]!.seg.dstPort]).toEqual([cfg.gateway, 80]);
+    expect(Buffer.concat([...s.host.fromGuest.values()].flat()).toString()).toContain('hello from inside the guest');
+  });
+
+  it('tcp-refused.pcap: a connect to a closed host port is answered RST|ACK for the SYN', async () => {
+    const s = await session('tcp-refused.pcap');
+    const [syn] = tcpSegs(s.guest);
+    const ours = tcpSegs(s.output);
+    expect(ours).toHaveLength(1);
+    expect(ours[0]!.seg.flags).toBe(F.RST | F.ACK);
+    expect(ours[0]!.seg.ack).toBe((syn!.seg.seq + 1) >>> 0);
+    expect(s.stack.tcp!.size).toBe(0);
+  });
+
+  it('udp-refused.pcap: a datagram to a closed host port gets ICMP port unreachable from 10.0.2.2, quoting it', async () => {
+    const s = await session('udp-refused.pcap');
+    const sent = s.guest.map((r) => Ipv4Packet.newChecked(EthernetFrame.newChecked(r.data).payload));
+    const icmp = s.output.map((r) => Ipv4Packet.newChecked(EthernetFrame.newChecked(r.data).payload));
+    expect(icmp).toHaveLength(1);
+    expect([icmp[0]!.protocol, icmp[0]!.src, icmp[0]!.dst]).toEqual([IpProtocol.ICMP, cfg.gateway, sent[0]!.src]);
+    const msg = icmp[0]!.payload;
+    expect([msg[0], msg[1]]).toEqual([3, 3]); // destination unreachable, port
+    const quoted = Ipv4Packet.newChecked(msg.subarray(8));
+    const ports = quoted.buffer.subarray(quoted.headerLen, quoted.headerLen + 4);
+    const orig = sent[0]!.payload.subarray(0, 4);
+    expect([quoted.src, quoted.dst, ports.equals(orig)]).toEqual([sent[0]!.src, sent[0]!.dst, true]);
   });
 
   it('udp-dns.pcap: both queries answered with the recorded answers, ids matching', async () => {
