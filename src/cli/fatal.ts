@@ -2,10 +2,9 @@
 // native errors with an errno) become one line "tsnet: ..." and exit code 1;
 // anything else is a bug and keeps its stack trace.
 
-import { PrereqError } from '../launcher/errors.js';
+import { PcapFormatError, PrereqError } from '../app/specs.js';
 import { ConfigError } from '../stack/config.js';
 import { NativeError } from '../../native/libc.js';
-import { PcapFormatError } from '../host/pcap.js';
 
 export function isExpected(e: unknown): e is Error {
   return (

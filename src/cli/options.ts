@@ -6,10 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { InvalidArgumentError } from 'commander';
 import { parseMtu, parseCidr, parseMac, ConfigError } from '../stack/config.js';
-import { parseFaultSpec, FaultSpecError } from '../host/fault.js';
-import { LOG_LEVELS, type LogLevel } from '../host/log.js';
-import type { NetnsType } from '../launcher/target.js';
-import { parsePublish, PublishSpecError, type ForwardSpec } from '../host/forward-spec.js';
+import { FaultSpecError, LOG_LEVELS, PublishSpecError, parseFaultSpec, parsePublish, type ForwardSpec, type LogLevel, type NetnsType } from '../app/specs.js';
 
 function wrap<T>(f: (s: string) => T): (s: string) => T {
   return (s: string) => {

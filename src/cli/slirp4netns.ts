@@ -9,7 +9,7 @@
 import { reportFatal } from './fatal.js';
 import { VERSION } from './version.js';
 import { ConfigError, DEFAULT_CIDR, DEFAULT_MTU, parseCidr, parseMac, parseMtu } from '../stack/config.js';
-import type { NetnsType } from '../launcher/target.js';
+import type { NetnsType } from '../app/specs.js';
 
 
 
