@@ -34,6 +34,8 @@ export interface AttachOptions {
   cidr: string;
   macAddress?: string;
   disableHostLoopback: boolean;
+  /** IPv6 on the guest link (src/stack/ipv6.ts). */
+  enableIpv6?: boolean;
   readyFd?: number;
   exitFd?: number;
   pcap?: string;
@@ -262,7 +264,7 @@ export async function runAttach(o: AttachOptions): Promise<number> {
   }
   if (o.readyFd !== undefined) checkFd(o.readyFd, '--ready-fd');
   if (o.exitFd !== undefined) checkFd(o.exitFd, '--exit-fd');
-  const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, macAddress: o.macAddress, disableHostLoopback: o.disableHostLoopback });
+  const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, macAddress: o.macAddress, disableHostLoopback: o.disableHostLoopback, enableIpv6: o.enableIpv6 });
   const target = parseTarget(o.target, o.netnsType, o.usernsPath);
   checkTarget(target);
   if (o.enableSandbox && process.env.TSNET_SANDBOX_NS !== '1') reexecInSandbox(o, target);

@@ -15,7 +15,7 @@
 // faster than tsnet, the guest's ACK (and SACK blocks) are cut back to what
 // tsnet has sent: the guest can only have received that.
 
-import { makeConfig, type StackConfig } from '../stack/config.js';
+import { IPV6_ROUTER_MAC, makeConfig, type StackConfig } from '../stack/config.js';
 import { Stack } from '../stack/stack.js';
 import type { TcpFlow } from '../stack/tcp-flows.js';
 import { seqGt, seqLt } from '../stack/tcp/seq.js';
@@ -36,6 +36,7 @@ export interface ReplayOptions {
   mtu: number;
   cidr: string;
   disableHostLoopback: boolean;
+  enableIpv6?: boolean;
   logLevel: LogLevel;
 }
 
@@ -56,9 +57,10 @@ function srcMac(frame: Buffer): number {
   return frame.readUIntBE(6, 6);
 }
 
+/** A frame of the recorded peer: from one of the stack's virtual MACs (IPv6's router MAC too, as slirp4netns uses it). */
 export function isFromStack(cfg: StackConfig, frame: Buffer): boolean {
   const mac = srcMac(frame);
-  return mac === cfg.gatewayMac || mac === cfg.dnsMac;
+  return mac === cfg.gatewayMac || mac === cfg.dnsMac || mac === IPV6_ROUTER_MAC;
 }
 
 interface GuestTcp {
@@ -185,7 +187,7 @@ export function replayRecords(records: PcapRecord[], cfg: StackConfig, onDrop?: 
 
 export async function runReplay(o: ReplayOptions): Promise<number> {
   const log = makeLogger(o.logLevel);
-  const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, disableHostLoopback: o.disableHostLoopback });
+  const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, disableHostLoopback: o.disableHostLoopback, enableIpv6: o.enableIpv6 });
   const records = await readPcap(o.input);
   const result = replayRecords(records, cfg, (reason, detail) => log.debug({ reason, detail }, 'frame dropped'));
   if (o.out) {

@@ -165,7 +165,7 @@ export async function runWorkload(o: RunOptions): Promise<number> {
     const ids = checkSubordinateIds();
     if (!ids.ok) throw new PrereqError(`--map-auto needs subordinate ids: ${ids.detail} (fix: ${ids.fix})`);
   }
-  const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, macAddress: o.macAddress, disableHostLoopback: o.disableHostLoopback });
+  const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, macAddress: o.macAddress, disableHostLoopback: o.disableHostLoopback, enableIpv6: o.enableIpv6 });
   for (const p of removeStaleRunDirs()) log.info({ dir: p }, 'removed the temp dir of a tsnet run that died');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${RUN_DIR_PREFIX}${process.pid}-${processStart('self') ?? 0}-`));
   fs.chmodSync(dir, 0o755);

@@ -44,6 +44,11 @@ function networkOptions(cmd: Command, defaultMtu: number): Command {
     .option('--cidr <cidr>', 'virtual network (prefix 1-25); gateway=.2, DNS=.3, guest=.100', cidrOption, DEFAULT_CIDR)
     .option('--macaddress <mac>', 'MAC address of the TAP (attach: requires --configure)', macOption)
     .option('--disable-host-loopback', 'TCP/UDP to the gateway get ICMP net unreachable instead of reaching host 127.0.0.1', false)
+    .option(
+      '-6, --enable-ipv6',
+      'IPv6 on the guest link: router advertisements for fd00::/64 (SLAAC, default route via fe80::2, DNS fd00::3), neighbor discovery and ping for fd00::2/fd00::3; TCP/UDP over IPv6 are refused at once (not served yet)',
+      false,
+    )
     .option('--disable-dns', 'drop DNS queries to the DNS address (10.0.2.3)', false)
     .option('--resolv-conf <file>', 'nameservers for the DNS address, tried in order', '/etc/resolv.conf')
     .option('--outbound-addr <addr>', 'local IPv4 address (or interface name) for outgoing TCP/UDP sockets', outboundAddrOption)
@@ -79,6 +84,7 @@ function networkConfig(o: any) {
     cidr: o.cidr as string,
     macAddress: o.macaddress as string | undefined,
     disableHostLoopback: o.disableHostLoopback as boolean,
+    enableIpv6: o.enableIpv6 as boolean,
     pcap: o.pcap as string | undefined,
     fault: o.fault,
     logLevel: o.logLevel,
@@ -158,6 +164,7 @@ program
   .option('-m, --mtu <mtu>', 'MTU of the stack', mtuOption, DEFAULT_MTU)
   .option('--cidr <cidr>', 'virtual network', cidrOption, DEFAULT_CIDR)
   .option('--disable-host-loopback', 'as for attach', false)
+  .option('-6, --enable-ipv6', 'as for attach: tsnet answers the guest\'s IPv6 neighbor and router discovery', false)
   .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').argParser(logLevelOption).default('warn'))
   .action(async (input: string, o) => {
     const { runReplay } = await import('../app/replay.js');
@@ -168,6 +175,7 @@ program
       mtu: o.mtu,
       cidr: o.cidr,
       disableHostLoopback: o.disableHostLoopback,
+      enableIpv6: o.enableIpv6,
       logLevel: o.logLevel,
     });
   });

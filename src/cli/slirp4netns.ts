@@ -21,7 +21,8 @@ User-mode networking for unprivileged network namespaces, provided by tsnet
 -e, --exit-fd=FD         exit when FD is closed by the other side
 -r, --ready-fd=FD        write "1" to FD when the network is configured
 -m, --mtu=MTU            specify MTU (default=${DEFAULT_MTU}, max=65521)
--6, --enable-ipv6        accepted; tsnet does not serve IPv6 to the guest yet (a warning says so)
+-6, --enable-ipv6        enable IPv6: fd00::/64 by router advertisement, fd00::2 and fd00::3
+                         answer neighbor discovery and ping (TCP/UDP over IPv6 not served yet)
 -a, --api-socket=PATH    specify API socket path
 --cidr=CIDR              specify network address CIDR (default=${DEFAULT_CIDR})
 --disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace
@@ -263,7 +264,6 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
     process.stderr.write(`slirp4netns: --target-type=${a.targetType} is not supported by tsnet (only netns)\n`);
     return 1;
   }
-  if (a.enableIpv6) process.stderr.write('slirp4netns (tsnet): warning: --enable-ipv6 accepted, but tsnet does not serve IPv6 to the guest yet; IPv4 only\n');
   const { outboundAddrOption } = await import('./options.js');
   let outboundAddr: string | undefined;
   try {
@@ -284,6 +284,7 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
     cidr: a.cidr,
     macAddress: a.macAddress,
     disableHostLoopback: a.disableHostLoopback,
+    enableIpv6: a.enableIpv6,
     readyFd: a.readyFd,
     exitFd: a.exitFd,
     disableDns: a.disableDns,

@@ -6,8 +6,12 @@
 // Layout (slirp4netns-compatible, see its man page): for network N/len,
 // gateway = N+2, DNS = N+3, DHCP pool N+15..N+30, guest = N+100.
 // Virtual MACs are 52:55: followed by the four IPv4 bytes of the address.
+// IPv6 (--enable-ipv6), as slirp4netns: prefix fd00::/64, gateway and host
+// fd00::2, DNS fd00::3, the router's link-local address fe80::2, all behind
+// one MAC, 52:56:00:00:00:02.
 
 import { Address4 } from 'ip-address';
+import { ipv6FromString } from '../wire/address.js';
 
 export interface StackConfig {
   /** Network address, host byte order as an unsigned 32-bit number. */
@@ -26,6 +30,35 @@ export interface StackConfig {
   readonly mtu: number;
   /** --disable-host-loopback: traffic to the gateway must not reach 127.0.0.1. */
   readonly disableHostLoopback: boolean;
+  /** IPv6 on the guest link (--enable-ipv6); undefined when off. */
+  readonly ipv6: Ipv6Plan | undefined;
+}
+
+/** The IPv6 address plan (16-byte addresses). */
+export interface Ipv6Plan {
+  readonly prefix: Buffer;
+  readonly prefixLen: number;
+  /** fd00::2: the gateway, and the host as the guest sees it. */
+  readonly gateway: Buffer;
+  readonly dns: Buffer;
+  /** fe80::2: the router's link-local address (the guest's default route). */
+  readonly linkLocal: Buffer;
+  /** The MAC of all three. */
+  readonly mac: number;
+}
+
+/** slirp4netns's IPv6 router MAC, 52:56:00:00:00:02. */
+export const IPV6_ROUTER_MAC = 0x525600000002;
+
+export function ipv6Plan(): Ipv6Plan {
+  return {
+    prefix: ipv6FromString('fd00::'),
+    prefixLen: 64,
+    gateway: ipv6FromString('fd00::2'),
+    dns: ipv6FromString('fd00::3'),
+    linkLocal: ipv6FromString('fe80::2'),
+    mac: IPV6_ROUTER_MAC,
+  };
 }
 
 /** Offsets inside the network, as slirp4netns defines them. */
@@ -114,6 +147,7 @@ export interface ConfigInput {
   mtu?: number;
   macAddress?: string;
   disableHostLoopback?: boolean;
+  enableIpv6?: boolean;
 }
 
 export function makeConfig(input: ConfigInput = {}): StackConfig {
@@ -136,5 +170,6 @@ export function makeConfig(input: ConfigInput = {}): StackConfig {
     guestMac: input.macAddress !== undefined ? parseMac(input.macAddress) : undefined,
     mtu: input.mtu ?? DEFAULT_MTU,
     disableHostLoopback: input.disableHostLoopback ?? false,
+    ipv6: input.enableIpv6 ? ipv6Plan() : undefined,
   };
 }

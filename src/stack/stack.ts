@@ -27,6 +27,7 @@ import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './budget.js';
 import { FlowTable } from './flow-table.js';
 import { processIcmpv4 } from './icmp.js';
 import { NeighborTable } from './neighbors.js';
+import { Ipv6Link } from './ipv6.js';
 import type { NatOptions } from './nat.js';
 import { TcpTable, type TcpHooks, type TcpTableOptions } from './tcp-flows.js';
 import { DEFAULT_UDP_IDLE_MS, UdpTable, type UdpHooks } from './udp.js';
@@ -95,6 +96,8 @@ export class Stack implements StackContext {
   readonly tcp: TcpTable | undefined;
   readonly udp: UdpTable | undefined;
   readonly echo: EchoTable | undefined;
+  /** IPv6 on the guest link (ipv6.ts), when the configuration turns it on. */
+  readonly ipv6: Ipv6Link | undefined;
 
   constructor(
     readonly config: StackConfig,
@@ -108,6 +111,7 @@ export class Stack implements StackContext {
     this.tcp = hooks.tcp ? new TcpTable(this, hooks.tcp, { nat: opts.nat, iss, conn: opts.tcp, maxHalfOpen: opts.maxHalfOpen }) : undefined;
     this.udp = hooks.udp ? new UdpTable(this, hooks.udp, opts.nat) : undefined;
     this.echo = hooks.echo ? new EchoTable(this, hooks.echo) : undefined;
+    this.ipv6 = config.ipv6 ? new Ipv6Link(this, config.ipv6) : undefined;
   }
 
   /** Flows of every kind in the table. */
@@ -134,12 +138,13 @@ export class Stack implements StackContext {
       this.tcp?.poll(now);
       this.flows.expire(now);
       this.pollArp(now);
+      this.ipv6?.poll(now);
     });
   }
 
   /** When poll() next has work (Infinity: nothing scheduled). */
   pollAt(): number {
-    let at = Math.min(this.tcp?.pollAt() ?? Infinity, this.flows.pollAt());
+    let at = Math.min(this.tcp?.pollAt() ?? Infinity, this.flows.pollAt(), this.ipv6?.pollAt() ?? Infinity);
     for (const w of this.awaitingArp.values()) at = Math.min(at, w.askedAt + ARP_RETRY_MS, w.since + ARP_GIVE_UP_MS);
     return at;
   }
@@ -259,7 +264,7 @@ export class Stack implements StackContext {
     const dst = eth.dst;
     // Unicast frames must be addressed to one of our virtual MACs; broadcast
     // and multicast (ARP who-has, IPv6 NDP) are looked at.
-    if (dst !== this.config.gatewayMac && dst !== this.config.dnsMac && !isMacMulticast(dst)) {
+    if (dst !== this.config.gatewayMac && dst !== this.config.dnsMac && dst !== this.config.ipv6?.mac && !isMacMulticast(dst)) {
       this.drop('eth-not-for-us', macToString(dst));
       return;
     }
@@ -271,7 +276,8 @@ export class Stack implements StackContext {
         this.processIpv4(now, eth);
         return;
       case EtherType.IPv6:
-        this.drop('ipv6-unhandled');
+        if (this.ipv6) this.ipv6.receive(now, eth);
+        else this.drop('ipv6-disabled');
         return;
       default:
         this.drop('eth-unknown-ethertype', `0x${eth.ethertype.toString(16).padStart(4, '0')}`);

@@ -29,6 +29,7 @@ export const WIRE_ERROR_REASONS = {
   'ipv6-bad-payload-len': 'IPv6 payload length beyond the buffer',
   'ipv6-ext-truncated': 'an IPv6 extension header runs past the payload',
   'ipv6-ext-bad-order': 'Hop-by-Hop Options header not directly after the IPv6 header',
+  'ipv6-multicast-source': 'an IPv6 source address in the multicast range (RFC 4291 §2.7)',
   'icmpv4-truncated': 'ICMPv4 message shorter than 8 bytes',
   'icmpv4-bad-checksum': 'ICMPv4 checksum mismatch',
   'icmpv4-bad-embedded': 'ICMPv4 error without a complete embedded IPv4 header',

@@ -57,9 +57,25 @@ describe.skipIf(integrationSkip !== '')('sandbox and seccomp (rootless attach)',
     }
     const add = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 0, guest_port: 8080 } });
     expect(add.return?.id, JSON.stringify(add)).toBe(1);
-    const c = net.connect(add.return.host_port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => c.on('connect', () => resolve()).on('error', reject));
-    c.destroy();
+    // Through the forward to a guest echo server and back. (With no server
+    // the guest's RST could reach the client before its 'connect' event.)
+    const srv = await fx.ns.serve(['serve-echo', '8080']);
+    try {
+      const echoed = await new Promise<Buffer>((resolve, reject) => {
+        const c = net.connect({ host: '127.0.0.1', port: add.return.host_port, allowHalfOpen: true });
+        const got: Buffer[] = [];
+        c.on('data', (d) => got.push(d));
+        c.on('end', () => {
+          c.end();
+          resolve(Buffer.concat(got));
+        });
+        c.on('error', reject);
+        c.end('through the forward');
+      });
+      expect(echoed.toString()).toBe('through the forward');
+    } finally {
+      srv.proc.kill();
+    }
   });
 
   it('without it the same probes run unblocked (the report is not hard-wired)', async () => {

@@ -63,9 +63,10 @@ export function run(runAs: RunAs | null, cmd: string, args: string[], opts: Spaw
   return collect(child, opts.timeoutMs);
 }
 
-export async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
   const t0 = Date.now();
-  while (!cond()) {
+  // Awaited: an async condition is a Promise, which is always truthy.
+  while (!(await cond())) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
