@@ -4,7 +4,7 @@
 // tsnet too), whether they are equal or the first byte where they part,
 // each side's FIN and resets, and whether tsnet acknowledged all the guest
 // sent. For UDP: the recorded answers against tsnet's. Everything else
-// (ARP, ICMP, DHCP) as frame counts by kind.
+// (ARP, ICMP, DHCP, ICMPv6 by message type) as frame counts by kind.
 
 import type { StackConfig } from '../stack/config.js';
 import type { PcapRecord } from '../host/pcap.js';
@@ -13,6 +13,19 @@ import { EtherType, EthernetFrame } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpFlags as F, TcpPacket, TcpRepr } from '../wire/tcp.js';
 import { UdpPacket } from '../wire/udp.js';
+import { Icmpv6Packet, Icmpv6Type } from '../wire/icmpv6.js';
+import { Ipv6Packet, walkIpv6Ext } from '../wire/ipv6.js';
+
+const ICMPV6_NAMES: Record<number, string> = {
+  [Icmpv6Type.DstUnreachable]: 'unreachable',
+  [Icmpv6Type.EchoRequest]: 'echo request',
+  [Icmpv6Type.EchoReply]: 'echo reply',
+  [Icmpv6Type.RouterSolicit]: 'router solicitation',
+  [Icmpv6Type.RouterAdvert]: 'router advertisement',
+  [Icmpv6Type.NeighborSolicit]: 'neighbor solicitation',
+  [Icmpv6Type.NeighborAdvert]: 'neighbor advertisement',
+  143: 'MLDv2 report',
+};
 
 interface Parsed {
   kind: string;
@@ -26,6 +39,13 @@ function parse(frame: Buffer, fromGuest: boolean): Parsed {
   try {
     const eth = EthernetFrame.newChecked(frame);
     if (eth.ethertype === EtherType.ARP) return { kind: 'arp' };
+    if (eth.ethertype === EtherType.IPv6) {
+      const ip6 = Ipv6Packet.newChecked(eth.payload);
+      const ext = walkIpv6Ext(ip6);
+      if (ext.protocol !== IpProtocol.ICMPv6) return { kind: `ipv6 proto ${ext.protocol}` };
+      const type = Icmpv6Packet.newChecked(ip6.buffer.subarray(ext.offset, ip6.end)).type;
+      return { kind: `icmpv6 ${ICMPV6_NAMES[type] ?? `type ${type}`}` };
+    }
     if (eth.ethertype !== EtherType.IPv4) return { kind: `ethertype 0x${eth.ethertype.toString(16)}` };
     const ip = Ipv4Packet.newChecked(eth.payload);
     const [g, p] = fromGuest ? [ip.src, ip.dst] : [ip.dst, ip.src];

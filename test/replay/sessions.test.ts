@@ -1,5 +1,5 @@
 // Golden replays: whole sessions recorded against the real slirp4netns
-// (pcaps/README.md, sessions A, C and D) played through `tsnet replay`'s whole
+// (pcaps/README.md, sessions A to D) played through `tsnet replay`'s whole
 // stack and simulated host. What tsnet sends is checked against what a
 // correct peer must send, not merely counted: the byte stream each
 // connection delivers to the guest equals the one the recorded peer
@@ -19,6 +19,9 @@ import { EtherType, EthernetFrame } from '../../src/wire/ethernet.js';
 import { IpProtocol, Ipv4Packet } from '../../src/wire/ipv4.js';
 import { TcpFlags as F, TcpPacket, TcpRepr } from '../../src/wire/tcp.js';
 import { UdpPacket } from '../../src/wire/udp.js';
+import { ipv6ToString } from '../../src/wire/address.js';
+import { Icmpv6Packet, Icmpv6Repr, Icmpv6Type } from '../../src/wire/icmpv6.js';
+import { Ipv6Packet } from '../../src/wire/ipv6.js';
 
 const PCAPS = path.resolve(import.meta.dirname, '../../pcaps');
 const cfg = makeConfig();
@@ -97,6 +100,52 @@ function checkTcpSession(s: Awaited<ReturnType<typeof session>>): Buffer {
   expect(s.stack.counters.drops.get('internal-error')).toBeUndefined();
   return got;
 }
+
+/** ICMPv6 messages in frames, parsed (checksum verified). */
+function icmpv6(records: PcapRecord[]) {
+  return records.flatMap((r) => {
+    const eth = EthernetFrame.newChecked(r.data);
+    if (eth.ethertype !== EtherType.IPv6) return [];
+    const ip = Ipv6Packet.newChecked(eth.payload);
+    if (ip.nextHeader !== IpProtocol.ICMPv6) return [];
+    const pkt = Icmpv6Packet.newChecked(ip.payload);
+    expect(pkt.verifyChecksum(ip.src, ip.dst)).toBe(true);
+    return [{ eth, ip, msg: Icmpv6Repr.parse(pkt, ip.src, ip.dst) }];
+  });
+}
+
+describe('IPv6 replays (session B, slirp4netns --enable-ipv6; tsnet -6)', () => {
+  const cfg6 = makeConfig({ enableIpv6: true });
+  const replay6 = async (name: string) => {
+    const records = await readPcap(path.join(PCAPS, name));
+    return { recorded: icmpv6(records.filter((r) => isFromStack(cfg6, r.data))), ...replayRecords(records, cfg6) };
+  };
+
+  it('ipv6-ndp.pcap: the router solicitation is answered with the advertisement slirp4netns sent (prefix, flags, lifetimes, router MAC); DAD is left alone', async () => {
+    const s = await replay6('ipv6-ndp.pcap');
+    const want = s.recorded.find((m) => m.msg.type === Icmpv6Type.RouterAdvert)!.msg;
+    const ours = icmpv6(s.output).filter((m) => m.msg.type === Icmpv6Type.RouterAdvert);
+    expect(ours.length).toBeGreaterThan(0);
+    const solicitedAt = s.input.find((r) => icmpv6([r]).some((m) => m.msg.type === Icmpv6Type.RouterSolicit))!.timeUs;
+    const answer = icmpv6(s.output.filter((r) => r.timeUs === solicitedAt))[0]!;
+    const same = (m: Icmpv6Repr) => [m.curHopLimit, m.flags, m.routerLifetime, m.sourceLinkAddr, JSON.stringify(m.options.find((o) => o.kind === 'prefix-info'))];
+    expect(same(answer.msg)).toEqual(same(want));
+    expect(ipv6ToString(answer.ip.src)).toBe('fe80::2');
+    // Nothing answers the guest's duplicate address detection.
+    expect(icmpv6(s.output).filter((m) => m.msg.type === Icmpv6Type.NeighborAdvert)).toHaveLength(0);
+  });
+
+  it('ipv6-ping-gateway.pcap: fd00::2 is resolved to the router MAC (R, S, O) and the three echoes come back unchanged', async () => {
+    const s = await replay6('ipv6-ping-gateway.pcap');
+    const ours = icmpv6(s.output);
+    const na = ours.find((m) => m.msg.type === Icmpv6Type.NeighborAdvert)!;
+    const wantNa = s.recorded.find((m) => m.msg.type === Icmpv6Type.NeighborAdvert)!;
+    expect([na.msg.flags, ipv6ToString(na.msg.target), na.msg.targetLinkAddr]).toEqual([wantNa.msg.flags, ipv6ToString(wantNa.msg.target), wantNa.msg.targetLinkAddr]);
+    const echo = (ms: typeof ours) => ms.filter((m) => m.msg.type === Icmpv6Type.EchoReply).map((m) => [m.msg.ident, m.msg.seq, m.msg.data.toString('hex'), ipv6ToString(m.ip.src), ipv6ToString(m.ip.dst)]);
+    expect(echo(ours)).toEqual(echo(s.recorded));
+    expect(echo(ours)).toHaveLength(3);
+  });
+});
 
 describe('golden replays of whole sessions (recorded against slirp4netns)', () => {
   it('dns-tcp.pcap: a DNS query over TCP to 10.0.2.3 is answered with the recorded answer, both sides closed', async () => {
