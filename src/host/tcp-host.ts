@@ -96,7 +96,10 @@ export class TcpHost implements TcpHooks {
   }
 
   private openGuarded(flow: TcpFlow, route: TcpRoute): void {
-    const targets = route.kind === 'dns' ? this.opts.nameservers().map((a) => [a, 53] as const) : [[ipv4ToString(route.addr), flow.peerPort] as const];
+    const targets =
+      route.kind === 'dns'
+        ? this.opts.nameservers().map((a) => [a, 53] as const)
+        : [[route.kind === 'host6' ? route.addr : ipv4ToString(route.addr), flow.peerPort] as const];
     if (targets.length === 0) {
       this.opts.log.warn({ flow: flow.id }, 'DNS over TCP: no nameservers configured');
       this.table.refused(this.opts.clock(), flow.id);
@@ -117,7 +120,8 @@ export class TcpHost implements TcpHooks {
     const socket = net.connect({
       host,
       port,
-      localAddress: this.opts.outboundAddr,
+      // --outbound-addr is an IPv4 address: IPv6 connections leave from the kernel's choice.
+      localAddress: net.isIPv6(host) ? undefined : this.opts.outboundAddr,
       allowHalfOpen: true,
       noDelay: true,
       onread: {

@@ -24,6 +24,8 @@ export interface StackContext {
    * with ARP (sent when the guest answers).
    */
   sendToGuest(now: number, ip: number, frame: Buffer): void;
+  /** The same for an IPv6 guest address (neighbor discovery instead of ARP; needs IPv6 enabled). */
+  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer): void;
   /** Reports something worth a log line (flow opened/closed, ...). */
   event?(name: string, detail: Record<string, unknown>): void;
   /** Counts (and reports) a dropped frame. */

@@ -1,12 +1,15 @@
 // Building frames the stack originates: one allocation per frame, Ethernet
-// and IPv4 headers written by the wire Reprs, the payload region returned
-// for the protocol to fill.
+// and IPv4 or IPv6 headers written by the wire Reprs, the payload region
+// returned for the protocol to fill; ICMP and ICMPv6 errors.
 
 import { EtherType, EthernetRepr, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Repr } from '../wire/ipv4.js';
 import { UdpRepr } from '../wire/udp.js';
 import { pseudoV4 } from '../wire/checksum.js';
 import { Icmpv4Repr, Icmpv4Type } from '../wire/icmpv4.js';
+import { Icmpv6Repr, Icmpv6Type } from '../wire/icmpv6.js';
+import { IPV6_HEADER_LEN, Ipv6Repr } from '../wire/ipv6.js';
+import type { Ipv6Plan } from './config.js';
 
 export interface Ipv4FrameParts {
   frame: Buffer;
@@ -66,4 +69,38 @@ export function icmpUnreachableFrame(srcMac: number, dstMac: number, src: number
   const { frame, payload } = ipv4Frame(srcMac, dstMac, new Ipv4Repr({ src, dst, protocol: IpProtocol.ICMP, payloadLen: icmp.bufferLen(), dontFrag: false }));
   icmp.emit(payload);
   return frame;
+}
+
+/**
+ * An Ethernet+IPv6 frame (fixed header, no extension headers) with the
+ * payload region returned, as ipv4Frame does (`scratch` likewise).
+ */
+export function ipv6Frame(srcMac: number, dstMac: number, ip: Ipv6Repr, scratch?: Buffer): Ipv4FrameParts {
+  const size = ETH_HEADER_LEN + ip.bufferLen();
+  const frame = scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
+  new EthernetRepr({ src: srcMac, dst: dstMac, ethertype: EtherType.IPv6 }).emit(frame);
+  ip.emit(frame.subarray(ETH_HEADER_LEN));
+  return { frame, payload: frame.subarray(ETH_HEADER_LEN + IPV6_HEADER_LEN) };
+}
+
+/** RFC 4443 §2.4 (c): an ICMPv6 error never exceeds the minimum IPv6 MTU. */
+const ICMPV6_ERROR_MAX = 1280;
+
+/**
+ * An ICMPv6 message from tsnet's router to the guest: from fe80::2 when the
+ * guest's address is link-local, else from the gateway fd00::2.
+ */
+export function icmpv6Frame(plan: Ipv6Plan, dstMac: number, dst: Uint8Array, msg: Icmpv6Repr, from?: Uint8Array, hopLimit = 64): Buffer {
+  const src = from ?? (dst[0] === 0xfe && (dst[1]! & 0xc0) === 0x80 ? plan.linkLocal : plan.gateway);
+  const len = msg.bufferLen();
+  const { frame, payload } = ipv6Frame(plan.mac, dstMac, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.ICMPv6, payloadLen: len, hopLimit }));
+  msg.emit(payload, src, dst);
+  return frame;
+}
+
+/** ICMPv6 destination unreachable (RFC 4443 §3.1, `code` IPv6's) quoting `original` (the guest's IPv6 packet, header first). */
+export function icmpv6UnreachableFrame(plan: Ipv6Plan, dstMac: number, dst: Uint8Array, code: number, original: Buffer, mtu = ICMPV6_ERROR_MAX, from?: Uint8Array): Buffer {
+  const room = Math.min(ICMPV6_ERROR_MAX, mtu) - IPV6_HEADER_LEN - 8;
+  const msg = new Icmpv6Repr({ type: Icmpv6Type.DstUnreachable, code, data: Buffer.from(original.subarray(0, Math.max(0, Math.min(original.length, room)))) });
+  return icmpv6Frame(plan, dstMac, dst, msg, from);
 }

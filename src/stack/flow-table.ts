@@ -15,6 +15,8 @@
 // would give up first: the least recently active UDP flow (outbound or
 // forwarded), then ICMP echo; TCP flows are never evicted.
 
+import { Ipv6Handles } from './addresses.js';
+
 export type FlowKind = 'tcp' | 'udp' | 'udp-in' | 'echo';
 
 export const FLOW_KINDS: readonly FlowKind[] = ['tcp', 'udp', 'udp-in', 'echo'];
@@ -22,6 +24,7 @@ export const FLOW_KINDS: readonly FlowKind[] = ['tcp', 'udp', 'udp-in', 'echo'];
 export interface Flow {
   readonly id: number;
   readonly kind: FlowKind;
+  /** IPv4 address, or IPv6 handle (addresses.ts). */
   readonly guestIp: number;
   /** The guest's port (echo: its identifier). */
   readonly guestPort: number;
@@ -50,6 +53,8 @@ export class FlowTable {
   private lastId = 0;
   /** Flows evicted to make room (stats). */
   evictions = 0;
+  /** IPv6 addresses of flows, as handles (addresses.ts): a flow's addresses live while it does. */
+  readonly v6 = new Ipv6Handles();
 
   constructor(
     readonly maxFlows: number,
@@ -135,6 +140,8 @@ export class FlowTable {
     this.byId.set(flow.id, flow);
     this.byKind.get(flow.kind)!.add(flow);
     if (IDLE_KINDS.has(flow.kind)) this.idle.set(flow.id, flow);
+    this.v6.retain(flow.guestIp);
+    this.v6.retain(flow.peerIp);
   }
 
   /** Removes a flow; false if it was not in the table. */
@@ -150,6 +157,8 @@ export class FlowTable {
     this.byId.delete(flow.id);
     this.idle.delete(flow.id);
     this.byKind.get(flow.kind)!.delete(flow);
+    this.v6.release(flow.guestIp);
+    this.v6.release(flow.peerIp);
     return true;
   }
 

@@ -15,10 +15,17 @@
 //   DNS server fd00::3 (RFC 8106 RDNSS).
 // - ICMPv6 echo to our addresses (and to the all-nodes / all-routers groups)
 //   is answered here.
-// - Not yet served: TCP, UDP and echo toward other addresses over IPv6. They
-//   get an immediate ICMPv6 destination unreachable (port unreachable for
-//   our own addresses, no route otherwise), so the guest's applications fall
+// - TCP over IPv6 goes to the TCP flow table (tcp-flows.ts input6) like
+//   IPv4's: fd00::2 reaches the host's ::1, fd00::3:53 the nameservers,
+//   other addresses the host's IPv6 (nat.ts routeFor6).
+// - Not yet served: UDP and echo toward other addresses over IPv6. They get
+//   an immediate ICMPv6 destination unreachable (port unreachable for our
+//   own addresses, no route otherwise), so the guest's applications fall
 //   back to IPv4 at once instead of waiting for a timeout.
+// - The guest's link-layer addresses: learned from the source of its IPv6
+//   frames and from NDP options (bounded, the stalest forgotten); a frame
+//   for an address not learned yet is dropped (counted) after a neighbor
+//   solicitation asks for it — TCP retransmits.
 // - Fragments are counted and dropped (slirp4netns does not reassemble IPv6
 //   either); other extension headers are walked past to the upper layer; a
 //   malformed chain is counted and dropped. MLD reports (the guest joining
@@ -29,7 +36,7 @@
 //   solicitations at most RA_REPLIES_PER_SECOND.
 
 import { ipv6Equal, ipv6MulticastMac, ipv6SolicitedNode } from '../wire/address.js';
-import { EtherType, EthernetRepr, ETH_HEADER_LEN, type EthernetFrame } from '../wire/ethernet.js';
+import type { EthernetFrame } from '../wire/ethernet.js';
 import {
   Icmpv6DstUnreachable,
   Icmpv6Packet,
@@ -43,10 +50,12 @@ import {
   type NdpOption,
 } from '../wire/icmpv6.js';
 import { IpProtocol } from '../wire/ipv4.js';
-import { IPV6_HEADER_LEN, Ipv6ExtInfo, Ipv6Packet, Ipv6Repr, walkIpv6Ext } from '../wire/ipv6.js';
+import { IPV6_HEADER_LEN, Ipv6ExtInfo, Ipv6Packet, walkIpv6Ext } from '../wire/ipv6.js';
 import { WireError } from '../wire/errors.js';
 import type { Ipv6Plan } from './config.js';
 import type { StackContext } from './context.js';
+import { icmpv6Frame } from './emit.js';
+import type { TcpTable } from './tcp-flows.js';
 
 /** RFC 4861 §6.2.1 AdvDefaultLifetime (3 × MaxRtrAdvInterval), as slirp4netns sends. */
 const ROUTER_LIFETIME_S = 1800;
@@ -64,6 +73,9 @@ const RA_REPLIES_PER_SECOND = 10;
 const ERRORS_PER_SECOND = 100;
 /** RFC 4443 §2.4 (c): an error carries as much of the invoking packet as fits in the minimum MTU. */
 const MIN_MTU = 1280;
+
+/** Bound on remembered IPv6 neighbors (a guest has a few addresses). */
+const MAX_NEIGHBORS = 256;
 
 const ALL_NODES = Buffer.from('ff020000000000000000000000000001', 'hex');
 const ALL_ROUTERS = Buffer.from('ff020000000000000000000000000002', 'hex');
@@ -95,9 +107,13 @@ export class Ipv6Link {
   private readonly solicitedDns: Buffer;
   private readonly solicitedLinkLocal: Buffer;
 
+  /** Guest IPv6 address (16 bytes as latin1) → MAC, least recently learned first. */
+  private readonly neighbors = new Map<string, number>();
+
   constructor(
     private readonly ctx: StackContext,
     private readonly plan: Ipv6Plan,
+    private readonly tcp: TcpTable | undefined,
   ) {
     this.solicitedGateway = Buffer.from(ipv6SolicitedNode(plan.gateway));
     this.solicitedDns = Buffer.from(ipv6SolicitedNode(plan.dns));
@@ -145,6 +161,7 @@ export class Ipv6Link {
     const src = ip.src;
     const dst = ip.dst;
     if (src[0] === 0xff) throw new WireError('ipv6-multicast-source');
+    if (!ipv6Equal(src, UNSPECIFIED)) this.learn(src, eth.src);
     const multicast = dst[0] === 0xff;
     if (ext.protocol === IpProtocol.ICMPv6) {
       this.icmp(now, eth, ip, ext.offset, multicast);
@@ -154,7 +171,11 @@ export class Ipv6Link {
       this.ctx.drop('ipv6-multicast-ignored', String(ext.protocol));
       return;
     }
-    // TCP, UDP and the rest are not terminated over IPv6 yet: fail fast.
+    if (ext.protocol === IpProtocol.TCP && this.tcp) {
+      this.tcp.input6(now, eth, ip, ext.offset);
+      return;
+    }
+    // UDP (and TCP without a TCP table) is not terminated over IPv6 yet: fail fast.
     if (ext.protocol === IpProtocol.TCP || ext.protocol === IpProtocol.UDP) {
       const own = this.isOwn(dst);
       this.ctx.drop(own ? 'ipv6-port-unreachable' : 'ipv6-no-route', String(ext.protocol));
@@ -194,9 +215,11 @@ export class Ipv6Link {
         this.ctx.counters.count('mld-ignored');
         return;
       case Icmpv6Type.NeighborAdvert:
-        // Answers to nobody's question (we never solicit), or the guest
-        // announcing itself: nothing to do yet.
-        this.ctx.counters.count('ndp-na-ignored');
+        // An answer to our solicitation, or the guest announcing itself.
+        if (ip.hopLimit === 255 && msg.targetLinkAddr >= 0 && msg.target[0] !== 0xff && !this.isOwn(msg.target)) {
+          this.learn(msg.target, msg.targetLinkAddr);
+          this.ctx.counters.count('ndp-na-learned');
+        } else this.ctx.drop('ndp-invalid', 'neighbor advertisement');
         return;
       default:
         this.ctx.drop('icmpv6-type-unhandled', String(msg.type));
@@ -222,6 +245,7 @@ export class Ipv6Link {
       return;
     }
     const dad = ipv6Equal(ip.src, UNSPECIFIED);
+    if (!dad && msg.sourceLinkAddr >= 0) this.learn(ip.src, msg.sourceLinkAddr);
     // RFC 4861 §7.2.4: answer a solicitation unicast, with S; one from ::
     // (duplicate address detection for our address) to all-nodes, without S.
     const flags = NA_FLAG_ROUTER | NA_FLAG_OVERRIDE | (dad ? 0 : NA_FLAG_SOLICITED);
@@ -300,11 +324,41 @@ export class Ipv6Link {
   }
 
   private send(_now: number, src: Uint8Array, dst: Uint8Array, dstMac: number, msg: Icmpv6Repr, hopLimit: number): void {
-    const len = msg.bufferLen();
-    const frame = Buffer.alloc(ETH_HEADER_LEN + IPV6_HEADER_LEN + len);
-    new EthernetRepr({ src: this.plan.mac, dst: dstMac, ethertype: EtherType.IPv6 }).emit(frame);
-    new Ipv6Repr({ src, dst, nextHeader: IpProtocol.ICMPv6, payloadLen: len, hopLimit }).emit(frame.subarray(ETH_HEADER_LEN));
-    msg.emit(frame.subarray(ETH_HEADER_LEN + IPV6_HEADER_LEN), src, dst);
-    this.ctx.transmit(frame);
+    this.ctx.transmit(icmpv6Frame(this.plan, dstMac, dst, msg, src, hopLimit));
+  }
+
+  /** Records that guest address `addr` is at `mac`. */
+  private learn(addr: Uint8Array, mac: number): void {
+    const key = Buffer.from(addr.buffer, addr.byteOffset, 16).toString('latin1');
+    if (this.neighbors.get(key) === mac) return;
+    this.neighbors.delete(key);
+    if (this.neighbors.size >= MAX_NEIGHBORS) this.neighbors.delete(this.neighbors.keys().next().value!);
+    this.neighbors.set(key, mac);
+  }
+
+  /** The guest's MAC for an IPv6 address, if learned. */
+  neighbor(addr: Uint8Array): number | undefined {
+    return this.neighbors.get(Buffer.from(addr.buffer, addr.byteOffset, 16).toString('latin1'));
+  }
+
+  /**
+   * A frame for guest address `addr` (destination MAC filled in here). An
+   * address not learned yet gets a neighbor solicitation and the frame is
+   * dropped (counted): what sends toward a guest that has not spoken
+   * retransmits.
+   */
+  sendToGuest(now: number, addr: Uint8Array, frame: Buffer): void {
+    const mac = this.neighbor(addr);
+    if (mac !== undefined) {
+      frame.writeUIntBE(mac, 0, 6);
+      this.ctx.transmit(frame);
+      return;
+    }
+    this.ctx.drop('ndp-unresolved');
+    if (!this.errors.take(now)) return;
+    const group = ipv6SolicitedNode(addr);
+    const ns = new Icmpv6Repr({ type: Icmpv6Type.NeighborSolicit, target: Buffer.from(addr.subarray(0, 16)), options: [{ kind: 'source-lla', linkAddr: this.plan.mac }] });
+    this.ctx.counters.count('ndp-ns-sent');
+    this.send(now, addr[0] === 0xfe ? this.plan.linkLocal : this.plan.gateway, group, ipv6MulticastMac(group), ns, 255);
   }
 }

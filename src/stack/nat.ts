@@ -6,13 +6,20 @@
 //   other addresses in the virtual network → nobody there: host unreachable
 //   loopback, multicast, broadcast, 0/8, class E → dropped, never forwarded
 //   everything else     → the same address, reached from the host
+// IPv6 (routeFor6), slirp4netns's plan: fd00::2 (and the router's fe80::2)
+// → host ::1, fd00::3:53 → the nameservers, the rest of fd00::/64 and other
+// link-local addresses → nobody there, ::, ::1, multicast and v4-mapped →
+// dropped, everything else → the same address from the host.
 
+import { ipv6Equal, ipv6ToString } from '../wire/address.js';
 import type { StackConfig } from './config.js';
 
 export type Proto = 'tcp' | 'udp' | 'icmp';
 
 export type Route =
   | { kind: 'host'; addr: number }
+  /** An IPv6 destination, as text for the host socket. */
+  | { kind: 'host6'; addr: string }
   | { kind: 'dns' }
   /** ICMP destination unreachable to the guest (RFC 792 codes: 0 net, 1 host, 3 port). */
   | { kind: 'unreachable'; code: 0 | 1 | 3; reason?: string }
@@ -26,7 +33,10 @@ export interface NatOptions {
   disableDns?: boolean;
 }
 
-export function routeFor(cfg: StackConfig, dst: number, port: number, proto: Proto, opts: NatOptions = {}): Route {
+/** Where IPv4 destinations go (never 'host6'). */
+export type Route4 = Exclude<Route, { kind: 'host6' }>;
+
+export function routeFor(cfg: StackConfig, dst: number, port: number, proto: Proto, opts: NatOptions = {}): Route4 {
   const route = destinationRoute(cfg, dst, port, opts);
   // Port 0 is reserved (RFC 768 / RFC 9293 use it for "no port"): no host
   // socket can send to it. The guest gets what a closed port gives: RST for
@@ -35,7 +45,7 @@ export function routeFor(cfg: StackConfig, dst: number, port: number, proto: Pro
   return route;
 }
 
-function destinationRoute(cfg: StackConfig, dst: number, port: number, opts: NatOptions): Route {
+function destinationRoute(cfg: StackConfig, dst: number, port: number, opts: NatOptions): Route4 {
   if (dst === cfg.gateway) {
     // --disable-host-loopback: TCP/UDP to the gateway get ICMP net unreachable
     // (ping to the gateway is still answered by the stack itself).
@@ -61,6 +71,37 @@ function destinationRoute(cfg: StackConfig, dst: number, port: number, opts: Nat
   if (first === 127) return { kind: 'drop', reason: 'dst-loopback' };
   if (first >= 224) return { kind: 'drop', reason: first < 240 ? 'dst-multicast' : 'dst-reserved' };
   return { kind: 'host', addr: dst };
+}
+
+/** routeFor for an IPv6 destination (16 bytes); `cfg.ipv6` must be set. Unreachable codes are IPv4's (0 net, 1 host, 3 port). */
+export function routeFor6(cfg: StackConfig, dst: Uint8Array, port: number, proto: Proto, opts: NatOptions = {}): Route {
+  const route = destinationRoute6(cfg, dst, port, opts);
+  if (route.kind === 'host6' && port === 0 && proto !== 'icmp') return { kind: 'unreachable', code: 3, reason: 'dst-port-zero' };
+  return route;
+}
+
+function destinationRoute6(cfg: StackConfig, dst: Uint8Array, port: number, opts: NatOptions): Route {
+  const plan = cfg.ipv6!;
+  if (ipv6Equal(dst, plan.gateway) || ipv6Equal(dst, plan.linkLocal)) {
+    if (cfg.disableHostLoopback) return { kind: 'unreachable', code: 0 };
+    return { kind: 'host6', addr: '::1' };
+  }
+  if (ipv6Equal(dst, plan.dns)) {
+    if (port !== DNS_PORT) return { kind: 'unreachable', code: 3 };
+    if (opts.disableDns) return { kind: 'drop', reason: 'dns-disabled' };
+    return { kind: 'dns' };
+  }
+  // The rest of the prefix, and other link-local addresses: nobody else is on the link.
+  if (ipv6Equal(dst.subarray(0, 8), plan.prefix.subarray(0, 8)) || (dst[0] === 0xfe && (dst[1]! & 0xc0) === 0x80)) {
+    return { kind: 'unreachable', code: 1 };
+  }
+  if (dst[0] === 0xff) return { kind: 'drop', reason: 'dst-multicast' };
+  let zeros = 0;
+  while (zeros < 15 && dst[zeros] === 0) zeros++;
+  if (zeros === 15 && dst[15]! <= 1) return { kind: 'drop', reason: dst[15] === 0 ? 'dst-this-network' : 'dst-loopback' };
+  // ::ffff:a.b.c.d belongs to IPv4 sockets, not to the IPv6 network.
+  if (zeros === 10 && dst[10] === 0xff && dst[11] === 0xff) return { kind: 'drop', reason: 'dst-v4-mapped' };
+  return { kind: 'host6', addr: ipv6ToString(dst) };
 }
 
 /**

@@ -111,7 +111,7 @@ export class Stack implements StackContext {
     this.tcp = hooks.tcp ? new TcpTable(this, hooks.tcp, { nat: opts.nat, iss, conn: opts.tcp, maxHalfOpen: opts.maxHalfOpen }) : undefined;
     this.udp = hooks.udp ? new UdpTable(this, hooks.udp, opts.nat) : undefined;
     this.echo = hooks.echo ? new EchoTable(this, hooks.echo) : undefined;
-    this.ipv6 = config.ipv6 ? new Ipv6Link(this, config.ipv6) : undefined;
+    this.ipv6 = config.ipv6 ? new Ipv6Link(this, config.ipv6, this.tcp) : undefined;
   }
 
   /** Flows of every kind in the table. */
@@ -257,6 +257,11 @@ export class Stack implements StackContext {
       this.counters.count('arp-request-sent');
       this.transmit(arpRequestFrame(this.config.gatewayMac, this.config.gateway, ip));
     }
+  }
+
+  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer): void {
+    if (this.ipv6) this.ipv6.sendToGuest(now, addr, frame);
+    else this.drop('ipv6-disabled');
   }
 
   private processEthernet(now: number, frame: Buffer): void {

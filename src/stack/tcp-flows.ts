@@ -25,20 +25,32 @@
 // memory budget. A flow whose processing throws is reset alone: the error
 // is re-thrown for the stack to count, every other flow goes on.
 
-import { ipv4ToString } from '../wire/address.js';
-import { pseudoV4 } from '../wire/checksum.js';
+import { ipv4ToString, ipv6ToString } from '../wire/address.js';
+import { pseudoV4, pseudoV6 } from '../wire/checksum.js';
 import type { EthernetFrame } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Repr, type Ipv4Packet } from '../wire/ipv4.js';
+import { Ipv6Repr, type Ipv6Packet } from '../wire/ipv6.js';
 import { TcpFlags, TcpPacket, TcpRepr } from '../wire/tcp.js';
 import { WireError } from '../wire/errors.js';
 import type { MemoryBudget } from './budget.js';
 import type { StackContext } from './context.js';
 import type { Flow } from './flow-table.js';
-import { icmpUnreachableFrame, ipv4Frame } from './emit.js';
-import { routeFor, type NatOptions, type Route } from './nat.js';
+import { icmpUnreachableFrame, icmpv6UnreachableFrame, ipv4Frame, ipv6Frame } from './emit.js';
+import { isIpv6 } from './addresses.js';
+import { routeFor, routeFor6, type NatOptions, type Route } from './nat.js';
 import { TcpConnection, rstForUnknown, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
 
-export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'dns' }>;
+export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'host6' } | { kind: 'dns' }>;
+
+/** How a segment no flow matched arrived: its addresses (IPv4 numbers, or the IPv6 bytes), its datagram, where the policy sends it. */
+interface Arrival {
+  guest: number;
+  peer: number;
+  v6?: { src: Buffer; dst: Buffer };
+  /** The IP datagram, header first (quoted by ICMP errors). */
+  datagram: Buffer;
+  route: () => Route;
+}
 
 /** A TCP flow; its peer side is the address:port the guest talks to (virtual: 10.0.2.2 stays 10.0.2.2). */
 export interface TcpFlow extends Flow {
@@ -297,24 +309,70 @@ export class TcpTable {
     return this.halfOpen;
   }
 
-  /** A segment from the guest (past Ethernet/IPv4 checks). */
+  /** A segment from the guest over IPv4 (past Ethernet/IPv4 checks). */
   input(now: number, eth: EthernetFrame, ip: Ipv4Packet, tcp: TcpPacket): void {
     if (!tcp.verifyChecksumV4(ip.src, ip.dst)) throw new WireError('tcp-bad-checksum');
     const seg = TcpRepr.parse(tcp);
     const flow = this.lookup(ip.src, seg.srcPort, ip.dst, seg.dstPort);
     if (flow) {
-      // isolate() without a closure: this is the per-segment path.
-      try {
-        flow.conn.process(now, seg);
-        flow.conn.deliverEvents(); // while seg's payload (a view of the frame) is valid
-      } catch (e) {
-        if (!(e instanceof WireError)) this.fail(now, flow);
-        throw e;
-      }
-      if (this.has(flow)) this.dirty.add(flow);
+      this.process(now, flow, seg);
       return;
     }
+    this.stray(now, eth.src, seg, {
+      guest: ip.src,
+      peer: ip.dst,
+      datagram: ip.buffer.subarray(0, ip.totalLen),
+      route: () => routeFor(this.ctx.config, ip.dst, seg.dstPort, 'tcp', this.opts.nat),
+    });
+  }
+
+  /**
+   * A segment from the guest over IPv6: the TCP header at `offset` of the
+   * packet (past the extension headers). Flows hold IPv6 addresses as
+   * handles (addresses.ts); a segment whose addresses no flow holds is a
+   * new SYN or a stray.
+   */
+  input6(now: number, eth: EthernetFrame, ip: Ipv6Packet, offset: number): void {
+    const src = ip.src;
+    const dst = ip.dst;
+    const bytes = ip.buffer.subarray(offset, ip.end);
+    const tcp = TcpPacket.newChecked(bytes);
+    if (!tcp.verifyChecksum(pseudoV6(src, dst, IpProtocol.TCP, bytes.length))) throw new WireError('tcp-bad-checksum');
+    const seg = TcpRepr.parse(tcp);
+    const handles = this.ctx.flows.v6;
+    const g = handles.find(src);
+    const p = g === undefined ? undefined : handles.find(dst);
+    const flow = p === undefined ? undefined : this.lookup(g!, seg.srcPort, p, seg.dstPort);
+    if (flow) {
+      this.process(now, flow, seg);
+      return;
+    }
+    this.stray(now, eth.src, seg, {
+      guest: -1,
+      peer: -1,
+      v6: { src: Buffer.from(src), dst: Buffer.from(dst) },
+      datagram: ip.buffer.subarray(0, ip.end),
+      route: () => routeFor6(this.ctx.config, dst, seg.dstPort, 'tcp', this.opts.nat),
+    });
+  }
+
+  /** A segment for an existing flow. */
+  private process(now: number, flow: TcpFlow, seg: TcpRepr): void {
+    // isolate() without a closure: this is the per-segment path.
+    try {
+      flow.conn.process(now, seg);
+      flow.conn.deliverEvents(); // while seg's payload (a view of the frame) is valid
+    } catch (e) {
+      if (!(e instanceof WireError)) this.fail(now, flow);
+      throw e;
+    }
+    if (this.has(flow)) this.dirty.add(flow);
+  }
+
+  /** A segment no flow matches: a new connection if it is a SYN the policy lets through, else a reset or a drop. */
+  private stray(now: number, guestMac: number, seg: TcpRepr, l3: Arrival): void {
     const flags = seg.flags;
+    const where = () => `${l3.v6 ? ipv6ToString(l3.v6.dst) : ipv4ToString(l3.peer)}:${seg.dstPort}`;
     if (flags & TcpFlags.RST) {
       this.ctx.drop('tcp-rst-no-flow');
       return;
@@ -322,51 +380,55 @@ export class TcpTable {
     if ((flags & (TcpFlags.SYN | TcpFlags.ACK)) !== TcpFlags.SYN) {
       // RFC 9293 §3.10.7.1 (CLOSED): anything but a RST gets a RST.
       this.ctx.drop('tcp-no-flow');
-      this.sendReset(eth.src, ip.dst, ip.src, seg);
+      this.sendReset(guestMac, l3, seg);
       return;
     }
-    const route = routeFor(this.ctx.config, ip.dst, seg.dstPort, 'tcp', this.opts.nat);
+    const route = l3.route();
     if (route.kind === 'drop') {
-      this.ctx.drop(route.reason, `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
+      this.ctx.drop(route.reason, where());
       return;
     }
     if (route.kind === 'unreachable') {
-      this.ctx.drop(route.reason ?? `tcp-unreachable-${route.code}`, `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
-      if (route.code === 3) this.sendReset(eth.src, ip.dst, ip.src, seg);
-      else this.sendIcmp(now, route.code, ip.buffer.subarray(0, ip.totalLen), eth.src);
+      this.ctx.drop(route.reason ?? `tcp-unreachable-${route.code}`, where());
+      if (route.code === 3) this.sendReset(guestMac, l3, seg);
+      else this.sendIcmp(now, route.code, l3.datagram, l3.v6 !== undefined, guestMac);
       return;
     }
     if (!this.admitHalfOpen(now)) {
       // As Linux does with a full SYN queue: drop the SYN. A real guest
       // re-sends it after its RTO (1 s), when an old entry can make room; a
       // RST would fail its connect at once.
-      this.ctx.drop('tcp-half-open-full', `${ipv4ToString(ip.dst)}:${seg.dstPort}`);
+      this.ctx.drop('tcp-half-open-full', where());
       return;
     }
     if (!this.ctx.flows.admit()) {
-      this.ctx.drop('flow-table-full', `tcp ${ipv4ToString(ip.dst)}:${seg.dstPort}`);
-      this.sendReset(eth.src, ip.dst, ip.src, seg);
+      this.ctx.drop('flow-table-full', `tcp ${where()}`);
+      this.sendReset(guestMac, l3, seg);
       return;
     }
+    // IPv6 addresses become handles now, right before the flow holds them.
+    const guest = l3.v6 ? this.ctx.flows.v6.intern(l3.v6.src) : l3.guest;
+    const peer = l3.v6 ? this.ctx.flows.v6.intern(l3.v6.dst) : l3.peer;
     let flow2: TcpFlow | undefined;
     const conn = TcpConnection.fromSyn(
       now,
       seg,
-      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { maxSynAckRetries: OUTBOUND_SYNACK_RETRIES, ...this.shared() }),
+      connectionConfig(this.mtuFor(l3.v6 !== undefined), this.opts.iss(), { maxSynAckRetries: OUTBOUND_SYNACK_RETRIES, ...this.shared() }),
       this.events(() => flow2!),
     );
     flow2 = {
       id: this.ctx.flows.newId(),
       kind: 'tcp',
       lastActive: now,
-      guestIp: ip.src,
+      guestIp: guest,
       guestPort: seg.srcPort,
-      peerIp: ip.dst,
+      peerIp: peer,
       peerPort: seg.dstPort,
       conn,
       route,
       direction: 'outbound',
-      synDatagram: Buffer.from(ip.buffer.subarray(0, Math.min(ip.totalLen, 28 + 40))),
+      // The start of the SYN's datagram, for an ICMP error quoting it.
+      synDatagram: Buffer.from(l3.datagram.subarray(0, Math.min(l3.datagram.length, (l3.v6 ? 40 : 28) + 40))),
       halfOpen: true,
       acceptedAt: Infinity,
     };
@@ -375,11 +437,21 @@ export class TcpTable {
     this.ctx.counters.count('tcp-flow-opened');
     this.ctx.event?.('tcp flow opened', {
       flow: flow2.id,
-      guest: `${ipv4ToString(ip.src)}:${seg.srcPort}`,
-      peer: `${ipv4ToString(ip.dst)}:${seg.dstPort}`,
-      route: route.kind === 'dns' ? 'dns' : ipv4ToString(route.addr),
+      guest: `${this.text(guest)}:${seg.srcPort}`,
+      peer: where(),
+      route: route.kind === 'dns' ? 'dns' : route.kind === 'host6' ? route.addr : ipv4ToString(route.addr),
     });
     this.hooks.open(flow2, route);
+  }
+
+  /** The MSS a connection offers: the MTU less the IP (20 or 40) and TCP headers. */
+  private mtuFor(v6: boolean): number {
+    return this.ctx.config.mtu - (v6 ? 20 : 0);
+  }
+
+  /** An address as text for logs (IPv4, or an IPv6 handle). */
+  private text(a: number): string {
+    return isIpv6(a) ? ipv6ToString(this.ctx.flows.v6.addr(a)) : ipv4ToString(a);
   }
 
   /**
@@ -466,7 +538,7 @@ export class TcpTable {
   unreachable(now: number, id: number, code: 0 | 1): void {
     const flow = this.get(id);
     if (!flow) return;
-    if (flow.synDatagram) this.sendIcmp(now, code, flow.synDatagram);
+    if (flow.synDatagram) this.sendIcmp(now, code, flow.synDatagram, isIpv6(flow.guestIp));
     flow.conn.abort(now);
     this.removeFlow(flow);
   }
@@ -526,6 +598,15 @@ export class TcpTable {
     const cfg = this.ctx.config;
     const repr = seg.repr;
     const tcpLen = repr.bufferLen();
+    if (isIpv6(flow.guestIp)) {
+      const handles = this.ctx.flows.v6;
+      const src = handles.addr(flow.peerIp);
+      const dst = handles.addr(flow.guestIp);
+      const { frame, payload } = ipv6Frame(cfg.ipv6!.mac, 0, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.TCP, payloadLen: tcpLen }), this.scratch);
+      repr.emit(payload, pseudoV6(src, dst, IpProtocol.TCP, tcpLen));
+      this.ctx.sendToGuest6(now, dst, frame);
+      return;
+    }
     const ipr = new Ipv4Repr({ src: flow.peerIp, dst: flow.guestIp, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: 64 });
     const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, 0, ipr, this.scratch);
     repr.emit(payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen));
@@ -596,13 +677,23 @@ export class TcpTable {
 
   // --- replies that belong to no connection ---------------------------------
 
-  /** RFC 9293 §3.10.7.1: the reset answering `seg`, from `from` to the guest. */
-  private sendReset(guestMac: number, from: number, to: number, seg: TcpRepr): void {
+  /** RFC 9293 §3.10.7.1: the reset answering `seg`, from the address it went to, back to the guest. */
+  private sendReset(guestMac: number, l3: Arrival, seg: TcpRepr): void {
     const rst = rstForUnknown(seg);
     if (!rst) return; // never answer a reset
     const len = rst.bufferLen();
+    const cfg = this.ctx.config;
+    if (l3.v6) {
+      const { frame, payload } = ipv6Frame(cfg.ipv6!.mac, guestMac, new Ipv6Repr({ src: l3.v6.dst, dst: l3.v6.src, nextHeader: IpProtocol.TCP, payloadLen: len }));
+      rst.emit(payload, pseudoV6(l3.v6.dst, l3.v6.src, IpProtocol.TCP, len));
+      this.ctx.counters.count('tcp-rst-sent');
+      this.ctx.transmit(frame);
+      return;
+    }
+    const from = l3.peer;
+    const to = l3.guest;
     const { frame, payload } = ipv4Frame(
-      this.ctx.ownMac(from) ?? this.ctx.config.gatewayMac,
+      this.ctx.ownMac(from) ?? cfg.gatewayMac,
       guestMac,
       new Ipv4Repr({ src: from, dst: to, protocol: IpProtocol.TCP, payloadLen: len }),
     );
@@ -611,11 +702,23 @@ export class TcpTable {
     this.ctx.transmit(frame);
   }
 
-  /** ICMP destination unreachable (code) for the guest's datagram, from the gateway as from a router. */
-  private sendIcmp(now: number, code: number, datagram: Buffer, guestMac?: number): void {
+  /**
+   * Destination unreachable (IPv4 codes: 0 net, 1 host) for the guest's
+   * datagram, from the gateway as from a router: ICMP, or ICMPv6 (no route,
+   * address unreachable) when the datagram is IPv6. To `guestMac` when
+   * answering the frame just received, else through the neighbor tables.
+   */
+  private sendIcmp(now: number, code: number, datagram: Buffer, v6: boolean, guestMac?: number): void {
     const cfg = this.ctx.config;
-    const guest = datagram.readUInt32BE(12);
     this.ctx.counters.count('icmp-unreachable-sent');
+    if (v6) {
+      const guest = Buffer.from(datagram.subarray(8, 24));
+      const frame = icmpv6UnreachableFrame(cfg.ipv6!, guestMac ?? 0, guest, code === 0 ? 0 : 3, datagram, cfg.mtu);
+      if (guestMac !== undefined) this.ctx.transmit(frame);
+      else this.ctx.sendToGuest6(now, guest, frame);
+      return;
+    }
+    const guest = datagram.readUInt32BE(12);
     const frame = icmpUnreachableFrame(cfg.gatewayMac, guestMac ?? 0, cfg.gateway, guest, code, datagram, cfg.mtu);
     if (guestMac !== undefined) this.ctx.transmit(frame);
     else this.ctx.sendToGuest(now, guest, frame);

@@ -48,11 +48,13 @@ export interface RunConfig {
   maxFlows: number | undefined;
   maxHalfOpen: number | undefined;
   memoryBudget: number | undefined;
+  /** IPv6 on the guest link (needs an MTU of 1280 or more). */
+  enableIpv6: boolean;
 }
 
 export function configFor(seed: number): RunConfig {
   const r = new Rng(seed).fork(0xc0f1);
-  return {
+  const rc: RunConfig = {
     mtu: r.weighted<number>([
       [75, 1500],
       [8, 576],
@@ -76,7 +78,11 @@ export function configFor(seed: number): RunConfig {
       [80, undefined],
       [20, 2 * 1024 * 1024],
     ]),
+    enableIpv6: false,
   };
+  // IPv6 for half the seeds, drawn apart so older seeds keep their other settings.
+  rc.enableIpv6 = rc.mtu >= 1280 && new Rng(seed).fork(0x1b6).chance(0.5);
+  return rc;
 }
 
 export interface FuzzFailure {
@@ -188,7 +194,7 @@ export function stackOptions(rc: RunConfig, iss: () => number): StackOptions {
 }
 
 export function stackConfig(rc: RunConfig): StackConfig {
-  return makeConfig({ mtu: rc.mtu, disableHostLoopback: rc.disableHostLoopback });
+  return makeConfig({ mtu: rc.mtu, disableHostLoopback: rc.disableHostLoopback, enableIpv6: rc.enableIpv6 });
 }
 
 export function fuzz(o: FuzzOptions): FuzzReport {

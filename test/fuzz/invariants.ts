@@ -16,6 +16,9 @@ import { Icmpv4Packet, Icmpv4Repr } from '../../src/wire/icmpv4.js';
 import { IpProtocol, Ipv4Packet } from '../../src/wire/ipv4.js';
 import { TcpPacket, TcpRepr } from '../../src/wire/tcp.js';
 import { UdpPacket, UdpRepr } from '../../src/wire/udp.js';
+import { Icmpv6Packet, Icmpv6Repr } from '../../src/wire/icmpv6.js';
+import { IPV6_HEADER_LEN, Ipv6Packet } from '../../src/wire/ipv6.js';
+import { pseudoV6 } from '../../src/wire/checksum.js';
 import { macToString } from '../../src/wire/address.js';
 import type { StackConfig } from '../../src/stack/config.js';
 
@@ -47,7 +50,7 @@ export class OutputChecker {
   private checkOrThrow(frame: Buffer, maxLen: number): OutputViolation | undefined {
     const cfg = this.cfg;
     const eth = EthernetFrame.newChecked(frame);
-    if (eth.src !== cfg.gatewayMac && eth.src !== cfg.dnsMac) {
+    if (eth.src !== cfg.gatewayMac && eth.src !== cfg.dnsMac && eth.src !== cfg.ipv6?.mac) {
       return { invariant: 'tx-foreign-src-mac', detail: `source MAC ${macToString(eth.src)} is not one of tsnet's virtual MACs` };
     }
     if (eth.tagged) return { invariant: 'tx-tagged', detail: 'tsnet never originates VLAN-tagged frames' };
@@ -59,6 +62,7 @@ export class OutputChecker {
       this.count('arp');
       return undefined;
     }
+    if (eth.ethertype === EtherType.IPv6) return this.checkIpv6(eth.payload);
     if (eth.ethertype !== EtherType.IPv4) {
       return { invariant: 'tx-unknown-ethertype', detail: `ethertype 0x${eth.ethertype.toString(16)}` };
     }
@@ -90,6 +94,37 @@ export class OutputChecker {
         return undefined;
       default:
         return { invariant: 'tx-unknown-protocol', detail: `IP protocol ${ip.protocol}` };
+    }
+  }
+
+  /** IPv6 from tsnet: only when enabled, fixed header only, exact length, valid checksums; NDP with hop limit 255. */
+  private checkIpv6(l3: Buffer): OutputViolation | undefined {
+    if (!this.cfg.ipv6) return { invariant: 'tx-ipv6-disabled', detail: 'an IPv6 frame from a stack without IPv6' };
+    const ip = Ipv6Packet.newChecked(l3);
+    if (IPV6_HEADER_LEN + ip.payloadLen !== l3.length) return { invariant: 'tx-ipv6-length', detail: `payload length ${ip.payloadLen}, ${l3.length - IPV6_HEADER_LEN} bytes after the header` };
+    const src = ip.src;
+    const dst = ip.dst;
+    switch (ip.nextHeader) {
+      case IpProtocol.TCP: {
+        const t = TcpPacket.newChecked(ip.payload);
+        if (!t.verifyChecksum(pseudoV6(src, dst, IpProtocol.TCP, ip.payloadLen))) return { invariant: 'tx-tcp-bad-checksum', detail: 'TCP (IPv6) checksum wrong' };
+        TcpRepr.parse(t);
+        this.count('tcp6');
+        return undefined;
+      }
+      case IpProtocol.ICMPv6: {
+        const p = Icmpv6Packet.newChecked(ip.payload);
+        if (!p.verifyChecksum(src, dst)) return { invariant: 'tx-icmpv6-bad-checksum', detail: `ICMPv6 type ${p.type} checksum wrong` };
+        const m = Icmpv6Repr.parse(p, src, dst);
+        // RFC 4861: every NDP message is sent with hop limit 255.
+        if (m.isNdp && ip.hopLimit !== 255) return { invariant: 'tx-ndp-hop-limit', detail: `NDP type ${m.type} with hop limit ${ip.hopLimit}` };
+        // RFC 4443 §2.4 (c): errors fit the minimum MTU.
+        if (m.type < 128 && l3.length > 1280) return { invariant: 'tx-icmpv6-error-too-big', detail: `${l3.length} bytes` };
+        this.count('icmpv6');
+        return undefined;
+      }
+      default:
+        return { invariant: 'tx-unknown-protocol', detail: `IPv6 next header ${ip.nextHeader}` };
     }
   }
 }

@@ -77,7 +77,7 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     }
   });
 
-  it('--enable-ipv6: the guest configures fd00::/64 by SLAAC with a default route via fe80::2, pings fd00::2 and fd00::3, and IPv6 TCP is refused at once', async () => {
+  it('--enable-ipv6: the guest configures fd00::/64 by SLAAC with a default route via fe80::2 and pings fd00::2, fd00::3 and fe80::2', async () => {
     fx.tsnet = startTsnet(['attach', '-c', '-6', '--ready-fd', '3', String(fx.ns.pid)], ['pipe']);
     expect(await readyFrom(fx.tsnet)).toBe('1');
     // SLAAC: the address appears once duplicate address detection is over (about 1 s).
@@ -92,11 +92,6 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
       const p = await fx.ns.exec(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', target]);
       expect(p.stdout, `${target}: ${p.stderr}`).toMatch(/2 packets transmitted, 2 received/);
     }
-    // Not served yet: refused at once (ICMPv6 port unreachable), no timeout.
-    const t0 = performance.now();
-    const c = await fx.ns.exec(['busybox', 'nc', '-w', '5', 'fd00::2', '80'], 10_000);
-    expect(c.code).not.toBe(0);
-    expect(performance.now() - t0).toBeLessThan(2000);
     const r = await stopTsnet(fx.tsnet);
     fx.tsnet = undefined;
     expect(r.code).toBe(0);

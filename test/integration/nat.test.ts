@@ -17,6 +17,7 @@ import {
   statsOf,
   type Tsnet,
   namespaceFixture,
+  waitFor,
 } from './harness.js';
 import { closedPort, dnsServer, echoServer, sinkServer, sourceServer, udpEchoServer } from './servers.js';
 
@@ -120,6 +121,23 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
     const [result, ms] = (await fx.ns.guest(['connect', '10.0.2.2', String(port)])).split(' ');
     expect(result).toBe('ECONNREFUSED');
     expect(Number(ms)).toBeLessThan(1000);
+  });
+
+  it('-6: TCP over IPv6 — echo connections through fd00::2 to a server on the host\'s ::1, a closed port refused at once, nothing left after', async () => {
+    const t = await attach(['-6']);
+    await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+    const echo = await echoServer('::1');
+    try {
+      expect(await fx.ns.guest(['echo-many', 'fd00::2', String(echo.port), '20', String(64 * 1024)], LONG)).toBe('ok 20');
+      expect(echo.connections()).toBe(20);
+    } finally {
+      await echo.close();
+    }
+    const port = await closedPort('::1');
+    const [result, ms] = (await fx.ns.guest(['connect', 'fd00::2', String(port)])).split(' ');
+    expect(result).toBe('ECONNREFUSED');
+    expect(Number(ms)).toBeLessThan(1000);
+    await waitFor(async () => (await statsOf(t)).tcpFlows === 0, 10_000, 'the IPv6 flows to close');
   });
 
   it('round-trips UDP through a host echo server and reports a closed port as ECONNREFUSED', async () => {

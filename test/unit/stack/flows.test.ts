@@ -17,6 +17,10 @@ import { Icmpv4Packet } from '../../../src/wire/icmpv4.js';
 import { IpProtocol, Ipv4Packet } from '../../../src/wire/ipv4.js';
 import { TcpFlags as F, TcpPacket, TcpRepr, type TcpFields } from '../../../src/wire/tcp.js';
 import { GUEST_MAC } from '../../fuzz/addresses.js';
+import { ipv6FromString, ipv6ToString } from '../../../src/wire/address.js';
+import { pseudoV6 } from '../../../src/wire/checksum.js';
+import { EthernetRepr } from '../../../src/wire/ethernet.js';
+import { Ipv6Packet, Ipv6Repr } from '../../../src/wire/ipv6.js';
 import { arp, eth, ipv4, tcp, udp } from '../../fuzz/build.js';
 
 const GUEST_PORT = 40000;
@@ -247,3 +251,89 @@ describe('the flow layer, scenario by scenario', () => {
   });
 });
 
+
+describe('TCP over IPv6 through the same flow layer', () => {
+  const GUEST6 = ipv6FromString('fd00::ff:fe00:64');
+  const HOST6 = ipv6FromString('fd00::2');
+
+  function rig6() {
+    const cfg = makeConfig({ enableIpv6: true });
+    const out: Buffer[] = [];
+    const events: string[] = [];
+    let flow: TcpFlow | undefined;
+    const hooks: TcpHooks = {
+      open: (f, route) => {
+        flow = f;
+        events.push(`open ${route.kind} ${route.kind === 'host6' ? route.addr : ''}`.trim());
+      },
+      data: (f, d) => {
+        events.push(`data ${d.toString()}`);
+        stack.tcp!.consumed(f.id, d.length);
+      },
+      eof: () => events.push('eof'),
+      established: () => events.push('established'),
+      sendSpace: () => {},
+      reset: (_f, reason) => events.push(`reset ${reason}`),
+      closed: () => events.push('closed'),
+    };
+    const stack = new Stack(cfg, { transmit: (f) => out.push(Buffer.from(f)), tcp: hooks });
+    const send = (dst: Buffer, f: Partial<TcpFields>, now = 0) => {
+      const fields: TcpFields = { srcPort: GUEST_PORT, dstPort: 8080, seq: GUEST_ISS, ack: 0, flags: F.ACK, window: 64240, ...f };
+      const seg = new TcpRepr(fields);
+      const body = Buffer.alloc(seg.bufferLen());
+      seg.emit(body, pseudoV6(GUEST6, dst, IpProtocol.TCP, body.length));
+      const frame = Buffer.alloc(14 + 40 + body.length);
+      new EthernetRepr({ src: GUEST_MAC, dst: cfg.ipv6!.mac, ethertype: EtherType.IPv6 }).emit(frame);
+      new Ipv6Repr({ src: GUEST6, dst, nextHeader: IpProtocol.TCP, payloadLen: body.length }).emit(frame.subarray(14));
+      body.copy(frame, 54);
+      stack.receive(now, frame);
+      stack.flush(now);
+    };
+    const sent = () =>
+      out.splice(0).map((f) => {
+        const e = EthernetFrame.newChecked(f);
+        const ip = Ipv6Packet.newChecked(e.payload);
+        return { dstMac: e.dst, src: ipv6ToString(ip.src), dst: ipv6ToString(ip.dst), next: ip.nextHeader, body: ip.payload, ip };
+      });
+    return { stack, cfg, events, flow: () => flow!, send, sent };
+  }
+
+  it('a SYN to fd00::2 opens a flow routed to the host\'s ::1; data both ways with IPv6 checksums; closing frees the address handles', () => {
+    const r = rig6();
+    r.send(HOST6, { flags: F.SYN, mss: 1440 });
+    expect(r.events).toEqual(['open host6 ::1']);
+    expect(r.stack.flows.v6.size).toBe(2);
+    r.stack.tcp!.accepted(0, r.flow().id);
+    r.stack.flush(0);
+    const [synAck] = r.sent();
+    expect([synAck!.src, synAck!.dst, synAck!.dstMac]).toEqual(['fd00::2', 'fd00::ff:fe00:64', GUEST_MAC]);
+    const sa = TcpRepr.parse(TcpPacket.newChecked(synAck!.body), { pseudoSum: pseudoV6(synAck!.ip.src, synAck!.ip.dst, IpProtocol.TCP, synAck!.body.length) });
+    expect(sa.flags).toBe(F.SYN | F.ACK);
+    expect(sa.mss).toBe(1500 - 60);
+    r.send(HOST6, { seq: GUEST_ISS + 1, ack: sa.seq + 1, flags: F.ACK | F.PSH, payload: Buffer.from('over v6') });
+    expect(r.events).toEqual(['open host6 ::1', 'established', 'data over v6']);
+    r.stack.tcp!.send(r.flow().id, Buffer.from('back'));
+    r.stack.tcp!.close(5, r.flow().id);
+    r.stack.flush(5);
+    const data = r.sent().map((s) => TcpRepr.parse(TcpPacket.newChecked(s.body), { pseudoSum: pseudoV6(s.ip.src, s.ip.dst, IpProtocol.TCP, s.body.length) }));
+    expect(Buffer.concat(data.map((d) => d.payload)).toString()).toBe('back');
+    // The guest resets: the flow goes, and with it the handles.
+    r.send(HOST6, { seq: GUEST_ISS + 8, flags: F.RST });
+    expect(r.events.at(-1)).toBe('closed');
+    expect(r.stack.flows.v6.size).toBe(0);
+  });
+
+  it('strays get IPv6 resets; a SYN to an empty address of the prefix gets ICMPv6 address unreachable; no handle is left behind', () => {
+    const r = rig6();
+    r.send(HOST6, { seq: 5, ack: 77, flags: F.ACK });
+    const [rst] = r.sent();
+    expect(rst!.next).toBe(IpProtocol.TCP);
+    const rr = TcpRepr.parse(TcpPacket.newChecked(rst!.body), { pseudoSum: pseudoV6(rst!.ip.src, rst!.ip.dst, IpProtocol.TCP, rst!.body.length) });
+    expect([rr.flags, rr.seq]).toEqual([F.RST, 77]);
+    r.send(ipv6FromString('fd00::99'), { flags: F.SYN });
+    const [icmp] = r.sent();
+    expect([icmp!.next, icmp!.body[0], icmp!.body[1], icmp!.src]).toEqual([IpProtocol.ICMPv6, 1, 3, 'fd00::2']);
+    expect(r.stack.flows.v6.size).toBe(0);
+    expect(r.stack.flows.size).toBe(0);
+  });
+});
