@@ -36,7 +36,9 @@ import { UdpPacket } from '../wire/udp.js';
 import type { TcpFlow, TcpHooks, TcpRoute, TcpTable } from '../stack/tcp-flows.js';
 import type { UdpCloseReason, UdpFlow, UdpHooks, UdpTable } from '../stack/udp.js';
 import type { StackConfig } from '../stack/config.js';
-import { guestVisibleSource } from '../stack/nat.js';
+import { guestVisibleSource, guestVisibleSource6 } from '../stack/nat.js';
+import { ipv6ToString } from '../wire/address.js';
+import { Ipv6Packet, walkIpv6Ext } from '../wire/ipv6.js';
 
 export interface CapturedFrame {
   /** Milliseconds from the start of the capture. */
@@ -104,7 +106,12 @@ export function readRecording(frames: CapturedFrame[], isPeer: (frame: Buffer) =
     let guestMac = 0;
     try {
       const eth = EthernetFrame.newChecked(f.data);
-      if (eth.ethertype !== EtherType.IPv4 || !isPeer(f.data) || isMacMulticast(eth.src)) continue;
+      if (!isPeer(f.data) || isMacMulticast(eth.src)) continue;
+      if (eth.ethertype === EtherType.IPv6) {
+        recordUdp6(f, eth.payload, udp);
+        continue;
+      }
+      if (eth.ethertype !== EtherType.IPv4) continue;
       ip = Ipv4Packet.newChecked(eth.payload);
       guestMac = eth.dst;
     } catch {
@@ -174,6 +181,21 @@ export function readRecording(frames: CapturedFrame[], isPeer: (frame: Buffer) =
   return { tcp, udp };
 }
 
+/** A UDP datagram the recorded peer sent over IPv6, keyed as send6() looks for it (the peer in brackets). */
+function recordUdp6(f: CapturedFrame, l3: Buffer, udp: RecordedDatagram[]): void {
+  const ip = Ipv6Packet.newChecked(l3);
+  const ext = walkIpv6Ext(ip);
+  if (ext.protocol !== IpProtocol.UDP || ext.hasFragment) return;
+  const u = UdpPacket.newChecked(ip.buffer.subarray(ext.offset, ip.end));
+  const payload = Buffer.from(u.payload);
+  udp.push({
+    timeMs: f.timeMs,
+    key: `${u.dstPort}>[${ipv6ToString(ip.src)}]:${u.srcPort}`,
+    payload,
+    dnsId: u.srcPort === 53 && payload.length >= 2 ? payload.readUInt16BE(0) : undefined,
+  });
+}
+
 interface SimConn {
   rec: RecordedTcp;
   flow: TcpFlow;
@@ -186,7 +208,7 @@ interface SimConn {
 interface PendingDatagram {
   atMs: number;
   flow: UdpFlow;
-  src: number;
+  src: number | string;
   srcPort: number;
   payload: Buffer;
   dns: boolean;
@@ -358,6 +380,11 @@ export class SimHost implements TcpHooks, UdpHooks {
     this.answerFrom(flow, `${flow.guestPort}>${guestVisibleSource(this.cfg, addr)}:${port}`, addr, port, false, undefined);
   }
 
+  send6(flow: UdpFlow, addr: string, port: number, _payload: Buffer): void {
+    const visible = ipv6ToString(guestVisibleSource6(this.cfg, addr));
+    this.answerFrom(flow, `${flow.guestPort}>[${visible}]:${port}`, addr, port, false, undefined);
+  }
+
   sendDns(flow: UdpFlow, payload: Buffer): void {
     const id = payload.length >= 2 ? payload.readUInt16BE(0) : -1;
     this.answerFrom(flow, undefined, 0, 53, true, id);
@@ -365,7 +392,7 @@ export class SimHost implements TcpHooks, UdpHooks {
 
   close(_flow: UdpFlow, _reason: UdpCloseReason): void {}
 
-  private answerFrom(flow: UdpFlow, key: string | undefined, src: number, srcPort: number, dns: boolean, dnsId: number | undefined): void {
+  private answerFrom(flow: UdpFlow, key: string | undefined, src: number | string, srcPort: number, dns: boolean, dnsId: number | undefined): void {
     for (const d of this.rec.udp) {
       if (this.usedUdp.has(d)) continue;
       const ok = dns ? d.dnsId === dnsId && d.key.startsWith(`${flow.guestPort}>`) : d.key === key;

@@ -1,6 +1,7 @@
 // The host side of UDP flows: one unconnected dgram socket per guest source
 // endpoint (as slirp4netns), sending every datagram of the flow to its
 // destination; replies are handed back to the stack with their source.
+// An IPv6 flow's socket is a udp6 one (send6), with IPV6_RECVERR likewise.
 // IP_RECVERR (native/sockerr.ts) turns the host's ICMP errors into calls the
 // stack answers with ICMP unreachable toward the guest — so a closed host
 // port gives the guest ECONNREFUSED, as on a real network.
@@ -243,6 +244,33 @@ export class UdpHost implements UdpHooks {
     );
     // The payload is a view into the TAP read buffer: copy before the async send.
     this.sendOn(f.main, Buffer.from(payload), port, ipv4ToString(addr));
+  }
+
+  /** An IPv6 flow's datagram to an IPv6 host address: the flow's socket is a udp6 one. */
+  send6(flow: UdpFlow, addr: string, port: number, payload: Buffer): void {
+    const f = this.hostFlow(flow);
+    const id = flow.id;
+    f.main ??= this.open(
+      id,
+      6,
+      (msg, rinfo) => {
+        // A v4-mapped source is an IPv4 host the guest never addressed over IPv6.
+        if (!net.isIPv6(rinfo.address) || rinfo.address.startsWith('::ffff:')) return;
+        this.table.deliver(this.opts.clock(), id, rinfo.address.split('%')[0]!, rinfo.port, msg);
+        this.kick();
+      },
+      (e) => {
+        const code = ERRNO_TO_ICMP_CODE[e.code];
+        if (code === undefined || !net.isIPv6(e.dstAddr)) return;
+        this.table.unreachable(this.opts.clock(), id, e.dstAddr, e.dstPort, code);
+        this.kick();
+      },
+      () => {
+        this.table.fail(this.opts.clock(), id, addr, port);
+        this.kick();
+      },
+    );
+    this.sendOn(f.main, Buffer.from(payload), port, addr);
   }
 
   sendDns(flow: UdpFlow, payload: Buffer): void {

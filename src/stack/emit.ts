@@ -5,7 +5,7 @@
 import { EtherType, EthernetRepr, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Repr } from '../wire/ipv4.js';
 import { UdpRepr } from '../wire/udp.js';
-import { pseudoV4 } from '../wire/checksum.js';
+import { pseudoV4, pseudoV6 } from '../wire/checksum.js';
 import { Icmpv4Repr, Icmpv4Type } from '../wire/icmpv4.js';
 import { Icmpv6Repr, Icmpv6Type } from '../wire/icmpv6.js';
 import { IPV6_HEADER_LEN, Ipv6Repr } from '../wire/ipv6.js';
@@ -103,4 +103,13 @@ export function icmpv6UnreachableFrame(plan: Ipv6Plan, dstMac: number, dst: Uint
   const room = Math.min(ICMPV6_ERROR_MAX, mtu) - IPV6_HEADER_LEN - 8;
   const msg = new Icmpv6Repr({ type: Icmpv6Type.DstUnreachable, code, data: Buffer.from(original.subarray(0, Math.max(0, Math.min(original.length, room)))) });
   return icmpv6Frame(plan, dstMac, dst, msg, from);
+}
+
+/** A complete Ethernet+IPv6+UDP frame with the checksum filled (mandatory over IPv6). */
+export function udp6Frame(srcMac: number, src: Uint8Array, dst: Uint8Array, srcPort: number, dstPort: number, payload: Buffer): Buffer {
+  const udp = new UdpRepr({ srcPort, dstPort, payload });
+  const len = udp.bufferLen();
+  const { frame, payload: region } = ipv6Frame(srcMac, 0, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.UDP, payloadLen: len }));
+  udp.emit(region, pseudoV6(src, dst, IpProtocol.UDP, len));
+  return frame;
 }

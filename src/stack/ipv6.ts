@@ -15,13 +15,12 @@
 //   DNS server fd00::3 (RFC 8106 RDNSS).
 // - ICMPv6 echo to our addresses (and to the all-nodes / all-routers groups)
 //   is answered here.
-// - TCP over IPv6 goes to the TCP flow table (tcp-flows.ts input6) like
-//   IPv4's: fd00::2 reaches the host's ::1, fd00::3:53 the nameservers,
-//   other addresses the host's IPv6 (nat.ts routeFor6).
-// - Not yet served: UDP and echo toward other addresses over IPv6. They get
-//   an immediate ICMPv6 destination unreachable (port unreachable for our
-//   own addresses, no route otherwise), so the guest's applications fall
-//   back to IPv4 at once instead of waiting for a timeout.
+// - TCP and UDP over IPv6 go to the flow tables (tcp-flows.ts, udp.ts
+//   input6) like IPv4's: fd00::2 reaches the host's ::1, fd00::3:53 the
+//   nameservers, other addresses the host's IPv6 (nat.ts routeFor6).
+// - Not yet served: echo toward other addresses over IPv6. It gets an
+//   immediate ICMPv6 destination unreachable (no route), as does TCP/UDP in
+//   a stack built without flow tables.
 // - The guest's link-layer addresses: learned from the source of its IPv6
 //   frames and from NDP options (bounded, the stalest forgotten); a frame
 //   for an address not learned yet is dropped (counted) after a neighbor
@@ -56,6 +55,7 @@ import type { Ipv6Plan } from './config.js';
 import type { StackContext } from './context.js';
 import { icmpv6Frame } from './emit.js';
 import type { TcpTable } from './tcp-flows.js';
+import type { UdpTable } from './udp.js';
 
 /** RFC 4861 §6.2.1 AdvDefaultLifetime (3 × MaxRtrAdvInterval), as slirp4netns sends. */
 const ROUTER_LIFETIME_S = 1800;
@@ -114,6 +114,7 @@ export class Ipv6Link {
     private readonly ctx: StackContext,
     private readonly plan: Ipv6Plan,
     private readonly tcp: TcpTable | undefined,
+    private readonly udp: UdpTable | undefined,
   ) {
     this.solicitedGateway = Buffer.from(ipv6SolicitedNode(plan.gateway));
     this.solicitedDns = Buffer.from(ipv6SolicitedNode(plan.dns));
@@ -175,7 +176,11 @@ export class Ipv6Link {
       this.tcp.input6(now, eth, ip, ext.offset);
       return;
     }
-    // UDP (and TCP without a TCP table) is not terminated over IPv6 yet: fail fast.
+    if (ext.protocol === IpProtocol.UDP && this.udp) {
+      this.udp.input6(now, eth, ip, ext.offset);
+      return;
+    }
+    // Without a TCP or UDP table (a stack built without them): fail fast.
     if (ext.protocol === IpProtocol.TCP || ext.protocol === IpProtocol.UDP) {
       const own = this.isOwn(dst);
       this.ctx.drop(own ? 'ipv6-port-unreachable' : 'ipv6-no-route', String(ext.protocol));

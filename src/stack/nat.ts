@@ -11,7 +11,7 @@
 // link-local addresses → nobody there, ::, ::1, multicast and v4-mapped →
 // dropped, everything else → the same address from the host.
 
-import { ipv6Equal, ipv6ToString } from '../wire/address.js';
+import { ipv6Equal, ipv6FromString, ipv6ToString } from '../wire/address.js';
 import type { StackConfig } from './config.js';
 
 export type Proto = 'tcp' | 'udp' | 'icmp';
@@ -102,6 +102,12 @@ function destinationRoute6(cfg: StackConfig, dst: Uint8Array, port: number, opts
   // ::ffff:a.b.c.d belongs to IPv4 sockets, not to the IPv6 network.
   if (zeros === 10 && dst[10] === 0xff && dst[11] === 0xff) return { kind: 'drop', reason: 'dst-v4-mapped' };
   return { kind: 'host6', addr: ipv6ToString(dst) };
+}
+
+/** guestVisibleSource for IPv6 (host address as text): ::1 appears as fd00::2. */
+export function guestVisibleSource6(cfg: StackConfig, src: string): Buffer {
+  if (src === '::1' && !cfg.disableHostLoopback) return cfg.ipv6!.gateway;
+  return ipv6FromString(src);
 }
 
 /**

@@ -9,18 +9,29 @@
 // conversations as 'udp-in' by all four. A new flow needs room there; when
 // there is none the guest gets ICMP host unreachable ("flow-table-full").
 // The table expires idle flows and evicts UDP first when it is full.
+//
+// IPv6 (input6): the same flows, the guest's address held as a handle
+// (addresses.ts); routeFor6 decides where a datagram goes, send6 carries it
+// to a host IPv6 address, DNS to fd00::3 goes to the same forwarder, and
+// replies and errors come back through the same deliver()/unreachable(),
+// which build IPv6 frames for IPv6 flows (::1 appears as fd00::2).
 
-import { ipv4ToString } from '../wire/address.js';
+import { ipv4ToString, ipv6ToString } from '../wire/address.js';
 import type { EthernetFrame } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Repr, type Ipv4Packet } from '../wire/ipv4.js';
 import { UdpPacket, UdpRepr, UDP_HEADER_LEN } from '../wire/udp.js';
 import { WireError } from '../wire/errors.js';
 import { pseudoV4 } from '../wire/checksum.js';
+import type { Ipv6Packet } from '../wire/ipv6.js';
 import type { MemoryBudget } from './budget.js';
 import type { StackContext } from './context.js';
-import { icmpUnreachableFrame, ipv4Frame, udpFrame } from './emit.js';
+import { icmpUnreachableFrame, icmpv6UnreachableFrame, ipv4Frame, udp6Frame, udpFrame } from './emit.js';
+import { isIpv6 } from './addresses.js';
 import type { Flow, FlowOwner } from './flow-table.js';
-import { guestVisibleSource, routeFor, type NatOptions } from './nat.js';
+import { guestVisibleSource, guestVisibleSource6, routeFor, routeFor6, type NatOptions } from './nat.js';
+
+/** ICMP (RFC 792) unreachable codes to ICMPv6's (RFC 4443 §3.1): net → no route, host → address, port → port. */
+const ICMPV6_CODE: Record<number, number> = { 0: 0, 1: 3, 3: 4 };
 
 export const DEFAULT_UDP_IDLE_MS = 60_000;
 
@@ -52,6 +63,8 @@ export interface UdpHooks {
   forwardClosed?(flow: InboundUdpFlow): void;
   /** Send payload from the flow's host socket to addr:port (addr as a number). */
   send(flow: UdpFlow, addr: number, port: number, payload: Buffer): void;
+  /** The same for an IPv6 flow, to an IPv6 host address (text). */
+  send6(flow: UdpFlow, addr: string, port: number, payload: Buffer): void;
   /** Forward a DNS query (to the nameservers, in order). */
   sendDns(flow: UdpFlow, payload: Buffer): void;
   /** The flow expired, was evicted or failed: close its host socket. */
@@ -166,15 +179,53 @@ export class UdpTable implements FlowOwner {
     else this.hooks.send(flow, route.addr, repr.dstPort, repr.payload);
   }
 
-  private touch(now: number, ip: number, port: number): UdpFlow | undefined {
+  /**
+   * A datagram from the guest over IPv6: the UDP header at `offset` of the
+   * packet. A zero checksum is invalid over IPv6 (RFC 8200 §8.1).
+   */
+  input6(now: number, eth: EthernetFrame, ip: Ipv6Packet, offset: number): void {
+    const src = ip.src;
+    const dst = ip.dst;
+    const bytes = ip.buffer.subarray(offset, ip.end);
+    const udp = UdpPacket.newChecked(bytes);
+    if (udp.checksum === 0) throw new WireError('udp-missing-checksum');
+    if (!udp.verifyChecksumV6(src, dst)) throw new WireError('udp-bad-checksum');
+    const repr = UdpRepr.parse(udp);
+    const where = () => `[${ipv6ToString(dst)}]:${repr.dstPort}`;
+    const route = routeFor6(this.ctx.config, dst, repr.dstPort, 'udp', this.nat);
+    switch (route.kind) {
+      case 'drop':
+        this.ctx.drop(route.reason, where());
+        return;
+      case 'unreachable':
+        this.ctx.drop(route.reason ?? `udp-unreachable-${route.code}`, where());
+        this.sendUnreachable6(eth.src, ip, route.code);
+        return;
+    }
+    const known = this.ctx.flows.v6.find(src);
+    const flow = this.touch(now, known ?? -1, repr.srcPort, src);
+    if (!flow) {
+      this.ctx.drop('flow-table-full', `udp ${where()}`);
+      this.sendUnreachable6(eth.src, ip, 1);
+      return;
+    }
+    flow.datagramsOut++;
+    flow.bytesOut += repr.payload.length;
+    if (route.kind === 'dns') this.hooks.sendDns(flow, repr.payload);
+    else if (route.kind === 'host6') this.hooks.send6(flow, route.addr, repr.dstPort, repr.payload);
+  }
+
+  /** The flow for a guest endpoint, made if there is room (`addr6`: the guest's IPv6 address, when `ip` is not yet a handle). */
+  private touch(now: number, ip: number, port: number, addr6?: Uint8Array): UdpFlow | undefined {
     const flows = this.ctx.flows;
-    let flow = flows.lookup('udp', ip, port) as UdpFlow | undefined;
+    let flow = ip < 0 ? undefined : (flows.lookup('udp', ip, port) as UdpFlow | undefined);
     if (!flow) {
       if (!flows.admit()) return undefined;
+      if (addr6) ip = flows.v6.intern(addr6);
       flow = { id: flows.newId(), kind: 'udp', guestIp: ip, guestPort: port, peerIp: 0, peerPort: 0, lastActive: now, datagramsOut: 0, datagramsIn: 0, bytesOut: 0, bytesIn: 0 };
       flows.insert(flow);
       this.ctx.counters.count('udp-flow-opened');
-      this.ctx.event?.('udp flow opened', { flow: flow.id, guest: `${ipv4ToString(ip)}:${port}` });
+      this.ctx.event?.('udp flow opened', { flow: flow.id, guest: `${addr6 ? ipv6ToString(addr6) : ipv4ToString(ip)}:${port}` });
     }
     flows.touch(flow, now);
     return flow;
@@ -185,7 +236,7 @@ export class UdpTable implements FlowOwner {
    * bound, e.g. EMFILE): ICMP host unreachable for the datagram it was
    * handling, and the flow is closed.
    */
-  fail(now: number, flowId: number, dst: number, dstPort: number, fromDns = false): void {
+  fail(now: number, flowId: number, dst: number | string, dstPort: number, fromDns = false): void {
     const flow = this.get(flowId);
     if (!flow) return;
     this.ctx.drop('udp-host-socket-failed', `flow ${flowId}`);
@@ -205,17 +256,36 @@ export class UdpTable implements FlowOwner {
    * address it came from (127.0.0.1 appears as the gateway), or, with fromDns,
    * the reply of a nameserver (appears as the DNS address, port 53).
    */
-  deliver(now: number, flowId: number, src: number, srcPort: number, payload: Buffer, fromDns = false): void {
+  deliver(now: number, flowId: number, src: number | string, srcPort: number, payload: Buffer, fromDns = false): void {
     const flow = this.get(flowId);
     if (!flow) {
       this.ctx.drop('udp-reply-no-flow');
       return;
     }
     const cfg = this.ctx.config;
+    const v6 = isIpv6(flow.guestIp);
     // RFC 791: datagrams larger than the guest's MTU would need fragmenting;
     // tsnet does not fragment, so they are dropped (counted).
-    if (payload.length + UDP_HEADER_LEN + 20 > cfg.mtu) {
+    if (payload.length + UDP_HEADER_LEN + (v6 ? 40 : 20) > cfg.mtu) {
       this.ctx.drop('udp-reply-too-big', String(payload.length));
+      return;
+    }
+    if (v6) {
+      if (typeof src !== 'string' && !fromDns) {
+        this.ctx.drop('udp-reply-family-mismatch');
+        return;
+      }
+      const plan = cfg.ipv6!;
+      const from = fromDns ? plan.dns : guestVisibleSource6(cfg, src as string);
+      this.ctx.flows.touch(flow, now);
+      flow.datagramsIn++;
+      flow.bytesIn += payload.length;
+      const to = this.ctx.flows.v6.addr(flow.guestIp);
+      this.ctx.sendToGuest6(now, to, udp6Frame(plan.mac, from, to, fromDns ? 53 : srcPort, flow.guestPort, payload));
+      return;
+    }
+    if (typeof src === 'string') {
+      this.ctx.drop('udp-reply-family-mismatch');
       return;
     }
     const from = fromDns ? cfg.dns : guestVisibleSource(cfg, src);
@@ -232,10 +302,20 @@ export class UdpTable implements FlowOwner {
    * unreachable): tell the guest with ICMP, quoting a reconstruction of its
    * datagram's headers (all the guest's UDP needs to find its socket).
    */
-  unreachable(now: number, flowId: number, dst: number, dstPort: number, code: number, fromDns = false): void {
+  unreachable(now: number, flowId: number, dst: number | string, dstPort: number, code: number, fromDns = false): void {
     const flow = this.get(flowId);
     if (!flow) return;
     const cfg = this.ctx.config;
+    if (isIpv6(flow.guestIp)) {
+      const plan = cfg.ipv6!;
+      const guest = this.ctx.flows.v6.addr(flow.guestIp);
+      const vdst = fromDns ? plan.dns : typeof dst === 'string' ? guestVisibleSource6(cfg, dst) : plan.gateway;
+      const original = udp6Frame(0, guest, vdst, flow.guestPort, fromDns ? 53 : dstPort, Buffer.alloc(0)).subarray(14);
+      this.ctx.counters.count('icmp-unreachable-sent');
+      this.ctx.sendToGuest6(now, guest, icmpv6UnreachableFrame(plan, 0, guest, ICMPV6_CODE[code] ?? 3, original, cfg.mtu, code === 3 ? vdst : undefined));
+      return;
+    }
+    if (typeof dst === 'string') return;
     const vdst = fromDns ? cfg.dns : guestVisibleSource(cfg, dst);
     const vport = fromDns ? 53 : dstPort;
     const ipr = new Ipv4Repr({ src: flow.guestIp, dst: vdst, protocol: IpProtocol.UDP, payloadLen: UDP_HEADER_LEN, dontFrag: false });
@@ -255,6 +335,14 @@ export class UdpTable implements FlowOwner {
     const srcMac = this.ctx.ownMac(from) ?? cfg.gatewayMac;
     this.ctx.counters.count('icmp-unreachable-sent');
     this.ctx.transmit(icmpUnreachableFrame(srcMac, guestMac, from, ip.src, code, ip.buffer.subarray(0, ip.totalLen), this.ctx.config.mtu));
+  }
+
+  private sendUnreachable6(guestMac: number, ip: Ipv6Packet, code: number): void {
+    const cfg = this.ctx.config;
+    this.ctx.counters.count('icmp-unreachable-sent');
+    // Port unreachable comes from the destination itself, the rest from the router.
+    const from = code === 3 ? Buffer.from(ip.dst) : undefined;
+    this.ctx.transmit(icmpv6UnreachableFrame(cfg.ipv6!, guestMac, Buffer.from(ip.src), ICMPV6_CODE[code] ?? 3, ip.buffer.subarray(0, ip.end), cfg.mtu, from));
   }
 
   closeAll(): void {

@@ -192,6 +192,7 @@ export class FakeHost {
   };
   readonly udpHooks: UdpHooks = {
     send: (flow, addr, port, payload) => this.udpSend(flow, addr, port, payload),
+    send6: (flow, addr, port, payload) => this.udpSend(flow, addr, port, payload),
     sendDns: (flow, payload) => this.udpSendDns(flow, payload),
     close: (flow) => this.udpClose(flow),
     forwardReply: () => void this.stats.udpForwardReplies++,
@@ -453,7 +454,7 @@ export class FakeHost {
 
   // ------------------------------------------------------------------ UDP
 
-  private udpSend(flow: UdpFlow, addr: number, port: number, payload: Buffer): void {
+  private udpSend(flow: UdpFlow, addr: number | string, port: number, payload: Buffer): void {
     this.stats.udpSent++;
     this.udpAnswer(flow.id, addr, port, payload.length, false);
   }
@@ -463,7 +464,7 @@ export class FakeHost {
     this.udpAnswer(flow.id, 0, 53, payload.length, true);
   }
 
-  private udpAnswer(id: number, addr: number, port: number, len: number, dns: boolean): void {
+  private udpAnswer(id: number, addr: number | string, port: number, len: number, dns: boolean): void {
     const r = this.r;
     const u = this.udpT!;
     const x = r.float();
@@ -483,12 +484,14 @@ export class FakeHost {
             [5, 1472 + r.int(3)],
             [5, r.int(65508)],
           ]);
-          const from = dns ? 0 : r.weighted<number>([
+          // Replies from the address sent to, loopback, elsewhere — of either family.
+          const from = dns ? 0 : r.weighted<number | string>([
             [70, addr],
-            [10, ipv4FromString('127.0.0.1')],
+            [10, typeof addr === 'string' ? '::1' : ipv4FromString('127.0.0.1')],
             [5, ipv4FromString('127.1.2.3')],
             [10, this.plan.of('outside', r)],
             [5, r.u32()],
+            [5, '2001:db8::7'],
           ]);
           u.deliver(this.now, id, from, dns ? 53 : r.chance(0.9) ? port : r.u16(), r.bytes(size), dns);
         });

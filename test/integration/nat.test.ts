@@ -151,6 +151,26 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
     }
   });
 
+  it.skipIf(runAs === null)('-6: UDP over IPv6 — echo through fd00::2 to ::1 (the reply from fd00::2), a closed port refused; DNS through fd00::3 over UDP and TCP', async () => {
+    const dns = await dnsServer('127.0.0.78', { 'test.tsnet': '192.0.2.44' });
+    const resolv = path.join(fx.tmp, 'resolv.conf');
+    fs.writeFileSync(resolv, 'nameserver 127.0.0.78\n');
+    fs.chmodSync(resolv, 0o644);
+    const echo = await udpEchoServer('::1');
+    try {
+      await attach(['-6', '--resolv-conf', resolv]);
+      await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+      expect(await fx.ns.guest(['udp-echo', 'fd00::2', String(echo.port)])).toBe(`hello tsnet fd00::2 ${echo.port}`);
+      expect(await fx.ns.guest(['udp-refused', 'fd00::2', String(await closedPort('::1'))])).toBe('refused');
+      expect(await fx.ns.guest(['dns-udp', 'fd00::3', 'test.tsnet'])).toBe('192.0.2.44');
+      expect(await fx.ns.guest(['dns-tcp', 'fd00::3', 'test.tsnet'])).toBe('192.0.2.44');
+      expect(dns.queries).toEqual({ udp: 1, tcp: 1 });
+    } finally {
+      await echo.close();
+      await dns.close();
+    }
+  });
+
   it('--disable-host-loopback: TCP and UDP to 10.0.2.2 are unreachable, ping still answers', async () => {
     await attach(['--disable-host-loopback']);
     const echo = await echoServer();

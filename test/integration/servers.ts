@@ -94,7 +94,7 @@ export async function echoServer(host = '127.0.0.1'): Promise<Listening & { conn
 }
 
 export async function udpEchoServer(host = '127.0.0.1'): Promise<Listening> {
-  const sock = dgram.createSocket('udp4');
+  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
   sock.on('message', (msg, rinfo) => sock.send(msg, rinfo.port, rinfo.address));
   const port = await listen(sock, host);
   return { port, close: () => new Promise((r) => sock.close(() => r())) };

@@ -128,8 +128,12 @@ def connect(host, port):
     print(r, int((time.monotonic() - t0) * 1000))
 
 
+def family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def udp_echo(host, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
     s.settimeout(5)
     s.sendto(b"hello tsnet", (host, int(port)))
     data, addr = s.recvfrom(65535)
@@ -137,7 +141,7 @@ def udp_echo(host, port):
 
 
 def udp_refused(host, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
     s.settimeout(5)
     s.connect((host, int(port)))
     s.send(b"anyone?")
@@ -170,7 +174,7 @@ def dns_tcp(server, name):
 
 def dns_udp(server, name):
     q = dns_query(name)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(server), socket.SOCK_DGRAM)
     s.settimeout(2)
     s.sendto(q, (server, 53))
     try:

@@ -22,6 +22,7 @@ import { pseudoV6 } from '../../../src/wire/checksum.js';
 import { EthernetRepr } from '../../../src/wire/ethernet.js';
 import { Ipv6Packet, Ipv6Repr } from '../../../src/wire/ipv6.js';
 import { arp, eth, ipv4, tcp, udp } from '../../fuzz/build.js';
+import { UdpPacket, UdpRepr } from '../../../src/wire/udp.js';
 
 const GUEST_PORT = 40000;
 const GUEST_ISS = 1000;
@@ -335,5 +336,88 @@ describe('TCP over IPv6 through the same flow layer', () => {
     expect([icmp!.next, icmp!.body[0], icmp!.body[1], icmp!.src]).toEqual([IpProtocol.ICMPv6, 1, 3, 'fd00::2']);
     expect(r.stack.flows.v6.size).toBe(0);
     expect(r.stack.flows.size).toBe(0);
+  });
+});
+
+describe('UDP over IPv6 through the same flow layer', () => {
+  const GUEST6 = ipv6FromString('fd00::ff:fe00:64');
+
+  function rig6() {
+    const cfg = makeConfig({ enableIpv6: true });
+    const out: Buffer[] = [];
+    const calls: string[] = [];
+    let last: UdpFlow | undefined;
+    const stack = new Stack(
+      cfg,
+      {
+        transmit: (f) => out.push(Buffer.from(f)),
+        udp: {
+          send: () => calls.push('send v4'),
+          send6: (f, addr, port, p) => {
+            last = f;
+            calls.push(`send6 ${addr} ${port} ${p.toString()}`);
+          },
+          sendDns: (f, p) => {
+            last = f;
+            calls.push(`dns ${p.toString()}`);
+          },
+          close: (_f, reason) => calls.push(`close ${reason}`),
+        },
+      },
+      { udpIdleMs: 1000 },
+    );
+    const send = (dst: string, port: number, text: string, now = 0, noChecksum = false) => {
+      const d = ipv6FromString(dst);
+      const body = Buffer.alloc(8 + text.length);
+      new UdpRepr({ srcPort: 40000, dstPort: port, payload: Buffer.from(text) }).emit(body, pseudoV6(GUEST6, d, IpProtocol.UDP, body.length));
+      if (noChecksum) body.writeUInt16BE(0, 6);
+      const frame = Buffer.alloc(54 + body.length);
+      new EthernetRepr({ src: GUEST_MAC, dst: cfg.ipv6!.mac, ethertype: EtherType.IPv6 }).emit(frame);
+      new Ipv6Repr({ src: GUEST6, dst: d, nextHeader: IpProtocol.UDP, payloadLen: body.length }).emit(frame.subarray(14));
+      body.copy(frame, 54);
+      stack.receive(now, frame);
+    };
+    const sent = () =>
+      out.splice(0).map((f) => {
+        const ip = Ipv6Packet.newChecked(EthernetFrame.newChecked(f).payload);
+        return { src: ipv6ToString(ip.src), dst: ipv6ToString(ip.dst), next: ip.nextHeader, body: Buffer.from(ip.payload), ip };
+      });
+    return { stack, calls, send, sent, flow: () => last! };
+  }
+
+  it('sends to the host over IPv6 and back; ::1 appears as fd00::2, DNS answers as fd00::3:53; host errors become ICMPv6; idle flows go with their handle', () => {
+    const r = rig6();
+    r.send('fd00::2', 9999, 'hi');
+    r.send('fd00::3', 53, 'query');
+    r.send('2001:db8::5', 7, 'out');
+    expect(r.calls).toEqual(['send6 ::1 9999 hi', 'dns query', 'send6 2001:db8::5 7 out']);
+    expect(r.stack.flows.count('udp')).toBe(1); // one flow per guest endpoint
+    const id = r.flow().id;
+    r.stack.udp!.deliver(0, id, '::1', 9999, Buffer.from('back'));
+    r.stack.udp!.deliver(0, id, 0, 53, Buffer.from('answer'), true);
+    r.stack.udp!.deliver(0, id, 0x7f000001, 9999, Buffer.from('v4 source'));
+    const replies = r.sent();
+    expect(replies.map((x) => [x.src, x.body.readUInt16BE(0), UdpPacket.newChecked(x.body).verifyChecksumV6(x.ip.src, x.ip.dst), x.body.subarray(8).toString()])).toEqual([
+      ['fd00::2', 9999, true, 'back'],
+      ['fd00::3', 53, true, 'answer'],
+    ]);
+    r.stack.udp!.unreachable(0, id, '::1', 9999, 3);
+    const [err] = r.sent();
+    expect([err!.next, err!.body[0], err!.body[1], err!.src]).toEqual([IpProtocol.ICMPv6, 1, 4, 'fd00::2']);
+    expect(r.stack.flows.v6.size).toBe(1);
+    r.stack.poll(5000);
+    expect(r.calls.at(-1)).toBe('close idle');
+    expect(r.stack.flows.v6.size).toBe(0);
+  });
+
+  it('a datagram without a checksum is dropped (RFC 8200 §8.1); to an empty prefix address: ICMPv6 address unreachable', () => {
+    const r = rig6();
+    r.send('fd00::2', 5, 'no checksum', 0, true);
+    expect(r.sent()).toEqual([]);
+    expect(r.stack.counters.drops.get('udp-missing-checksum')).toBe(1);
+    r.send('fd00::99', 5, 'x');
+    const [err] = r.sent();
+    expect([err!.body[0], err!.body[1]]).toEqual([1, 3]);
+    expect(r.calls).toEqual([]);
   });
 });
