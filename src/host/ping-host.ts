@@ -1,5 +1,6 @@
 // The host side of ICMP echo to outside addresses: one unprivileged ping
-// socket (native/ping.ts) per guest echo flow. When the machine's
+// socket (native/ping.ts) per guest echo flow, IPv4 or IPv6 as the flow is
+// (the same sysctl, net.ipv4.ping_group_range, allows both). When the machine's
 // net.ipv4.ping_group_range excludes us, pings to outside addresses are
 // dropped and one warning at start says why and how to fix it; pings to the
 // virtual addresses are answered by the stack regardless.
@@ -48,10 +49,19 @@ export class PingHost implements EchoHooks {
   }
 
   send(flow: EchoFlow, addr: number, seq: number, data: Buffer): void {
+    this.sendFamily(flow, 4, ipv4ToString(addr), seq, data);
+  }
+
+  send6(flow: EchoFlow, addr: string, seq: number, data: Buffer): void {
+    this.sendFamily(flow, 6, addr, seq, data);
+  }
+
+  /** An echo request from the flow's ping socket (one per flow, of the flow's family). */
+  private sendFamily(flow: EchoFlow, family: 4 | 6, addr: string, seq: number, data: Buffer): void {
     let sock = this.sockets.get(flow.id);
     if (!sock) {
       try {
-        sock = PingSocket.open(4);
+        sock = PingSocket.open(family);
       } catch (e) {
         this.log.debug({ err: (e as Error).message }, 'ping socket failed');
         this.table.drop('icmp-echo-socket-failed');
@@ -66,8 +76,10 @@ export class PingHost implements EchoHooks {
             const r = s.receive(this.rbuf);
             if (!r) break;
             const echo = parseEcho(this.rbuf.subarray(0, r.len));
-            if (!echo || echo.type !== 0) continue;
-            this.table.deliver(this.clock(), flow.id, ipv4FromString(r.from), echo.seq, Buffer.from(echo.payload));
+            // Echo reply: type 0, or 129 over ICMPv6.
+            if (!echo || echo.type !== (family === 6 ? 129 : 0)) continue;
+            const from = family === 6 ? r.from.split('%')[0]! : ipv4FromString(r.from);
+            this.table.deliver(this.clock(), flow.id, from, echo.seq, Buffer.from(echo.payload));
           }
           this.kick();
         }, fail),
@@ -76,7 +88,7 @@ export class PingHost implements EchoHooks {
       );
     }
     try {
-      sock.send(ipv4ToString(addr), echoRequest(4, 0, seq, data));
+      sock.send(addr, echoRequest(family, 0, seq, data));
     } catch (e) {
       this.log.debug({ err: (e as Error).message }, 'ping send failed');
       this.table.drop('icmp-echo-send-failed', (e as { code?: string }).code);

@@ -18,9 +18,10 @@
 // - TCP and UDP over IPv6 go to the flow tables (tcp-flows.ts, udp.ts
 //   input6) like IPv4's: fd00::2 reaches the host's ::1, fd00::3:53 the
 //   nameservers, other addresses the host's IPv6 (nat.ts routeFor6).
-// - Not yet served: echo toward other addresses over IPv6. It gets an
-//   immediate ICMPv6 destination unreachable (no route), as does TCP/UDP in
-//   a stack built without flow tables.
+// - Echo toward other addresses goes through IPv6 ping sockets
+//   (icmp-echo.ts request6). A stack built without flow tables (no host
+//   sockets) answers TCP, UDP and echo with an immediate ICMPv6 destination
+//   unreachable instead, so applications fail over at once.
 // - The guest's link-layer addresses: learned from the source of its IPv6
 //   frames and from NDP options (bounded, the stalest forgotten); a frame
 //   for an address not learned yet is dropped (counted) after a neighbor
@@ -56,6 +57,7 @@ import type { StackContext } from './context.js';
 import { icmpv6Frame } from './emit.js';
 import type { TcpTable } from './tcp-flows.js';
 import type { UdpTable } from './udp.js';
+import type { EchoTable } from './icmp-echo.js';
 
 /** RFC 4861 §6.2.1 AdvDefaultLifetime (3 × MaxRtrAdvInterval), as slirp4netns sends. */
 const ROUTER_LIFETIME_S = 1800;
@@ -115,6 +117,7 @@ export class Ipv6Link {
     private readonly plan: Ipv6Plan,
     private readonly tcp: TcpTable | undefined,
     private readonly udp: UdpTable | undefined,
+    private readonly echo: EchoTable | undefined,
   ) {
     this.solicitedGateway = Buffer.from(ipv6SolicitedNode(plan.gateway));
     this.solicitedDns = Buffer.from(ipv6SolicitedNode(plan.dns));
@@ -207,8 +210,9 @@ export class Ipv6Link {
       case Icmpv6Type.EchoRequest:
         if (toUs) this.echoReply(now, eth, ip, msg, multicast);
         else if (multicast) this.ctx.drop('icmpv6-echo-other-group');
+        else if (this.echo) this.echo.request6(now, eth, ip, msg);
         else {
-          // Echo to other addresses goes through ping sockets once IPv6 flows exist.
+          // A stack without echo flows (no ping sockets): no route.
           this.ctx.drop('ipv6-no-route', 'echo');
           this.sendError(now, eth, ip, Icmpv6Type.DstUnreachable, Icmpv6DstUnreachable.NoRoute);
         }

@@ -111,7 +111,7 @@ export class Stack implements StackContext {
     this.tcp = hooks.tcp ? new TcpTable(this, hooks.tcp, { nat: opts.nat, iss, conn: opts.tcp, maxHalfOpen: opts.maxHalfOpen }) : undefined;
     this.udp = hooks.udp ? new UdpTable(this, hooks.udp, opts.nat) : undefined;
     this.echo = hooks.echo ? new EchoTable(this, hooks.echo) : undefined;
-    this.ipv6 = config.ipv6 ? new Ipv6Link(this, config.ipv6, this.tcp, this.udp) : undefined;
+    this.ipv6 = config.ipv6 ? new Ipv6Link(this, config.ipv6, this.tcp, this.udp, this.echo) : undefined;
   }
 
   /** Flows of every kind in the table. */

@@ -200,6 +200,7 @@ export class FakeHost {
   };
   readonly echoHooks: EchoHooks = {
     send: (flow, addr, seq, data) => this.echoSend(flow, addr, seq, data),
+    send6: (flow, addr, seq, data) => this.echoSend(flow, addr, seq, data),
     close: (flow) => this.echoClose(flow),
   };
 
@@ -530,7 +531,7 @@ export class FakeHost {
 
   // ------------------------------------------------------------------ echo
 
-  private echoSend(flow: EchoFlow, addr: number, seq: number, data: Buffer): void {
+  private echoSend(flow: EchoFlow, addr: number | string, seq: number, data: Buffer): void {
     this.stats.echoSent++;
     const r = this.r;
     if (r.chance(0.3)) return; // no answer
@@ -538,7 +539,7 @@ export class FakeHost {
     const id = flow.id;
     this.later(this.delay(), 'echo-reply', () => {
       this.stats.echoReplies++;
-      const from = r.chance(0.95) ? addr : this.plan.of(r.pick(['outside', 'loopback', 'random'] as const), r);
+      const from: number | string = r.chance(0.95) ? addr : r.chance(0.2) ? '2001:db8::9' : this.plan.of(r.pick(['outside', 'loopback', 'random'] as const), r);
       // A remote host may answer with more data than it was sent.
       const data = r.chance(0.97) ? copy : r.bytes(r.pick([r.int(1500), 1473 + r.int(100), r.int(65000)]));
       this.echoT!.deliver(this.now, id, from, r.chance(0.95) ? seq : r.u16(), data);

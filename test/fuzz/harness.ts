@@ -515,7 +515,7 @@ export function aloneTrips(rc: RunConfig, frameHex: string): string | undefined 
       onError: (e) => (found ??= `stack-onError: ${e instanceof Error ? e.message : String(e)}`),
       tcp: { open: nop, data: nop, eof: nop, established: nop, sendSpace: nop, reset: nop, closed: nop },
       udp: { send: nop, send6: nop, sendDns: nop, close: nop },
-      echo: { send: nop, close: nop },
+      echo: { send: nop, send6: nop, close: nop },
     },
     stackOptions(rc, () => 0x12345678),
   );

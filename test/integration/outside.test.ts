@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { integrationSkip, killAll, Netns, readyFrom, runAs, startTsnet, stopTsnet, type Tsnet } from './harness.js';
+import { integrationSkip, killAll, Netns, readyFrom, runAs, startTsnet, stopTsnet, waitFor, type Tsnet } from './harness.js';
 
 const TESTNS = `tsnet-test-host-${process.pid}`;
 const HOST_SIDE = 'tsnt-h';
@@ -21,6 +21,9 @@ const HOST_IP = '10.201.0.1';
 const PEER_IP = '10.201.0.2';
 const DEAD_IP = '10.201.0.77';
 const LINK_LOCAL_IP = '169.254.169.254';
+/** IPv6 on the same veth (documentation prefix, only on this pair). */
+const HOST_IP6 = '2001:db8:7::1';
+const PEER_IP6 = '2001:db8:7::2';
 const PING_RANGE = '/proc/sys/net/ipv4/ping_group_range';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
@@ -42,6 +45,8 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
     // A link-local address on the test host (where a cloud metadata service would be).
     ip('-n', TESTNS, 'addr', 'add', `${LINK_LOCAL_IP}/32`, 'dev', 'tsnt-p');
     ip('route', 'add', `${LINK_LOCAL_IP}/32`, 'dev', HOST_SIDE);
+    ip('addr', 'add', `${HOST_IP6}/64`, 'dev', HOST_SIDE, 'nodad');
+    ip('-n', TESTNS, 'addr', 'add', `${PEER_IP6}/64`, 'dev', 'tsnt-p', 'nodad');
     savedRange = fs.readFileSync(PING_RANGE, 'utf8').trim().replace(/\s+/, ' ');
     // Let the unprivileged test user open ping sockets, as distributions do.
     fs.writeFileSync(PING_RANGE, `0 2147483647`);
@@ -116,6 +121,22 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
     }
   }, 60_000);
 
+  it('-6: ping (an IPv6 ping socket) and a TCP download reach the test host over the host\'s IPv6', async () => {
+    await stopTsnet(tsnet!);
+    tsnet = startTsnet(['attach', '-c', '-6', '-r', '3', String(ns.pid)], ['pipe']);
+    expect(await readyFrom(tsnet)).toBe('1');
+    await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+    const r = await ns.exec(['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', PEER_IP6]);
+    expect(r.stdout, r.stderr + tsnet.stderr()).toMatch(/3 packets transmitted, 3 received/);
+    const server = await sourceServerIn(TESTNS, 1024 * 1024, PEER_IP6);
+    try {
+      const out = await ns.guest(['download', PEER_IP6, String(server.port)]);
+      expect(out).toBe(`${1024 * 1024} ${await server.sha}`);
+    } finally {
+      server.stop();
+    }
+  });
+
   it('reports a dead outside address as host unreachable (ICMP), not a hang', async () => {
     const [result, ms] = (await ns.guest(['connect', DEAD_IP, '80'], 30_000)).split(' ');
     expect(['EHOSTUNREACH', 'ENETUNREACH']).toContain(result);
@@ -127,7 +148,7 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
 async function sourceServerIn(netns: string, n: number, addr = PEER_IP): Promise<{ port: number; sha: Promise<string>; stop: () => void }> {
   const code = `
 import socket, os, hashlib
-s = socket.socket(); s.bind(("${addr}", 0)); s.listen(1)
+s = socket.socket(socket.AF_INET6 if ":" in "${addr}" else socket.AF_INET); s.bind(("${addr}", 0)); s.listen(1)
 print(s.getsockname()[1], flush=True)
 c, _ = s.accept(); h = hashlib.sha256(); left = ${n}
 while left > 0:
