@@ -146,11 +146,20 @@ networkOptions(
     .option('--hostname <name>', 'hostname inside (also in its /etc/hosts)', 'tsnet')
     .option('--map-auto', 'also map your subordinate uid/gid ranges (/etc/subuid, newuidmap) so other uids exist inside', false)
     .option('--no-sandbox', 'do not sandbox tsnet (on by default: once CMD has started, tsnet\'s root holds only /etc and /run and its capabilities are dropped; off with --map-auto)')
-    .option('--no-seccomp', 'do not install the seccomp filter (on by default once CMD has started: execve, mount, setns, unshare, ptrace, ... fail with EPERM in tsnet)'),
+    .option('--no-seccomp', 'do not install the seccomp filter (on by default once CMD has started: execve, mount, setns, unshare, ptrace, ... fail with EPERM in tsnet)')
+    .option('--disable-ipv6', 'no IPv6 for CMD (on by default for run: fd00::/64 by SLAAC, as --enable-ipv6 on attach)', false),
   RUN_DEFAULT_MTU,
 ).action(async (cmd: string[], o) => {
   const { runWorkload } = await import('../app/run.js');
-  process.exitCode = await runWorkload({ ...networkConfig(o), command: cmd, hostname: o.hostname, mapAuto: o.mapAuto, seccomp: o.seccomp, sandbox: o.sandbox });
+  process.exitCode = await runWorkload({
+    ...networkConfig(o),
+    enableIpv6: !o.disableIpv6,
+    command: cmd,
+    hostname: o.hostname,
+    mapAuto: o.mapAuto,
+    seccomp: o.seccomp,
+    sandbox: o.sandbox,
+  });
 });
 
 program

@@ -91,6 +91,21 @@ describe.skipIf(integrationSkip !== '')('tsnet run (rootless launcher)', () => {
     }
   });
 
+  it('IPv6 is on by default: CMD gets an fd00:: address by SLAAC and reaches fd00::2; --disable-ipv6 leaves it out', async () => {
+    // Wait (at most 10 s) for the address to leave duplicate address detection, then ping.
+    const script =
+      'for i in $(seq 100); do ip -6 addr show dev tap0 scope global | grep -q "fd00::.*/64" && ! ip -6 addr show dev tap0 | grep -q tentative && break; sleep 0.1; done; ' +
+      'ip -6 addr show dev tap0 scope global; ping -6 -c 1 -W 2 fd00::2';
+    const on = startTsnet(['run', '--log-level', 'error', '--', 'sh', '-c', script]);
+    const r = await on.exited;
+    expect(r.code, on.stderr()).toBe(0);
+    expect(on.stderr()).toMatch(/inet6 fd00::[0-9a-f:]+\/64 scope global/);
+    expect(on.stderr()).toMatch(/1 received/);
+    const off = startTsnet(['run', '--log-level', 'error', '--disable-ipv6', '--', 'sh', '-c', 'sleep 1.5; ip -6 addr show dev tap0 scope global | grep -c fd00 || true']);
+    expect((await off.exited).code).toBe(0);
+    expect(off.stderr().trim()).toBe('0');
+  });
+
   it('propagates the exit status', async () => {
     const t = startTsnet(['run', '--log-level', 'error', '--', 'sh', '-c', 'exit 7']);
     expect((await t.exited).code).toBe(7);
