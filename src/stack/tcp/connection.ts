@@ -129,8 +129,18 @@ export class TcpConnection {
     return send(this.t, data);
   }
 
+  /**
+   * Bytes send() would take now. Asking and finding none registers
+   * interest: onSendSpace follows once there is room. (Events are delivered
+   * after the engine returns, so room announced by one may be gone by the
+   * time the app looks — other flows share the memory budget; the app then
+   * simply asks again and waits for the next onSendSpace.)
+   */
   sendSpace(): number {
-    return sendSpace(this.t);
+    const t = this.t;
+    const n = sendSpace(t);
+    if (n === 0 && !t.finQueued && !t.closeDeferred && !t.closedNotified) t.sendBlocked = true;
+    return n;
   }
 
   /** The app has passed n bytes of onData on: reopen the window. */

@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { TcpConnection, type TcpAppEvents } from '../../../src/stack/tcp/connection.js';
 import { TcpState } from '../../../src/stack/tcp/state.js';
 import { TcpRepr } from '../../../src/wire/tcp.js';
+import { MemoryBudget } from '../../../src/stack/budget.js';
+import { BLOCK } from '../../../src/stack/tcp/send-buffer.js';
 import { ACK, F, LINUX_SYN, config, g, o, pattern, seg } from './helpers.js';
 
 /** Records event names; fails any event that arrives while the engine is inside process() or dispatch(). */
@@ -126,5 +128,46 @@ describe('connection events', () => {
       c.conn.deliverEvents();
     }
     expect(c.log.names).toEqual(['established', 'send-space']);
+  });
+
+  it('room announced but taken before the app looked: asking sendSpace() and finding none brings another onSendSpace (no lost wake-up)', () => {
+    // One memory budget for this flow and "other flows" (the test taking from it).
+    const budget = new MemoryBudget(4 * BLOCK);
+    const log = new Log();
+    const conn = TcpConnection.fromSyn(0, seg(LINUX_SYN), config({ sndBufSize: 4 * BLOCK, budget }), log);
+    log.conn = conn;
+    const sent: TcpRepr[] = [];
+    const emit = (s: { repr: TcpRepr }) => sent.push(new TcpRepr(s.repr));
+    conn.accept(0);
+    conn.dispatch(0, emit);
+    const synAck = sent[0]!;
+    const ts = () => ({ tsVal: 2000, tsEcr: synAck.tsVal });
+    conn.process(0, seg({ ...ACK, seq: g(0), ack: o(0), window: 65535, ...ts() }));
+    conn.deliverEvents();
+    const want = 4 * BLOCK + 1;
+    const took = conn.send(Buffer.alloc(want, 1));
+    expect(took).toBeLessThan(want); // full: onSendSpace once there is room
+    // The peer acknowledges every byte as it comes: the blocks go back to the budget.
+    for (let i = 0; i < 20 && sent.length > 0; i++) {
+      sent.length = 0;
+      conn.dispatch(i, emit);
+      const last = sent.filter((x) => x.payload.length > 0).at(-1);
+      if (last) conn.process(i, seg({ ...ACK, seq: g(0), ack: (last.seq + last.payload.length) >>> 0, window: 65535, ...ts() }));
+    }
+    // Room is announced — but before the app hears of it, other flows take the whole budget.
+    const taken = budget.free;
+    expect(budget.take(taken)).toBe(true);
+    let looked = -1;
+    log.onSendSpace = () => {
+      log.names.push('send-space');
+      looked = conn.sendSpace();
+    };
+    conn.deliverEvents();
+    expect(looked).toBe(0);
+    // The budget eases and the owner wakes its flows: this one must hear again.
+    budget.release(taken);
+    conn.wake();
+    conn.deliverEvents();
+    expect(log.names.filter((n) => n === 'send-space')).toHaveLength(2);
   });
 });
