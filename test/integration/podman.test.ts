@@ -105,6 +105,22 @@ describe.skipIf(!ready)('podman on tsnet (--network-cmd-path, rootless)', () => 
     it(`configures tap0 and reaches the host with ${userns.join(' ')}`, () => reachesHostPage(userns), 120_000);
   }
 
+  it('IPv6 by default (podman passes --enable-ipv6): the container gets a global fd00:: address and reaches fd00::2 over TCP', async () => {
+    const host = http.createServer((_, res) => res.end('host page over ipv6\n'));
+    await new Promise<void>((r) => host.listen(0, '::1', () => r()));
+    const port = (host.address() as net.AddressInfo).port;
+    try {
+      const wait = 'for i in $(seq 100); do ip -6 addr show dev tap0 scope global | grep fd00 | grep -qv tentative && break; sleep 0.1; done';
+      const r = await podman(['run', '--rm', '--network', 'slirp4netns:allow_host_loopback=true', 'localhost/tsnet-busybox',
+        'sh', '-c', `${wait}; ip -6 addr show dev tap0 scope global; wget -qO- http://[fd00::2]:${port}/`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/inet6 fd00::[0-9a-f:]+\/64 scope global/);
+      expect(r.stdout).toContain('host page over ipv6');
+    } finally {
+      await new Promise<void>((r) => host.close(() => r()));
+    }
+  }, 120_000);
+
   it('-p with port_handler=slirp4netns publishes the container port through the API', async () => {
     const port = await new Promise<number>((resolve) => {
       const s = net.createServer().listen(0, '127.0.0.1', () => {
