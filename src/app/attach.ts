@@ -150,7 +150,7 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   // already configured: a script that waits for tap0 finds everything ready,
   // as with slirp4netns. Requests that come before the stack is built wait.
   const backend = new LateBackend();
-  const forwards = new ForwardTable(backend, ipv4ToString(cfg.guest));
+  const forwards = new ForwardTable(backend, ipv4ToString(cfg.guest), cfg.ipv6 !== undefined);
   let api: ApiServer | undefined;
   if (o.apiSocket !== undefined) {
     api = new ApiServer(o.apiSocket, forwards, log);

@@ -103,6 +103,8 @@ export class ForwardTable {
   constructor(
     private readonly backend: ForwardBackend,
     readonly defaultGuestAddr: string,
+    /** The guest has IPv6 (--enable-ipv6): an IPv6 guest_addr is accepted (an extension of slirp4netns's API). */
+    readonly ipv6 = false,
   ) {}
 
   /**
@@ -264,12 +266,13 @@ async function addHostfwd(table: ForwardTable, args: unknown): Promise<Reply> {
   const hostPort = field(args, 'host_port');
   if (!isPort(hostPort, true)) return bad('host_port');
 
-  // The guest is IPv4 only; 0.0.0.0 means the default, as in libslirp.
+  // 0.0.0.0 means the default, as in libslirp. An IPv6 guest address (an
+  // extension) needs IPv6 for the guest, and is for TCP forwards.
   let guestAddr = field(args, 'guest_addr');
   if (guestAddr === undefined || guestAddr === null || guestAddr === '' || guestAddr === '0.0.0.0') {
     guestAddr = table.defaultGuestAddr;
   }
-  if (typeof guestAddr !== 'string' || !net.isIPv4(guestAddr)) return bad('guest_addr');
+  if (typeof guestAddr !== 'string' || !(net.isIPv4(guestAddr) || (table.ipv6 && proto === 'tcp' && net.isIPv6(guestAddr)))) return bad('guest_addr');
 
   const guestPort = field(args, 'guest_port');
   if (!isPort(guestPort, false)) return bad('guest_port');

@@ -4,13 +4,19 @@
 // (replies go back to that client; idle ones expire). Either way with
 // the client's real IPv4 address and port as the source the guest sees
 // (rootlesskit's builtin driver loses it; slirp4netns shows 10.0.2.2). A
-// client on the host loopback, or an IPv6 client, appears as the gateway.
+// client on the host loopback appears as the gateway.
+// IPv6 (with --enable-ipv6, TCP): an IPv6 client reaches the guest over
+// IPv6 — at the forward's IPv6 guest_addr, else at the address the guest
+// took by SLAAC — as itself (::1 as fd00::2); a guest server that listens
+// on IPv4 only refuses that, and the client is then carried over IPv4
+// (TcpHost.adoptWhenEstablished holds it until the guest answers). Without
+// IPv6 for the guest an IPv6 client appears as 10.0.2.2, over IPv4.
 // Removing a forward closes its listener; connections already open go on.
 
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { ipv4FromString } from '../wire/address.js';
+import { ipv4FromString, ipv6FromString } from '../wire/address.js';
 import type { ForwardBackend } from './api.js';
 import type { ForwardSpec } from './forward-spec.js';
 import type { Logger } from './log.js';
@@ -183,7 +189,60 @@ export class Forwarder implements ForwardBackend {
     return ipv4FromString(addr);
   }
 
+  /**
+   * Over IPv6 to the guest, when the guest has an IPv6 address (the
+   * forward's own guest_addr if it is one, else the address the guest
+   * configured by SLAAC) and either the client is an IPv6 one or the
+   * forward names an IPv6 guest address: the client appears as itself (a
+   * loopback or IPv4 client as fd00::2). Undefined: use IPv4.
+   */
+  private over6(l: Listener, address: string): { guest: Buffer; peer: Buffer } | undefined {
+    const cfg = this.runtime.stack.config;
+    const ipv6 = this.runtime.stack.ipv6;
+    if (!cfg.ipv6 || !ipv6) return undefined;
+    const explicit = net.isIPv6(l.spec.guestAddr);
+    const client = address.startsWith('::ffff:') ? address.slice(7) : address;
+    if (!explicit && !net.isIPv6(client)) return undefined;
+    const guest = explicit ? ipv6FromString(l.spec.guestAddr) : ipv6.guestAddress();
+    if (!guest) return undefined;
+    const peer = net.isIPv6(client) && client !== '::1' ? ipv6FromString(client.split('%')[0]!) : cfg.ipv6.gateway;
+    return { guest, peer };
+  }
+
   private accept(l: Listener, socket: net.Socket): void {
+    const v6 = this.over6(l, socket.remoteAddress ?? '');
+    if (v6) {
+      const tcp = this.runtime.stack.tcp!;
+      const now = this.runtime.clock();
+      let port = socket.remotePort ?? 0;
+      let flow = port > 0 ? tcp.connectInbound6(now, v6.peer, port, v6.guest, l.spec.guestPort) : undefined;
+      for (let i = 0; flow === undefined && i < 32; i++) {
+        port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
+        flow = tcp.connectInbound6(now, v6.peer, port, v6.guest, l.spec.guestPort);
+      }
+      if (flow) {
+        socket.pause();
+        l.accepted++;
+        this.connections++;
+        // A guest server listening on IPv4 only refuses: try it over IPv4 then.
+        this.runtime.tcpHost.adoptWhenEstablished(flow.id, socket, () => {
+          l.accepted--;
+          this.connections--;
+          if (!net.isIPv6(l.spec.guestAddr)) this.accept4(l, socket);
+          else socket.resetAndDestroy();
+        });
+        this.runtime.kick();
+        return;
+      }
+    }
+    this.accept4(l, socket);
+  }
+
+  private accept4(l: Listener, socket: net.Socket): void {
+    if (!net.isIPv4(l.spec.guestAddr)) {
+      socket.resetAndDestroy(); // an IPv6 guest address the stack cannot reach now
+      return;
+    }
     const tcp = this.runtime.stack.tcp!;
     const now = this.runtime.clock();
     const peer = this.peerOf(socket.remoteAddress ?? '');

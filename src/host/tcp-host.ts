@@ -63,6 +63,8 @@ interface HostConn {
 
 export class TcpHost implements TcpHooks {
   private readonly conns = new Map<number, HostConn>();
+  /** Inbound IPv6 flows whose client socket waits for the guest's handshake (adoptWhenEstablished). */
+  private readonly awaiting = new Map<number, { socket: net.Socket; refused: () => void }>();
   private readonly arena = new WriteArena((n) => this.table.budget.release(n));
   private table!: TcpTable;
   /** Flows refused because the process was out of file descriptors. */
@@ -79,7 +81,7 @@ export class TcpHost implements TcpHooks {
   }
 
   get size(): number {
-    return this.conns.size;
+    return this.conns.size + this.awaiting.size;
   }
 
   open(flow: TcpFlow, route: TcpRoute): void {
@@ -181,6 +183,18 @@ export class TcpHost implements TcpHooks {
     socket.setKeepAlive(true, 60_000);
     this.wire(flowId, socket, true, true);
     this.kick();
+  }
+
+  /**
+   * Port forwarding over IPv6: the client socket (paused) is adopted once the
+   * guest completes the handshake of inbound flow `flowId`. If the guest
+   * refuses it or never answers, `refused` runs instead and the socket is
+   * left as it was, for the caller to try another way (over IPv4: a guest
+   * server listening on IPv4 only). What the client sent meanwhile waits in
+   * its socket.
+   */
+  adoptWhenEstablished(flowId: number, socket: net.Socket, refused: () => void): void {
+    this.awaiting.set(flowId, { socket, refused });
   }
 
   /** Relays a host socket to flow `id` in both directions (see the file header). */
@@ -297,7 +311,27 @@ export class TcpHost implements TcpHooks {
     c.socket.end();
   }
 
-  established(_flow: TcpFlow): void {}
+  established(flow: TcpFlow): void {
+    const a = this.awaiting.get(flow.id);
+    if (!a) return;
+    this.awaiting.delete(flow.id);
+    if (a.socket.destroyed) {
+      this.table.abort(this.opts.clock(), flow.id);
+      this.kick();
+      return;
+    }
+    this.adopt(flow.id, a.socket);
+    a.socket.resume();
+  }
+
+  /** An inbound flow still waiting for the guest ended without a handshake: the caller's fallback. */
+  private notAdopted(flowId: number): boolean {
+    const a = this.awaiting.get(flowId);
+    if (!a) return false;
+    this.awaiting.delete(flowId);
+    this.opts.guard.run('tcp-host', a.refused, () => a.socket.destroy());
+    return true;
+  }
 
   sendSpace(flow: TcpFlow): void {
     const c = this.conns.get(flow.id);
@@ -332,6 +366,7 @@ export class TcpHost implements TcpHooks {
   }
 
   reset(flow: TcpFlow, reason: string): void {
+    if (this.notAdopted(flow.id)) return;
     const c = this.conns.get(flow.id);
     if (!c) return;
     this.opts.log.debug({ flow: flow.id, reason }, 'guest side reset: resetting host socket');
@@ -343,6 +378,7 @@ export class TcpHost implements TcpHooks {
   }
 
   closed(flow: TcpFlow): void {
+    if (this.notAdopted(flow.id)) return;
     const c = this.conns.get(flow.id);
     if (!c) return;
     this.conns.delete(flow.id);
@@ -378,6 +414,8 @@ export class TcpHost implements TcpHooks {
       c.socket.destroy();
     }
     this.conns.clear();
+    for (const a of this.awaiting.values()) a.socket.destroy();
+    this.awaiting.clear();
     for (const s of [...this.lingering]) s.destroy();
   }
 }

@@ -111,6 +111,7 @@ export class Ipv6Link {
 
   /** Guest IPv6 address (16 bytes as latin1) → MAC, least recently learned first. */
   private readonly neighbors = new Map<string, number>();
+  private lastGlobal: Buffer | undefined;
 
   constructor(
     private readonly ctx: StackContext,
@@ -247,13 +248,16 @@ export class Ipv6Link {
       this.ctx.drop('ndp-invalid', 'neighbor solicitation');
       return;
     }
+    const dad = ipv6Equal(ip.src, UNSPECIFIED);
     if (!this.isOwn(msg.target)) {
       // The guest resolving (or, from ::, checking) an address of its own or
-      // another guest's: not ours to answer.
+      // another guest's: not ours to answer. Duplicate address detection
+      // names the address the guest is about to use (SLAAC): remember it, so
+      // a port forward can reach the guest before it has sent from it.
+      if (dad && msg.target[0] !== 0xfe) this.learn(msg.target, eth.src);
       this.ctx.counters.count('ndp-ns-not-ours');
       return;
     }
-    const dad = ipv6Equal(ip.src, UNSPECIFIED);
     if (!dad && msg.sourceLinkAddr >= 0) this.learn(ip.src, msg.sourceLinkAddr);
     // RFC 4861 §7.2.4: answer a solicitation unicast, with S; one from ::
     // (duplicate address detection for our address) to all-nodes, without S.
@@ -336,8 +340,16 @@ export class Ipv6Link {
     this.ctx.transmit(icmpv6Frame(this.plan, dstMac, dst, msg, src, hopLimit));
   }
 
+  /** The guest's most recently learned address in the prefix (what a port forward connects to), if any. */
+  guestAddress(): Buffer | undefined {
+    return this.lastGlobal;
+  }
+
   /** Records that guest address `addr` is at `mac`. */
   private learn(addr: Uint8Array, mac: number): void {
+    if (ipv6Equal(addr.subarray(0, 8), this.plan.prefix.subarray(0, 8)) && !this.isOwn(addr)) {
+      if (!this.lastGlobal || !ipv6Equal(this.lastGlobal, addr)) this.lastGlobal = Buffer.from(addr.subarray(0, 16));
+    }
     const key = Buffer.from(addr.buffer, addr.byteOffset, 16).toString('latin1');
     if (this.neighbors.get(key) === mac) return;
     this.neighbors.delete(key);

@@ -462,6 +462,24 @@ export class TcpTable {
    */
   connectInbound(now: number, peerIp: number, peerPort: number, guestIp: number, guestPort: number): TcpFlow | undefined | null {
     if (this.lookup(guestIp, guestPort, peerIp, peerPort)) return undefined;
+    return this.openInbound(now, peerIp, peerPort, guestIp, guestPort);
+  }
+
+  /**
+   * connectInbound over IPv6 (16-byte addresses): the client as the guest
+   * will see it (peer) and the guest's address. The addresses become
+   * handles only once the flow is admitted.
+   */
+  connectInbound6(now: number, peer: Uint8Array, peerPort: number, guest: Uint8Array, guestPort: number): TcpFlow | undefined | null {
+    const handles = this.ctx.flows.v6;
+    const g = handles.find(guest);
+    const p = g === undefined ? undefined : handles.find(peer);
+    if (p !== undefined && this.lookup(g!, guestPort, p, peerPort)) return undefined;
+    return this.openInbound(now, peer, peerPort, guest, guestPort);
+  }
+
+  private openInbound(now: number, peerAddr: number | Uint8Array, peerPort: number, guestAddr: number | Uint8Array, guestPort: number): TcpFlow | undefined | null {
+    const v6 = typeof guestAddr !== 'number';
     if (!this.admitHalfOpen(now)) {
       this.ctx.drop('tcp-half-open-full', 'inbound');
       return null;
@@ -470,6 +488,8 @@ export class TcpTable {
       this.ctx.drop('flow-table-full', 'tcp inbound');
       return null;
     }
+    const guestIp = typeof guestAddr === 'number' ? guestAddr : this.ctx.flows.v6.intern(guestAddr);
+    const peerIp = typeof peerAddr === 'number' ? peerAddr : this.ctx.flows.v6.intern(peerAddr);
     let flow: TcpFlow | undefined;
     // A guest that never answers must not leave the client hanging: give up
     // after SYN retransmissions at 1, 2 and 4 s (RFC 6298 backoff).
@@ -477,7 +497,7 @@ export class TcpTable {
       now,
       peerPort,
       guestPort,
-      connectionConfig(this.ctx.config.mtu, this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, ...this.shared() }),
+      connectionConfig(this.mtuFor(v6), this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, ...this.shared() }),
       this.events(() => flow!),
     );
     flow = {
@@ -500,8 +520,8 @@ export class TcpTable {
     this.ctx.counters.count('tcp-flow-opened');
     this.ctx.event?.('tcp flow opened', {
       flow: flow.id,
-      guest: `${ipv4ToString(guestIp)}:${guestPort}`,
-      peer: `${ipv4ToString(peerIp)}:${peerPort}`,
+      guest: `${this.text(guestIp)}:${guestPort}`,
+      peer: `${this.text(peerIp)}:${peerPort}`,
       direction: 'inbound',
     });
     this.dirty.add(flow);

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { integrationSkip, readyFrom, runAs, startTsnet, statsOf, type Tsnet, namespaceFixture } from './harness.js';
+import { integrationSkip, readyFrom, runAs, startTsnet, statsOf, stopTsnet, type Tsnet, namespaceFixture, waitFor } from './harness.js';
 import { apiCall } from '../support/api-client.js';
 import { closedPort } from './servers.js';
 import dgram from 'node:dgram';
@@ -195,6 +195,22 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     expect(await fetchFrom(port, '::1')).toMatch(/^peer=10\.0\.2\.2:\d+\n$/);
   });
 
+  /** Waits until the guest's SLAAC address is usable (after duplicate address detection). */
+  async function guestIpv6(): Promise<void> {
+    await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+  }
+
+  it('-6: an IPv6 client reaches a guest server on [::] over IPv6 (::1 appears as fd00::2); a guest server on IPv4 only is reached over IPv4', async () => {
+    const port = await closedPort('::1');
+    await attach(['-6', '-p', `[::1]:${port}:8080`, '-p', `[::1]:${port + 1}:8081`]);
+    await guestIpv6();
+    await fx.ns.serve(['serve-peer-any', '8080', '1']);
+    expect(await fetchFrom(port, '::1')).toMatch(/^peer=fd00::2:\d+\n$/);
+    // The guest refuses over IPv6 (nothing on [::]:8081): tsnet tries IPv4.
+    await fx.ns.serve(['serve-peer', '8081', '1']);
+    expect(await fetchFrom(port + 1, '::1')).toMatch(/^peer=10\.0\.2\.2:\d+\n$/);
+  });
+
   it('resets the client when the guest never answers (SYN retries, ~7 s)', async () => {
     const sock = path.join(fx.tmp, 'api.sock');
     await attach(['--api-socket', sock]);
@@ -282,6 +298,23 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
         client.on('close', () => resolve(o.trim()));
       });
       expect(out).toMatch(/^peer=10\.202\.0\.2:\d+$/);
+      // Over IPv6: -6, a forward on the host's IPv6 address of the veth, the client seen as itself.
+      ip('addr', 'add', '2001:db8:9::1/64', 'dev', 'tsfw-h', 'nodad');
+      ip('-n', testns, 'addr', 'add', '2001:db8:9::2/64', 'dev', 'tsfw-c', 'nodad');
+      await stopTsnet(fx.tsnet!);
+      fx.tsnet = undefined;
+      const port6 = await closedPort('2001:db8:9::1');
+      await attach(['-6', '-p', `[2001:db8:9::1]:${port6}:8080`]);
+      await guestIpv6();
+      await fx.ns.serve(['serve-peer-any', '8080', '1']);
+      const client6 = spawn('ip', ['netns', 'exec', testns, '/usr/bin/python3', '-c',
+        `import socket; s = socket.create_connection(("2001:db8:9::1", ${port6}), timeout=10); print(s.recv(100).decode().strip())`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const out6 = await new Promise<string>((resolve) => {
+        let o = '';
+        client6.stdout!.setEncoding('utf8').on('data', (d: string) => (o += d));
+        client6.on('close', () => resolve(o.trim()));
+      });
+      expect(out6).toMatch(/^peer=2001:db8:9::2:\d+$/);
     } finally {
       try {
         ip('link', 'del', 'tsfw-h');

@@ -18,6 +18,7 @@ Each subcommand prints one line of results for the test to parse.
                                      or "timeout"
   serve-peer PORT N                  accept N connections on PORT; answer each
                                      with "peer=ADDR:PORT" and close
+  serve-peer-any PORT N              the same on [::] (IPv6 and IPv4 clients)
   serve-sink PORT                    accept one connection, read to EOF, answer
                                      "<bytes> <sha256>", close
   serve-source PORT NBYTES           accept one connection, send NBYTES random
@@ -199,22 +200,28 @@ def print_answers(q, r):
     print(" ".join(out) or "none")
 
 
-def listen(port, backlog):
-    """A TCP listener on all addresses; says "listening" (the test waits for it)."""
-    ls = socket.socket()
+def listen(port, backlog, any_family=False):
+    """A TCP listener on all IPv4 addresses (any_family: on [::], IPv4 too); says "listening" (the test waits for it)."""
+    ls = socket.socket(socket.AF_INET6 if any_family else socket.AF_INET)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("0.0.0.0", int(port)))
+    if any_family:
+        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    ls.bind(("::" if any_family else "0.0.0.0", int(port)))
     ls.listen(backlog)
     print("listening", flush=True)
     return ls
 
 
-def serve_peer(port, n):
-    ls = listen(port, 64)
+def serve_peer(port, n, any_family=False):
+    ls = listen(port, 64, any_family)
     for _ in range(int(n)):
         c, addr = ls.accept()
-        c.sendall(("peer=%s:%d\n" % addr).encode())
+        c.sendall(("peer=%s:%d\n" % (addr[0], addr[1])).encode())
         c.close()
+
+
+def serve_peer_any(port, n):
+    serve_peer(port, n, True)
 
 
 def serve_sink(port):
@@ -374,6 +381,7 @@ if __name__ == "__main__":
         "dns-tcp": dns_tcp,
         "dns-udp": dns_udp,
         "serve-peer": serve_peer,
+        "serve-peer-any": serve_peer_any,
         "serve-sink": serve_sink,
         "serve-source": serve_source,
         "serve-echo": serve_echo,
