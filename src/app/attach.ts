@@ -44,6 +44,8 @@ export interface AttachOptions {
   resolvConf?: string;
   disableDns?: boolean;
   outboundAddr?: string;
+  /** --outbound-addr6: local address of IPv6 host sockets. */
+  outboundAddr6?: string;
   udpIdleMs?: number;
   publish?: ForwardSpec[];
   apiSocket?: string;
@@ -181,6 +183,7 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
     resolvConf: o.resolvConf,
     disableDns: o.disableDns,
     outboundAddr: o.outboundAddr,
+    outboundAddr6: o.outboundAddr6,
     udpIdleMs: o.udpIdleMs,
     limits: { maxFlows: o.maxFlows, maxHalfOpen: o.maxHalfOpen, memoryBudget: o.memoryBudget },
   });

@@ -16,6 +16,7 @@ import {
   mtuOption,
   netnsTypeOption,
   outboundAddrOption,
+  outboundAddr6Option,
   publishOption,
   secondsOption,
 } from './options.js';
@@ -52,6 +53,7 @@ function networkOptions(cmd: Command, defaultMtu: number): Command {
     .option('--disable-dns', 'drop DNS queries to the DNS address (10.0.2.3)', false)
     .option('--resolv-conf <file>', 'nameservers for the DNS address, tried in order', '/etc/resolv.conf')
     .option('--outbound-addr <addr>', 'local IPv4 address (or interface name) for outgoing TCP/UDP sockets', outboundAddrOption)
+    .option('--outbound-addr6 <addr>', 'local IPv6 address (or interface name) for outgoing TCP/UDP sockets over IPv6 (with -6)', outboundAddr6Option)
     .option('--udp-idle-timeout <seconds>', 'close a UDP flow after this long without traffic', secondsOption, 60)
     .option('--max-flows <n>', 'cap on flows of every kind (TCP, UDP, forwarded, ICMP echo); at the cap idle UDP is evicted, else a new TCP flow gets RST and UDP/ICMP an ICMP error', countOption(16, 1 << 20), DEFAULT_MAX_FLOWS)
     .option('--max-half-open <n>', 'TCP flows opening at once (host connect or handshake in progress); beyond it the oldest unanswered one is reset, else the new SYN is dropped', countOption(1, 1 << 20), DEFAULT_MAX_HALF_OPEN)
@@ -91,6 +93,7 @@ function networkConfig(o: any) {
     resolvConf: o.resolvConf as string,
     disableDns: o.disableDns as boolean,
     outboundAddr: o.outboundAddr as string | undefined,
+    outboundAddr6: o.outboundAddr6 as string | undefined,
     udpIdleMs: (o.udpIdleTimeout as number) * 1000,
     maxFlows: o.maxFlows as number,
     maxHalfOpen: o.maxHalfOpen as number,

@@ -73,12 +73,23 @@ export function mebibytesOption(s: string): number {
  */
 export function outboundAddrOption(s: string): string {
   if (net.isIPv4(s)) return s;
-  if (net.isIPv6(s)) throw new InvalidArgumentError(`"${s}" is IPv6; outgoing IPv6 is not supported yet`);
+  if (net.isIPv6(s)) throw new InvalidArgumentError(`"${s}" is IPv6; use --outbound-addr6 for IPv6`);
   const addrs = os.networkInterfaces()[s];
   const v4 = addrs?.find((a) => a.family === 'IPv4');
   if (!addrs) throw new InvalidArgumentError(`"${s}" is neither an IPv4 address nor a network interface`);
   if (!v4) throw new InvalidArgumentError(`interface ${s} has no IPv4 address`);
   return v4.address;
+}
+
+/** --outbound-addr6: an IPv6 address, or an interface (its first address that is not link-local). */
+export function outboundAddr6Option(s: string): string {
+  if (net.isIPv6(s)) return s;
+  if (net.isIPv4(s)) throw new InvalidArgumentError(`"${s}" is IPv4; --outbound-addr6 takes an IPv6 address or an interface`);
+  const addrs = os.networkInterfaces()[s];
+  if (!addrs) throw new InvalidArgumentError(`"${s}" is neither an IPv6 address nor a network interface`);
+  const v6 = addrs.find((a) => a.family === 'IPv6' && !a.address.toLowerCase().startsWith('fe80'));
+  if (!v6) throw new InvalidArgumentError(`interface ${s} has no IPv6 address other than link-local`);
+  return v6.address;
 }
 
 /** -p, repeatable: accumulates the parsed forwards. */

@@ -31,7 +31,7 @@ User-mode networking for unprivileged network namespaces, provided by tsnet
 --enable-sandbox         create a new mount namespace (and drop all caps except CAP_NET_BIND_SERVICE if running as the root)
 --enable-seccomp         enable seccomp to block some syscalls (execve, mount, setns, unshare, ptrace, ...)
 --outbound-addr=IPv4     bind outgoing TCP/UDP sockets to this address (or interface)
---outbound-addr6=IPv6    accepted; ignored until tsnet serves IPv6
+--outbound-addr6=IPv6    bind outgoing IPv6 TCP/UDP sockets to this address (or interface)
 --disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect
 --macaddress=MAC         specify the MAC address of the TAP (only valid with -c)
 --target-type=TYPE       specify the target type ([netns], default=netns; bess is not supported)
@@ -264,7 +264,7 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
     process.stderr.write(`slirp4netns: --target-type=${a.targetType} is not supported by tsnet (only netns)\n`);
     return 1;
   }
-  const { outboundAddrOption } = await import('./options.js');
+  const { outboundAddrOption, outboundAddr6Option } = await import('./options.js');
   let outboundAddr: string | undefined;
   try {
     outboundAddr = a.outboundAddr === undefined ? undefined : outboundAddrOption(a.outboundAddr);
@@ -272,7 +272,13 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
     process.stderr.write(`slirp4netns: --outbound-addr: ${(e as Error).message}\n${USAGE}`);
     return 1;
   }
-  if (a.outboundAddr6 !== undefined) process.stderr.write('slirp4netns (tsnet): warning: --outbound-addr6 ignored: tsnet does not serve IPv6 yet\n');
+  let outboundAddr6: string | undefined;
+  try {
+    outboundAddr6 = a.outboundAddr6 === undefined ? undefined : outboundAddr6Option(a.outboundAddr6);
+  } catch (e) {
+    process.stderr.write(`slirp4netns: --outbound-addr6: ${(e as Error).message}\n${USAGE}`);
+    return 1;
+  }
   const { runAttach } = await import('../app/attach.js');
   return runAttach({
     target: a.target!,
@@ -289,6 +295,7 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
     exitFd: a.exitFd,
     disableDns: a.disableDns,
     outboundAddr,
+    outboundAddr6,
     apiSocket: a.apiSocket,
     enableSeccomp: a.enableSeccomp,
     enableSandbox: a.enableSandbox,

@@ -30,6 +30,7 @@ export interface RuntimeOptions {
   resolvConf?: string;
   disableDns?: boolean;
   outboundAddr?: string;
+  outboundAddr6?: string;
   udpIdleMs?: number;
   /** Budgets (README "Limits and hardening"); defaults in the stack. */
   limits?: Pick<StackOptions, 'maxFlows' | 'maxHalfOpen' | 'memoryBudget'>;
@@ -62,8 +63,9 @@ export class Runtime {
     if (!opts.disableDns && nameservers().length === 0) {
       log.warn({ file: this.resolvers.path }, 'no nameservers found: DNS queries to the DNS address will fail');
     }
-    this.tcpHost = new TcpHost({ outboundAddr: opts.outboundAddr, nameservers, log, guard, clock }, () => this.kick());
-    this.udpHost = new UdpHost({ outboundAddr: opts.outboundAddr, nameservers, log, guard, clock }, () => this.kick());
+    const outbound = { outboundAddr: opts.outboundAddr, outboundAddr6: opts.outboundAddr6 };
+    this.tcpHost = new TcpHost({ ...outbound, nameservers, log, guard, clock }, () => this.kick());
+    this.udpHost = new UdpHost({ ...outbound, nameservers, log, guard, clock }, () => this.kick());
     this.pingHost = PingHost.available(log) ? new PingHost(log, guard, () => this.kick(), clock) : undefined;
     const debug = log.isLevelEnabled('debug');
     this.stack = new Stack(

@@ -33,6 +33,8 @@ import type { Clock } from './clock.js';
 export interface TcpHostOptions {
   /** --outbound-addr: local address for outgoing connections. */
   outboundAddr?: string;
+  /** --outbound-addr6: the same for IPv6 connections. */
+  outboundAddr6?: string;
   /** Nameservers for connections to the DNS address (tried in order). */
   nameservers: () => string[];
   /** How long a host connect may take before the guest gets host unreachable. */
@@ -122,8 +124,8 @@ export class TcpHost implements TcpHooks {
     const socket = net.connect({
       host,
       port,
-      // --outbound-addr is an IPv4 address: IPv6 connections leave from the kernel's choice.
-      localAddress: net.isIPv6(host) ? undefined : this.opts.outboundAddr,
+      // --outbound-addr for IPv4 destinations, --outbound-addr6 for IPv6 ones.
+      localAddress: net.isIPv6(host) ? this.opts.outboundAddr6 : this.opts.outboundAddr,
       allowHalfOpen: true,
       noDelay: true,
       onread: {

@@ -31,6 +31,7 @@ import type { Clock } from './clock.js';
 
 export interface UdpHostOptions {
   outboundAddr?: string;
+  outboundAddr6?: string;
   nameservers: () => string[];
   /** Per-nameserver wait before trying the next one. */
   dnsTimeoutMs?: number;
@@ -148,7 +149,7 @@ export class UdpHost implements UdpHooks {
         this.opts.log.debug({ flow: flowId, err: err.code }, 'udp socket error');
       }, fail),
     );
-    const local = family === 4 ? this.opts.outboundAddr : undefined;
+    const local = family === 4 ? this.opts.outboundAddr : this.opts.outboundAddr6;
     socket.bind(
       { port: 0, address: local },
       guard.wrap('udp-host', () => {

@@ -24,6 +24,7 @@ const LINK_LOCAL_IP = '169.254.169.254';
 /** IPv6 on the same veth (documentation prefix, only on this pair). */
 const HOST_IP6 = '2001:db8:7::1';
 const PEER_IP6 = '2001:db8:7::2';
+const HOST_IP6_2 = '2001:db8:7::11';
 const PING_RANGE = '/proc/sys/net/ipv4/ping_group_range';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
@@ -132,8 +133,29 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
     try {
       const out = await ns.guest(['download', PEER_IP6, String(server.port)]);
       expect(out).toBe(`${1024 * 1024} ${await server.sha}`);
+      expect(await server.peer).toBe(HOST_IP6);
     } finally {
       server.stop();
+    }
+  });
+
+  it('--outbound-addr6 picks the source address of IPv6 host sockets: the test host sees it', async () => {
+    await stopTsnet(tsnet!);
+    // A second address on the veth, so the choice is visible (the kernel would pick the first).
+    ip('addr', 'add', `${HOST_IP6_2}/64`, 'dev', HOST_SIDE, 'nodad');
+    try {
+      tsnet = startTsnet(['attach', '-c', '-6', '--outbound-addr6', HOST_IP6_2, '-r', '3', String(ns.pid)], ['pipe']);
+      expect(await readyFrom(tsnet)).toBe('1');
+      await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+      const server = await sourceServerIn(TESTNS, 64 * 1024, PEER_IP6);
+      try {
+        await ns.guest(['download', PEER_IP6, String(server.port)]);
+        expect(await server.peer).toBe(HOST_IP6_2);
+      } finally {
+        server.stop();
+      }
+    } finally {
+      ip('addr', 'del', `${HOST_IP6_2}/64`, 'dev', HOST_SIDE);
     }
   });
 
@@ -145,12 +167,13 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
 });
 
 /** A one-shot TCP source inside `netns`: python streams n random bytes; `sha` resolves to their sha256. */
-async function sourceServerIn(netns: string, n: number, addr = PEER_IP): Promise<{ port: number; sha: Promise<string>; stop: () => void }> {
+/** A server in the test namespace: sends n random bytes to one client; tells the client's address and the bytes' sha256. */
+async function sourceServerIn(netns: string, n: number, addr = PEER_IP): Promise<{ port: number; peer: Promise<string>; sha: Promise<string>; stop: () => void }> {
   const code = `
 import socket, os, hashlib
 s = socket.socket(socket.AF_INET6 if ":" in "${addr}" else socket.AF_INET); s.bind(("${addr}", 0)); s.listen(1)
 print(s.getsockname()[1], flush=True)
-c, _ = s.accept(); h = hashlib.sha256(); left = ${n}
+c, peer = s.accept(); print(peer[0], flush=True); h = hashlib.sha256(); left = ${n}
 while left > 0:
     b = os.urandom(min(1 << 20, left)); c.sendall(b); h.update(b); left -= len(b)
 c.close(); print(h.hexdigest(), flush=True)
@@ -158,6 +181,7 @@ c.close(); print(h.hexdigest(), flush=True)
   const p = spawn('ip', ['netns', 'exec', netns, '/usr/bin/python3', '-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: p.stdout! })[Symbol.asyncIterator]();
   const port = Number((await lines.next()).value);
-  const sha = lines.next().then((r) => String(r.value ?? ''));
-  return { port, sha, stop: () => p.kill('SIGKILL') };
+  const peer = lines.next().then((r) => String(r.value ?? ''));
+  const sha = peer.then(() => lines.next()).then((r) => String(r.value ?? ''));
+  return { port, peer, sha, stop: () => p.kill('SIGKILL') };
 }
