@@ -18,6 +18,7 @@
 #   Session C (whole sessions): dhcp, dns-tcp, http-curl, http-download-loss
 #   Session D (errors, upload, port forward): tcp-refused, udp-refused,
 #     tcp-upload, port-forward
+#   Session E (IPv6 sessions): ipv6-http-curl, ipv6-dns-udp, ipv6-dns-tcp
 #   Synthetic:
 #     malformed.pcap, written by gen-malformed.py (no kernel involved)
 #
@@ -40,7 +41,7 @@
 # Usage
 #   sudo ./record.sh            # writes the .pcap files next to this script
 #   OUT=/tmp/x ./record.sh      # or somewhere else
-#   ONLY=C ./record.sh          # one session only (C or D)
+#   ONLY=C ./record.sh          # one session only (C, D or E)
 #
 # Cleanup
 #   Every background process started here is recorded by PID and stopped by
@@ -103,13 +104,14 @@ new_ns() {
 }
 
 # start_slirp EXTRA_ARGS...: real slirp4netns on $NSPID/tap0, with a private
-# /etc/resolv.conf (nameserver 127.0.0.1).  unshare and sh both exec, so $!
-# is slirp4netns itself.
+# /etc/resolv.conf ($RESOLV: nameserver 127.0.0.1, or ::1 for session E).
+# unshare and sh both exec, so $! is slirp4netns itself.
 SLIRPPID=""
+RESOLV=""
 start_slirp() {
   unshare -m --propagation private -- sh -c \
     'mount --bind "$0" /etc/resolv.conf && exec slirp4netns "$@"' \
-    "$WORK/resolv.conf" --configure --mtu=1500 "$@" "$NSPID" tap0 \
+    "${RESOLV:-$WORK/resolv.conf}" --configure --mtu=1500 "$@" "$NSPID" tap0 \
     >"$WORK/slirp4netns.$NSPID.log" 2>&1 &
   SLIRPPID=$!; PIDS+=("$SLIRPPID")
   for _ in $(seq 100); do
@@ -154,7 +156,9 @@ echo "nameserver 127.0.0.1" >"$WORK/resolv.conf"
 #   tsnet.test  AAAA -> NOERROR, no answer (NODATA)
 #   anything else    -> NXDOMAIN
 cat >"$WORK/dns.py" <<'EOF'
-import socket, struct, threading
+import socket, struct, sys, threading
+HOST = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
+FAMILY = socket.AF_INET6 if ":" in HOST else socket.AF_INET
 def answer(q):
     qid, flags, qd = struct.unpack("!HHH", q[:6])
     i, labels = 12, []
@@ -174,9 +178,9 @@ def answer(q):
     hdr = struct.pack("!HHHHHH", qid, 0x8400 | rd | rcode, 1, 1 if ans else 0, 0, 0)
     return hdr + question + ans
 def tcp_server():
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t = socket.socket(FAMILY, socket.SOCK_STREAM)
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    t.bind(("127.0.0.1", 53)); t.listen(8)
+    t.bind((HOST, 53)); t.listen(8)
     while True:
         c, _ = t.accept()
         with c:
@@ -184,8 +188,8 @@ def tcp_server():
             while len(q) < n: q += c.recv(n - len(q))
             r = answer(q); c.sendall(struct.pack("!H", len(r)) + r)
 threading.Thread(target=tcp_server, daemon=True).start()
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 53))
+s = socket.socket(FAMILY, socket.SOCK_DGRAM)
+s.bind((HOST, 53))
 while True:
     q, peer = s.recvfrom(4096)
     if len(q) < 12: continue
@@ -373,6 +377,62 @@ curl -s "http://127.0.0.1:$FWD_PORT/" >"$WORK/fwd.out"
 cap_stop
 reap "$HTTPDPID"
 grep -q 'inside the guest' "$WORK/fwd.out" && log "port forward served"
+
+reap "$SLIRPPID" "$NSPID"
+fi
+
+if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = E ]; then
+# ============================================================ session E ====
+# Whole IPv6 sessions (slirp4netns --enable-ipv6): an HTTP GET to fd00::2
+# (the host's ::1), DNS over UDP and over TCP to fd00::3.
+log "session E: IPv6 sessions (slirp4netns --enable-ipv6)"
+HTTP6_PORT=${HTTP6_PORT:-18102}
+python3 -m http.server --bind ::1 --directory "$WORK/www" "$HTTP6_PORT" >"$WORK/http6.log" 2>&1 &
+PIDS+=($!)
+# libslirp forwards fd00::3 to an IPv6 nameserver of resolv.conf: the same responder on ::1.
+python3 "$WORK/dns.py" ::1 >"$WORK/dns6.log" 2>&1 &
+PIDS+=($!)
+echo "nameserver ::1" >"$WORK/resolv6.conf"
+RESOLV="$WORK/resolv6.conf"
+new_ns
+start_slirp --enable-ipv6
+RESOLV=""
+for _ in $(seq 100); do
+  ns ip -6 addr show dev tap0 scope global | grep -q fd00 && ! ns ip -6 addr show dev tap0 | grep -q tentative && break
+  sleep 0.1
+done
+log "guest tap0 IPv6: $(ns ip -br -6 addr show dev tap0)"
+# Resolve fd00::2 and fd00::3 before capturing: the captures hold the session itself.
+ns ping -6 -c 1 -W 2 fd00::2 >/dev/null || true
+ns ping -6 -c 1 -W 2 fd00::3 >/dev/null || true
+
+# 15. curl over HTTP to fd00::2 (host ::1)
+cap_start ipv6-http-curl.pcap ip6 and tcp port "$HTTP6_PORT"
+ns curl -s -g "http://[fd00::2]:$HTTP6_PORT/" >"$WORK/curl6.out"
+cap_stop
+grep -q 'tsnet pcap recorder' "$WORK/curl6.out" && log "IPv6 page fetched"
+
+# 16. DNS over UDP to fd00::3 (one A query)
+cap_start ipv6-dns-udp.pcap ip6 and udp port 53
+ns python3 -c '
+import socket, struct
+q = struct.pack("!HHHHHH", 0x4321, 0x0100, 1, 0, 0, 0) + b"\x05tsnet\x04test\x00" + struct.pack("!HH", 1, 1)
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(q, ("fd00::3", 53)); print(len(s.recvfrom(512)[0]))' >"$WORK/dns6-udp.out" 2>&1 || true
+cap_stop
+
+# 17. DNS over TCP to fd00::3
+cap_start ipv6-dns-tcp.pcap ip6 and tcp port 53
+ns python3 -c '
+import socket, struct
+q = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x05tsnet\x04test\x00" + struct.pack("!HH", 1, 1)
+s = socket.create_connection(("fd00::3", 53), timeout=5)
+s.sendall(struct.pack("!H", len(q)) + q)
+n = struct.unpack("!H", s.recv(2))[0]; r = b""
+while len(r) < n: r += s.recv(n - len(r))
+s.close(); print(len(r))' >"$WORK/dns6-tcp.out" 2>&1 || true
+cap_stop
+log "DNS over IPv6: udp $(cat "$WORK/dns6-udp.out"), tcp $(cat "$WORK/dns6-tcp.out")"
 
 reap "$SLIRPPID" "$NSPID"
 fi

@@ -8,7 +8,7 @@
 
 import type { StackConfig } from '../stack/config.js';
 import type { PcapRecord } from '../host/pcap.js';
-import { ipv4ToString } from '../wire/address.js';
+import { ipv4ToString, ipv6ToString } from '../wire/address.js';
 import { EtherType, EthernetFrame } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpFlags as F, TcpPacket, TcpRepr } from '../wire/tcp.js';
@@ -42,8 +42,20 @@ function parse(frame: Buffer, fromGuest: boolean): Parsed {
     if (eth.ethertype === EtherType.IPv6) {
       const ip6 = Ipv6Packet.newChecked(eth.payload);
       const ext = walkIpv6Ext(ip6);
+      const l4 = ip6.buffer.subarray(ext.offset, ip6.end);
+      const [g, p] = (fromGuest ? [ip6.src, ip6.dst] : [ip6.dst, ip6.src]).map((a) => `[${ipv6ToString(a)}]`);
+      if (ext.protocol === IpProtocol.TCP) {
+        const seg = TcpRepr.parse(TcpPacket.newChecked(l4));
+        const [gp, pp] = fromGuest ? [seg.srcPort, seg.dstPort] : [seg.dstPort, seg.srcPort];
+        return { kind: 'tcp', conv: `${g}:${gp} > ${p}:${pp}`, tcp: seg };
+      }
+      if (ext.protocol === IpProtocol.UDP) {
+        const u = UdpPacket.newChecked(l4);
+        const [gp, pp] = fromGuest ? [u.srcPort, u.dstPort] : [u.dstPort, u.srcPort];
+        return { kind: 'udp', conv: `${g}:${gp} > ${p}:${pp}`, udp: Buffer.from(u.payload) };
+      }
       if (ext.protocol !== IpProtocol.ICMPv6) return { kind: `ipv6 proto ${ext.protocol}` };
-      const type = Icmpv6Packet.newChecked(ip6.buffer.subarray(ext.offset, ip6.end)).type;
+      const type = Icmpv6Packet.newChecked(l4).type;
       return { kind: `icmpv6 ${ICMPV6_NAMES[type] ?? `type ${type}`}` };
     }
     if (eth.ethertype !== EtherType.IPv4) return { kind: `ethertype 0x${eth.ethertype.toString(16)}` };

@@ -15,7 +15,7 @@
 // faster than tsnet, the guest's ACK (and SACK blocks) are cut back to what
 // tsnet has sent: the guest can only have received that.
 
-import { IPV6_ROUTER_MAC, makeConfig, type StackConfig } from '../stack/config.js';
+import { IPV6_DNS_MAC, IPV6_ROUTER_MAC, makeConfig, type StackConfig } from '../stack/config.js';
 import { Stack } from '../stack/stack.js';
 import type { TcpFlow } from '../stack/tcp-flows.js';
 import { seqGt, seqLt } from '../stack/tcp/seq.js';
@@ -23,7 +23,8 @@ import { makeLogger, type LogLevel } from '../host/log.js';
 import { PcapWriter, readPcap, type PcapRecord } from '../host/pcap.js';
 import { SimHost, readRecording, type CapturedFrame } from '../host/sim-host.js';
 import { replayDiff } from './replay-diff.js';
-import { pseudoV4 } from '../wire/checksum.js';
+import { pseudoV4, pseudoV6 } from '../wire/checksum.js';
+import { IPV6_HEADER_LEN, Ipv6Packet, Ipv6Repr } from '../wire/ipv6.js';
 import { EtherType, EthernetFrame, EthernetRepr, ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Packet, Ipv4Repr } from '../wire/ipv4.js';
 import { TcpFlags, TcpPacket, TcpRepr } from '../wire/tcp.js';
@@ -60,23 +61,35 @@ function srcMac(frame: Buffer): number {
 /** A frame of the recorded peer: from one of the stack's virtual MACs (IPv6's router MAC too, as slirp4netns uses it). */
 export function isFromStack(cfg: StackConfig, frame: Buffer): boolean {
   const mac = srcMac(frame);
-  return mac === cfg.gatewayMac || mac === cfg.dnsMac || mac === IPV6_ROUTER_MAC;
+  return mac === cfg.gatewayMac || mac === cfg.dnsMac || mac === IPV6_ROUTER_MAC || mac === IPV6_DNS_MAC;
 }
 
 interface GuestTcp {
   eth: EthernetFrame;
-  ip: Ipv4Packet;
+  /** Source and destination: IPv4 numbers, or IPv6 bytes. */
+  src: number | Buffer;
+  dst: number | Buffer;
+  /** IPv4 header fields kept when the segment is written again. */
+  v4?: { ttl: number; ident: number };
+  /** IPv6 hop limit, likewise. */
+  hopLimit?: number;
   seg: TcpRepr;
 }
 
-/** A guest TCP segment, parsed; undefined for anything else. */
+/** A guest TCP segment over IPv4 or IPv6 (no extension headers), parsed; undefined for anything else. */
 function guestTcp(frame: Buffer): GuestTcp | undefined {
   try {
     const eth = EthernetFrame.newChecked(frame);
+    if (eth.ethertype === EtherType.IPv6) {
+      const ip6 = Ipv6Packet.newChecked(eth.payload);
+      if (ip6.nextHeader !== IpProtocol.TCP) return undefined;
+      const seg = TcpRepr.parse(TcpPacket.newChecked(ip6.payload));
+      return { eth, src: Buffer.from(ip6.src), dst: Buffer.from(ip6.dst), hopLimit: ip6.hopLimit, seg };
+    }
     if (eth.ethertype !== EtherType.IPv4) return undefined;
     const ip = Ipv4Packet.newChecked(eth.payload);
     if (ip.protocol !== IpProtocol.TCP) return undefined;
-    return { eth, ip, seg: TcpRepr.parse(TcpPacket.newChecked(ip.payload)) };
+    return { eth, src: ip.src, dst: ip.dst, v4: { ttl: ip.ttl, ident: ip.ident }, seg: TcpRepr.parse(TcpPacket.newChecked(ip.payload)) };
   } catch {
     return undefined;
   }
@@ -85,13 +98,32 @@ function guestTcp(frame: Buffer): GuestTcp | undefined {
 /** The segment written out again (after its Repr was changed), checksums made anew. */
 function reemit(t: GuestTcp): Buffer {
   const tcpLen = t.seg.bufferLen();
-  const ipr = new Ipv4Repr({ src: t.ip.src, dst: t.ip.dst, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: t.ip.ttl, ident: t.ip.ident });
+  if (typeof t.src !== 'number' && typeof t.dst !== 'number') {
+    const ip6 = new Ipv6Repr({ src: t.src, dst: t.dst, nextHeader: IpProtocol.TCP, payloadLen: tcpLen, hopLimit: t.hopLimit });
+    const frame = Buffer.alloc(ETH_HEADER_LEN + ip6.bufferLen());
+    new EthernetRepr({ src: t.eth.src, dst: t.eth.dst, ethertype: EtherType.IPv6 }).emit(frame);
+    ip6.emit(frame.subarray(ETH_HEADER_LEN));
+    t.seg.emit(frame.subarray(ETH_HEADER_LEN + IPV6_HEADER_LEN), pseudoV6(t.src, t.dst, IpProtocol.TCP, tcpLen));
+    return frame;
+  }
+  const src = t.src as number;
+  const dst = t.dst as number;
+  const ipr = new Ipv4Repr({ src, dst, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: t.v4!.ttl, ident: t.v4!.ident });
   const frame = Buffer.alloc(ETH_HEADER_LEN + ipr.bufferLen());
   new EthernetRepr({ src: t.eth.src, dst: t.eth.dst, ethertype: EtherType.IPv4 }).emit(frame);
   const ipBuf = frame.subarray(ETH_HEADER_LEN);
   ipr.emit(ipBuf);
-  t.seg.emit(ipBuf.subarray(ipr.headerLen()), pseudoV4(t.ip.src, t.ip.dst, IpProtocol.TCP, tcpLen));
+  t.seg.emit(ipBuf.subarray(ipr.headerLen()), pseudoV4(src, dst, IpProtocol.TCP, tcpLen));
   return frame;
+}
+
+/** The flow a guest segment belongs to, if any (IPv6 addresses through their handles). */
+function flowOf(stack: Stack, t: GuestTcp): TcpFlow | undefined {
+  const v6 = stack.flows.v6;
+  const g = typeof t.src === 'number' ? t.src : v6.find(t.src);
+  const p = typeof t.dst === 'number' ? t.dst : v6.find(t.dst);
+  if (g === undefined || p === undefined) return undefined;
+  return stack.flows.lookup('tcp', g, t.seg.srcPort, p, t.seg.dstPort) as TcpFlow | undefined;
 }
 
 /** The guest's SYN, offering only what the recorded peer's SYN-ACK accepted. */
@@ -169,11 +201,11 @@ export function replayRecords(records: PcapRecord[], cfg: StackConfig, onDrop?: 
     let data = f.data;
     const t = guestTcp(data);
     if (t && t.seg.flags & TcpFlags.SYN && !(t.seg.flags & TcpFlags.ACK)) {
-      nextIss = host.issFor(t.ip.src, t.seg.srcPort, t.ip.dst, t.seg.dstPort);
-      const accepted = host.synAckOf(t.ip.src, t.seg.srcPort, t.ip.dst, t.seg.dstPort);
+      nextIss = host.issFor(t.src, t.seg.srcPort, t.dst, t.seg.dstPort);
+      const accepted = host.synAckOf(t.src, t.seg.srcPort, t.dst, t.seg.dstPort);
       if (accepted) data = narrowSyn(t, accepted);
     } else if (t) {
-      const flow = stack.flows.lookup('tcp', t.ip.src, t.seg.srcPort, t.ip.dst, t.seg.dstPort) as TcpFlow | undefined;
+      const flow = flowOf(stack, t);
       if (flow) data = clampAck(t, flow.conn.sentUpTo) ?? data;
     }
     input.push({ timeUs: t0 + Math.round(f.timeMs * 1000), data });

@@ -56,9 +56,9 @@ interface PeerBytes {
 /** One recorded TCP connection, as its peer behaved. */
 export interface RecordedTcp {
   key: string;
-  guestIp: number;
+  guestIp: RecordedAddr;
   guestPort: number;
-  peerIp: number;
+  peerIp: RecordedAddr;
   peerPort: number;
   /** 'unreachable': an ICMP error answered the SYN (`unreachableCode`, 0 net or 1 host). */
   verdict: 'accept' | 'refuse' | 'unreachable' | 'none';
@@ -83,13 +83,17 @@ interface RecordedDatagram {
   unreachable?: number;
 }
 
-const tcpKey = (guestIp: number, guestPort: number, peerIp: number, peerPort: number) => `${guestIp}:${guestPort}>${peerIp}:${peerPort}`;
+/** An address as a recording keys it: an IPv4 number, or IPv6 bytes (bracketed text). */
+export type RecordedAddr = number | Uint8Array;
+const addrKey = (a: RecordedAddr) => (typeof a === 'number' ? String(a) : `[${ipv6ToString(a)}]`);
+const tcpKey = (guestIp: RecordedAddr, guestPort: number, peerIp: RecordedAddr, peerPort: number) =>
+  `${addrKey(guestIp)}:${guestPort}>${addrKey(peerIp)}:${peerPort}`;
 
 /** The parts of a capture a simulated host needs, read once. `isPeer` tells the recorded peer's frames from the guest's. */
 export function readRecording(frames: CapturedFrame[], isPeer: (frame: Buffer) => boolean): { tcp: Map<string, RecordedTcp>; udp: RecordedDatagram[] } {
   const tcp = new Map<string, RecordedTcp>();
   const udp: RecordedDatagram[] = [];
-  const conn = (guestIp: number, guestPort: number, peerIp: number, peerPort: number): RecordedTcp => {
+  const conn = (guestIp: RecordedAddr, guestPort: number, peerIp: RecordedAddr, peerPort: number): RecordedTcp => {
     const key = tcpKey(guestIp, guestPort, peerIp, peerPort);
     let c = tcp.get(key);
     if (!c) {
@@ -108,7 +112,15 @@ export function readRecording(frames: CapturedFrame[], isPeer: (frame: Buffer) =
       const eth = EthernetFrame.newChecked(f.data);
       if (!isPeer(f.data) || isMacMulticast(eth.src)) continue;
       if (eth.ethertype === EtherType.IPv6) {
-        recordUdp6(f, eth.payload, udp);
+        const ip6 = Ipv6Packet.newChecked(eth.payload);
+        const ext = walkIpv6Ext(ip6);
+        if (ext.hasFragment) continue;
+        const l4 = ip6.buffer.subarray(ext.offset, ip6.end);
+        if (ext.protocol === IpProtocol.UDP) recordUdp6(f, ip6, l4, udp);
+        if (ext.protocol === IpProtocol.TCP) {
+          const seg = TcpRepr.parse(TcpPacket.newChecked(l4));
+          recordTcp(conn(Buffer.from(ip6.dst), seg.dstPort, Buffer.from(ip6.src), seg.srcPort), seg, f, eth.dst);
+        }
         continue;
       }
       if (eth.ethertype !== EtherType.IPv4) continue;
@@ -125,21 +137,7 @@ export function readRecording(frames: CapturedFrame[], isPeer: (frame: Buffer) =
         continue;
       }
       // From the peer: src is the peer, dst the guest.
-      const c = conn(ip.dst, seg.dstPort, ip.src, seg.srcPort);
-      if (seg.flags & TcpFlags.SYN) {
-        if (!(seg.flags & TcpFlags.ACK) && c.verdict === 'none') c.opened = { timeMs: f.timeMs, guestMac };
-        c.verdict = 'accept';
-        c.peerIss = seg.seq;
-        c.synAck = { windowScale: seg.windowScale !== undefined, timestamps: seg.tsVal !== undefined, sackPermitted: seg.sackPermitted };
-        continue;
-      }
-      if (seg.flags & TcpFlags.RST) {
-        if (c.verdict === 'none') c.verdict = 'refuse';
-        continue;
-      }
-      const off = (seg.seq - c.peerIss - 1) >>> 0;
-      if (seg.payload.length > 0) c.chunks.push({ timeMs: f.timeMs, off, data: Buffer.from(seg.payload) });
-      if (seg.flags & TcpFlags.FIN && !c.fin) c.fin = { off: off + seg.payload.length, timeMs: f.timeMs };
+      recordTcp(conn(ip.dst, seg.dstPort, ip.src, seg.srcPort), seg, f, guestMac);
     } else if (ip.protocol === IpProtocol.UDP) {
       let u: UdpPacket;
       try {
@@ -181,12 +179,27 @@ export function readRecording(frames: CapturedFrame[], isPeer: (frame: Buffer) =
   return { tcp, udp };
 }
 
+/** One segment of the recorded peer's: its verdict on the connection, its ISS and options, its bytes and FIN. */
+function recordTcp(c: RecordedTcp, seg: TcpRepr, f: CapturedFrame, guestMac: number): void {
+  if (seg.flags & TcpFlags.SYN) {
+    if (!(seg.flags & TcpFlags.ACK) && c.verdict === 'none') c.opened = { timeMs: f.timeMs, guestMac };
+    c.verdict = 'accept';
+    c.peerIss = seg.seq;
+    c.synAck = { windowScale: seg.windowScale !== undefined, timestamps: seg.tsVal !== undefined, sackPermitted: seg.sackPermitted };
+    return;
+  }
+  if (seg.flags & TcpFlags.RST) {
+    if (c.verdict === 'none') c.verdict = 'refuse';
+    return;
+  }
+  const off = (seg.seq - c.peerIss - 1) >>> 0;
+  if (seg.payload.length > 0) c.chunks.push({ timeMs: f.timeMs, off, data: Buffer.from(seg.payload) });
+  if (seg.flags & TcpFlags.FIN && !c.fin) c.fin = { off: off + seg.payload.length, timeMs: f.timeMs };
+}
+
 /** A UDP datagram the recorded peer sent over IPv6, keyed as send6() looks for it (the peer in brackets). */
-function recordUdp6(f: CapturedFrame, l3: Buffer, udp: RecordedDatagram[]): void {
-  const ip = Ipv6Packet.newChecked(l3);
-  const ext = walkIpv6Ext(ip);
-  if (ext.protocol !== IpProtocol.UDP || ext.hasFragment) return;
-  const u = UdpPacket.newChecked(ip.buffer.subarray(ext.offset, ip.end));
+function recordUdp6(f: CapturedFrame, ip: Ipv6Packet, l4: Buffer, udp: RecordedDatagram[]): void {
+  const u = UdpPacket.newChecked(l4);
   const payload = Buffer.from(u.payload);
   udp.push({
     timeMs: f.timeMs,
@@ -250,13 +263,13 @@ export class SimHost implements TcpHooks, UdpHooks {
   }
 
   /** The recorded peer's ISS for a guest SYN (undefined: not in the capture). */
-  issFor(guestIp: number, guestPort: number, peerIp: number, peerPort: number): number | undefined {
+  issFor(guestIp: RecordedAddr, guestPort: number, peerIp: RecordedAddr, peerPort: number): number | undefined {
     const r = this.rec.tcp.get(tcpKey(guestIp, guestPort, peerIp, peerPort));
     return r && r.verdict === 'accept' ? r.peerIss : undefined;
   }
 
   /** What the recorded peer agreed to in its SYN-ACK. */
-  synAckOf(guestIp: number, guestPort: number, peerIp: number, peerPort: number): RecordedTcp['synAck'] | undefined {
+  synAckOf(guestIp: RecordedAddr, guestPort: number, peerIp: RecordedAddr, peerPort: number): RecordedTcp['synAck'] | undefined {
     return this.rec.tcp.get(tcpKey(guestIp, guestPort, peerIp, peerPort))?.synAck;
   }
 
@@ -300,9 +313,14 @@ export class SimHost implements TcpHooks, UdpHooks {
     for (const r of this.rec.tcp.values()) {
       if (!r.opened || r.opened.timeMs > nowMs || this.opened.has(r)) continue;
       this.opened.add(r);
-      this.learn?.(r.guestIp, r.opened.guestMac, nowMs);
+      if (typeof r.guestIp === 'number') this.learn?.(r.guestIp, r.opened.guestMac, nowMs);
       this.iss = r.peerIss;
-      const flow = tcp.connectInbound(nowMs, r.peerIp, r.peerPort, r.guestIp, r.guestPort);
+      const flow =
+        typeof r.guestIp === 'number' && typeof r.peerIp === 'number'
+          ? tcp.connectInbound(nowMs, r.peerIp, r.peerPort, r.guestIp, r.guestPort)
+          : typeof r.guestIp !== 'number' && typeof r.peerIp !== 'number'
+            ? tcp.connectInbound6(nowMs, r.peerIp, r.peerPort, r.guestIp, r.guestPort)
+            : undefined;
       this.iss = undefined;
       if (flow) this.conns.set(flow.id, { rec: r, flow, state: 'open', sent: 0, finSent: false });
     }
@@ -330,7 +348,8 @@ export class SimHost implements TcpHooks, UdpHooks {
   // --- TcpHooks ----------------------------------------------------------------
 
   open(flow: TcpFlow, _route: TcpRoute): void {
-    const rec = this.rec.tcp.get(tcpKey(flow.guestIp, flow.guestPort, flow.peerIp, flow.peerPort));
+    const tcp = this.tcpTable!;
+    const rec = this.rec.tcp.get(tcpKey(tcp.address(flow.guestIp), flow.guestPort, tcp.address(flow.peerIp), flow.peerPort));
     const r: RecordedTcp = rec ?? {
       key: '', guestIp: flow.guestIp, guestPort: flow.guestPort, peerIp: flow.peerIp, peerPort: flow.peerPort, verdict: 'refuse', unreachableCode: 1,
       opened: undefined, peerIss: 0, synAck: { windowScale: false, timestamps: false, sackPermitted: false }, chunks: [], fin: undefined,

@@ -7,8 +7,8 @@
 // gateway = N+2, DNS = N+3, DHCP pool N+15..N+30, guest = N+100.
 // Virtual MACs are 52:55: followed by the four IPv4 bytes of the address.
 // IPv6 (--enable-ipv6), as slirp4netns: prefix fd00::/64, gateway and host
-// fd00::2, DNS fd00::3, the router's link-local address fe80::2, all behind
-// one MAC, 52:56:00:00:00:02.
+// fd00::2, DNS fd00::3, the router's link-local address fe80::2; MACs
+// 52:56:00:00:00:02 (router) and :03 (DNS), as slirp4netns answers.
 
 import { Address4 } from 'ip-address';
 import { ipv6FromString } from '../wire/address.js';
@@ -43,12 +43,20 @@ export interface Ipv6Plan {
   readonly dns: Buffer;
   /** fe80::2: the router's link-local address (the guest's default route). */
   readonly linkLocal: Buffer;
-  /** The MAC of all three. */
+  /** The MAC of the gateway and the router's link-local address. */
   readonly mac: number;
+  /** The MAC of the DNS address. */
+  readonly dnsMac: number;
 }
 
-/** slirp4netns's IPv6 router MAC, 52:56:00:00:00:02. */
+/** slirp4netns's IPv6 MACs: 52:56:00:00:00:02 for the router (fd00::2, fe80::2), :03 for DNS (fd00::3). */
 export const IPV6_ROUTER_MAC = 0x525600000002;
+export const IPV6_DNS_MAC = 0x525600000003;
+
+/** The MAC that answers for one of the plan's addresses. */
+export function macFor6(plan: Ipv6Plan, addr: Uint8Array): number {
+  return addr[15] === plan.dns[15] && Buffer.compare(Buffer.from(addr.buffer, addr.byteOffset, 16), plan.dns) === 0 ? plan.dnsMac : plan.mac;
+}
 
 export function ipv6Plan(): Ipv6Plan {
   return {
@@ -58,6 +66,7 @@ export function ipv6Plan(): Ipv6Plan {
     dns: ipv6FromString('fd00::3'),
     linkLocal: ipv6FromString('fe80::2'),
     mac: IPV6_ROUTER_MAC,
+    dnsMac: IPV6_DNS_MAC,
   };
 }
 

@@ -9,7 +9,7 @@ import { pseudoV4, pseudoV6 } from '../wire/checksum.js';
 import { Icmpv4Repr, Icmpv4Type } from '../wire/icmpv4.js';
 import { Icmpv6Repr, Icmpv6Type } from '../wire/icmpv6.js';
 import { IPV6_HEADER_LEN, Ipv6Repr } from '../wire/ipv6.js';
-import type { Ipv6Plan } from './config.js';
+import { macFor6, type Ipv6Plan } from './config.js';
 
 export interface Ipv4FrameParts {
   frame: Buffer;
@@ -93,7 +93,7 @@ const ICMPV6_ERROR_MAX = 1280;
 export function icmpv6Frame(plan: Ipv6Plan, dstMac: number, dst: Uint8Array, msg: Icmpv6Repr, from?: Uint8Array, hopLimit = 64): Buffer {
   const src = from ?? (dst[0] === 0xfe && (dst[1]! & 0xc0) === 0x80 ? plan.linkLocal : plan.gateway);
   const len = msg.bufferLen();
-  const { frame, payload } = ipv6Frame(plan.mac, dstMac, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.ICMPv6, payloadLen: len, hopLimit }));
+  const { frame, payload } = ipv6Frame(macFor6(plan, src), dstMac, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.ICMPv6, payloadLen: len, hopLimit }));
   msg.emit(payload, src, dst);
   return frame;
 }

@@ -52,7 +52,7 @@ import {
 import { IpProtocol } from '../wire/ipv4.js';
 import { IPV6_HEADER_LEN, Ipv6ExtInfo, Ipv6Packet, walkIpv6Ext } from '../wire/ipv6.js';
 import { WireError } from '../wire/errors.js';
-import type { Ipv6Plan } from './config.js';
+import { macFor6, type Ipv6Plan } from './config.js';
 import type { StackContext } from './context.js';
 import { icmpv6Frame } from './emit.js';
 import type { TcpTable } from './tcp-flows.js';
@@ -268,7 +268,7 @@ export class Ipv6Link {
       type: Icmpv6Type.NeighborAdvert,
       flags,
       target: Buffer.from(msg.target),
-      options: [{ kind: 'target-lla', linkAddr: this.plan.mac }],
+      options: [{ kind: 'target-lla', linkAddr: macFor6(this.plan, msg.target) }],
     });
     this.ctx.counters.count('ndp-na-sent');
     this.send(now, Buffer.from(msg.target), to, toMac, na, 255);

@@ -269,7 +269,7 @@ export class Stack implements StackContext {
     const dst = eth.dst;
     // Unicast frames must be addressed to one of our virtual MACs; broadcast
     // and multicast (ARP who-has, IPv6 NDP) are looked at.
-    if (dst !== this.config.gatewayMac && dst !== this.config.dnsMac && dst !== this.config.ipv6?.mac && !isMacMulticast(dst)) {
+    if (dst !== this.config.gatewayMac && dst !== this.config.dnsMac && dst !== this.config.ipv6?.mac && dst !== this.config.ipv6?.dnsMac && !isMacMulticast(dst)) {
       this.drop('eth-not-for-us', macToString(dst));
       return;
     }

@@ -37,6 +37,7 @@ import type { StackContext } from './context.js';
 import type { Flow } from './flow-table.js';
 import { icmpUnreachableFrame, icmpv6UnreachableFrame, ipv4Frame, ipv6Frame } from './emit.js';
 import { isIpv6 } from './addresses.js';
+import { macFor6 } from './config.js';
 import { routeFor, routeFor6, type NatOptions, type Route } from './nat.js';
 import { TcpConnection, rstForUnknown, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
 
@@ -449,6 +450,11 @@ export class TcpTable {
     return this.ctx.config.mtu - (v6 ? 20 : 0);
   }
 
+  /** A flow's address as it is: the IPv4 number, or the 16 bytes behind an IPv6 handle. */
+  address(a: number): number | Buffer {
+    return isIpv6(a) ? this.ctx.flows.v6.addr(a) : a;
+  }
+
   /** An address as text for logs (IPv4, or an IPv6 handle). */
   private text(a: number): string {
     return isIpv6(a) ? ipv6ToString(this.ctx.flows.v6.addr(a)) : ipv4ToString(a);
@@ -622,7 +628,7 @@ export class TcpTable {
       const handles = this.ctx.flows.v6;
       const src = handles.addr(flow.peerIp);
       const dst = handles.addr(flow.guestIp);
-      const { frame, payload } = ipv6Frame(cfg.ipv6!.mac, 0, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.TCP, payloadLen: tcpLen }), this.scratch);
+      const { frame, payload } = ipv6Frame(macFor6(cfg.ipv6!, src), 0, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.TCP, payloadLen: tcpLen }), this.scratch);
       repr.emit(payload, pseudoV6(src, dst, IpProtocol.TCP, tcpLen));
       this.ctx.sendToGuest6(now, dst, frame);
       return;
@@ -704,7 +710,7 @@ export class TcpTable {
     const len = rst.bufferLen();
     const cfg = this.ctx.config;
     if (l3.v6) {
-      const { frame, payload } = ipv6Frame(cfg.ipv6!.mac, guestMac, new Ipv6Repr({ src: l3.v6.dst, dst: l3.v6.src, nextHeader: IpProtocol.TCP, payloadLen: len }));
+      const { frame, payload } = ipv6Frame(macFor6(cfg.ipv6!, l3.v6.dst), guestMac, new Ipv6Repr({ src: l3.v6.dst, dst: l3.v6.src, nextHeader: IpProtocol.TCP, payloadLen: len }));
       rst.emit(payload, pseudoV6(l3.v6.dst, l3.v6.src, IpProtocol.TCP, len));
       this.ctx.counters.count('tcp-rst-sent');
       this.ctx.transmit(frame);

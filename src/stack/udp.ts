@@ -27,6 +27,7 @@ import type { MemoryBudget } from './budget.js';
 import type { StackContext } from './context.js';
 import { icmpUnreachableFrame, icmpv6UnreachableFrame, ipv4Frame, udp6Frame, udpFrame } from './emit.js';
 import { isIpv6 } from './addresses.js';
+import { macFor6 } from './config.js';
 import type { Flow, FlowOwner } from './flow-table.js';
 import { guestVisibleSource, guestVisibleSource6, routeFor, routeFor6, type NatOptions } from './nat.js';
 
@@ -281,7 +282,7 @@ export class UdpTable implements FlowOwner {
       flow.datagramsIn++;
       flow.bytesIn += payload.length;
       const to = this.ctx.flows.v6.addr(flow.guestIp);
-      this.ctx.sendToGuest6(now, to, udp6Frame(plan.mac, from, to, fromDns ? 53 : srcPort, flow.guestPort, payload));
+      this.ctx.sendToGuest6(now, to, udp6Frame(macFor6(plan, from), from, to, fromDns ? 53 : srcPort, flow.guestPort, payload));
       return;
     }
     if (typeof src === 'string') {

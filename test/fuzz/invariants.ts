@@ -50,7 +50,7 @@ export class OutputChecker {
   private checkOrThrow(frame: Buffer, maxLen: number): OutputViolation | undefined {
     const cfg = this.cfg;
     const eth = EthernetFrame.newChecked(frame);
-    if (eth.src !== cfg.gatewayMac && eth.src !== cfg.dnsMac && eth.src !== cfg.ipv6?.mac) {
+    if (eth.src !== cfg.gatewayMac && eth.src !== cfg.dnsMac && eth.src !== cfg.ipv6?.mac && eth.src !== cfg.ipv6?.dnsMac) {
       return { invariant: 'tx-foreign-src-mac', detail: `source MAC ${macToString(eth.src)} is not one of tsnet's virtual MACs` };
     }
     if (eth.tagged) return { invariant: 'tx-tagged', detail: 'tsnet never originates VLAN-tagged frames' };
