@@ -179,6 +179,8 @@ export class Runtime {
       hostFdRefusals: this.tcpHost.fdRefusals,
       hostUdpSockets: this.udpHost.sockets,
       echoFlows: this.stack.echo?.size ?? 0,
+      /** IPv6 addresses flows hold (src/stack/addresses.ts): back to 0 when no IPv6 flow is left. */
+      ipv6Addresses: this.stack.flows.v6.size,
     };
   }
 }

@@ -13,7 +13,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { integrationSkip, readyFrom, spawnAs, startTsnet, statsOf, namespaceFixture, tsnetMain, type Tsnet } from './harness.js';
+import { integrationSkip, readyFrom, spawnAs, startTsnet, statsOf, namespaceFixture, tsnetMain, waitFor, type Tsnet } from './harness.js';
 import { closedPort, echoServer } from './servers.js';
 
 /** Connects to a forwarded host port and returns what the guest's serve-peer answers. */
@@ -200,6 +200,41 @@ describe.skipIf(integrationSkip !== '')('a hostile guest (rootless namespace)', 
       await echo.close();
     }
   });
+
+  it('-6: an IPv6 SYN flood from spoofed sources, a neighbor discovery flood and odd IPv6 destinations: counted, bounded, back to baseline', async () => {
+    const t = await attach(['-6', '--max-half-open', '256']);
+    const echo = await echoServer();
+    const echo6 = await echoServer('::1');
+    try {
+      await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+      await survives(t, echo.port, async () => {
+        await fx.ns.guest(['syn-flood6', 'tap0', 'fd00::2', String(echo6.port), String(SYNS)], 120_000);
+        await fx.ns.guest(['ndp-flood', 'tap0', '2000'], 120_000);
+        const odd = ['::', '::1', 'ff02::1', '::ffff:10.0.2.2', 'fe80::99%tap0', 'fd00::99', '2001:db8::1'];
+        await fx.ns.guest(['spray', ...odd.flatMap((a) => [`[${a}]:0/udp`, `[${a}]:80/tcp`, `[${a}]:53/udp`])]);
+      });
+      // IPv6 still works for the guest itself.
+      expect(await fx.ns.guest(['connect', 'fd00::2', String(echo6.port)])).toMatch(/^ok /);
+      const stats = await statsOf(t);
+      expect(stats.errors).toEqual({});
+      expect(stats.drops['tcp-half-open-full'] ?? 0).toBeGreaterThan(0);
+      expect(stats.drops['ndp-rs-rate-limited'] ?? 0).toBeGreaterThan(0);
+      console.log(`ipv6 flood: half-open-full ${stats.drops['tcp-half-open-full']}, rs rate-limited ${stats.drops['ndp-rs-rate-limited']}, ra sent ${stats.events['ndp-ra-sent']}`);
+      // Spoofed half-open flows give up (~7 s); with them go the addresses they held.
+      const settle = Date.now();
+      let s = stats;
+      while (Date.now() - settle < 30_000) {
+        s = await statsOf(t);
+        if (s.tcpOpening === 0 && s.ipv6Addresses === 0) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(s.tcpOpening).toBe(0);
+      expect(s.ipv6Addresses).toBe(0);
+    } finally {
+      await echo6.close();
+      await echo.close();
+    }
+  }, 90_000);
 
   it('out of file descriptors (prlimit --nofile=256): new flows are refused cleanly, existing ones go on, service resumes', async () => {
     const echo = await echoServer();

@@ -283,15 +283,16 @@ def spray(*targets):
     n = 0
     for t in targets:
         addr, rest = t.rsplit(":", 1)
+        addr = addr.strip("[]")
         port, proto = rest.split("/")
         try:
             if proto == "udp":
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s = socket.socket(family(addr), socket.SOCK_DGRAM)
                 if addr == "255.255.255.255":
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
                 s.sendto(b"x", (addr, int(port)))
             else:
-                s = socket.socket()
+                s = socket.socket(family(addr))
                 s.settimeout(1)
                 s.connect((addr, int(port)))
             s.close()
@@ -369,6 +370,55 @@ def syn_flood(iface, dst, port, n):
     print("sent", n)
 
 
+def syn_flood6(iface, dst, port, n):
+    """n TCP SYNs to [dst]:port from spoofed 2001:db8:: sources (raw frames on iface)."""
+    import random
+    rnd = random.Random(7)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    src_mac = s.getsockname()[4]
+    dst_mac = bytes.fromhex("525600000002")
+    d = socket.inet_pton(socket.AF_INET6, dst)
+    for i in range(int(n)):
+        src = bytes.fromhex("20010db8000000000000") + rnd.getrandbits(48).to_bytes(6, "big")
+        tcp = struct.pack("!HHIIBBHHH", 1024 + rnd.randrange(60000), int(port), rnd.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
+        pseudo = src + d + struct.pack("!IxxxB", len(tcp), 6)
+        tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+        ip = struct.pack("!IHBB16s16s", 6 << 28, len(tcp), 6, 64, src, d)
+        s.send(dst_mac + src_mac + b"\x86\xdd" + ip + tcp)
+        if i % 200 == 199:
+            time.sleep(0.005)
+    print("sent", n)
+
+
+def ndp_flood(iface, n):
+    """n router solicitations and n neighbor solicitations for random targets from random sources (raw frames)."""
+    import random
+    rnd = random.Random(11)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    src_mac = s.getsockname()[4]
+
+    def icmp6(src, dst, body):
+        pseudo = src + dst + struct.pack("!IxxxB", len(body), 58)
+        body = body[:2] + struct.pack("!H", csum(pseudo + body)) + body[4:]
+        ip = struct.pack("!IHBB16s16s", 6 << 28, len(body), 58, 255, src, dst)
+        return ip + body
+
+    all_routers = socket.inet_pton(socket.AF_INET6, "ff02::2")
+    for i in range(int(n)):
+        src = bytes.fromhex("fe80000000000000") + rnd.getrandbits(64).to_bytes(8, "big")
+        rs = struct.pack("!BBHI", 133, 0, 0, 0) + struct.pack("!BB6s", 1, 1, rnd.getrandbits(48).to_bytes(6, "big"))
+        s.send(b"\x33\x33\x00\x00\x00\x02" + src_mac + b"\x86\xdd" + icmp6(src, all_routers, rs))
+        target = bytes.fromhex("fd000000000000000000") + rnd.getrandbits(48).to_bytes(6, "big")
+        group = bytes.fromhex("ff0200000000000000000001ff") + target[13:]
+        ns = struct.pack("!BBHI", 135, 0, 0, 0) + target + struct.pack("!BB6s", 1, 1, rnd.getrandbits(48).to_bytes(6, "big"))
+        s.send(b"\x33\x33" + group[12:] + src_mac + b"\x86\xdd" + icmp6(src, group, ns))
+        if i % 200 == 199:
+            time.sleep(0.005)
+    print("sent", n)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {
@@ -387,6 +437,8 @@ if __name__ == "__main__":
         "serve-echo": serve_echo,
         "udp-echo-server": udp_echo_server,
         "spray": spray,
+        "syn-flood6": syn_flood6,
+        "ndp-flood": ndp_flood,
         "stall": stall,
         "udp-ports": udp_ports,
         "churn": churn,
