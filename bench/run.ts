@@ -5,7 +5,8 @@
 // loopback only. Speed is measured here, never asserted in `npm test`.
 //
 // Metrics per stack: iperf3 container→host and host→container (-R) at MTU
-// 65520 and 1500, iperf3 through a port forward added with the
+// 65520 and 1500, the same over IPv6 at 65520 (fd00::2 to the host's ::1;
+// tsnet -6 and slirp4netns --enable-ipv6), iperf3 through a port forward added with the
 // slirp4netns-style API (tsnet and slirp4netns), 1-byte TCP
 // request/response latency p50/p99 and
 // connect+request+close rate (bench/rr.py), launch-to-ready time, peak RSS of
@@ -68,6 +69,8 @@ interface Attached {
   proc: ChildProcess | undefined;
   pid: number;
   dst: string;
+  /** The host's ::1 as the guest reaches it over IPv6 (stacks started with IPv6). */
+  dst6?: string;
   readyMs: number;
   /** The slirp4netns-style API socket, for stacks that have one. */
   api?: string;
@@ -149,14 +152,15 @@ async function attach(stack: string, mtu: number, nsPid: number): Promise<Attach
     const api = path.join(dir, 'api.sock');
     const args =
       stack === 'tsnet'
-        ? [process.execPath, path.join(stage, 'dist/src/cli/main.js'), 'attach', '-c', '--mtu', String(mtu), '-r', '3', '--api-socket', api, String(nsPid)]
-        : ['slirp4netns', '--configure', `--mtu=${mtu}`, '-r', '3', '--api-socket', api, String(nsPid), 'tap0'];
+        ? [process.execPath, path.join(stage, 'dist/src/cli/main.js'), 'attach', '-c', '-6', '--mtu', String(mtu), '-r', '3', '--api-socket', api, String(nsPid)]
+        : ['slirp4netns', '--configure', '--enable-ipv6', `--mtu=${mtu}`, '-r', '3', '--api-socket', api, String(nsPid), 'tap0'];
     const proc = spawnAs(runAs, args[0]!, args.slice(1), { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
     const readyMs = await readyFd(proc, t0);
     return {
       proc,
       pid: proc.pid!,
       dst: '10.0.2.2',
+      dst6: 'fd00::2',
       readyMs,
       api,
       cleanup: async () => {
@@ -297,6 +301,16 @@ async function benchStack(stack: string, args: Args): Promise<Row> {
       if (mtu === args.mtus[0]) row.readyMs = a.readyMs;
       row[`up${mtu}`] = await iperf(exec, a.dst, args.secs, false);
       row[`down${mtu}`] = await iperf(exec, a.dst, args.secs, true);
+      if (mtu === 65520 && a.dst6) {
+        // The same over IPv6 (fd00::2 is the host's ::1), once the guest's SLAAC address is usable.
+        for (let i = 0; i < 100; i++) {
+          const addrs = await exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0', 'scope', 'global'], 5000);
+          if (/inet6 fd00::/.test(addrs) && !/tentative/.test(addrs)) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        row[`up6_${mtu}`] = await iperf(exec, a.dst6, args.secs, false, '::1');
+        row[`down6_${mtu}`] = await iperf(exec, a.dst6, args.secs, true, '::1');
+      }
       if (mtu === 65520) {
         const r = await rr(exec, a.dst);
         row.rrP50 = r.p50;
@@ -385,6 +399,8 @@ function table(results: Record<string, Row>, args: Args): string {
     metrics.push([`up${mtu}`, `container→host Gbit/s, MTU ${mtu}`, 2, true]);
     metrics.push([`down${mtu}`, `host→container Gbit/s, MTU ${mtu}`, 2, true]);
   }
+  metrics.push(['up6_65520', 'container→host Gbit/s over IPv6, MTU 65520', 2, true]);
+  metrics.push(['down6_65520', 'host→container Gbit/s over IPv6, MTU 65520', 2, true]);
   metrics.push(['fwdIn', 'forwarded port host→container Gbit/s (65520)', 2, true]);
   metrics.push(['fwdOut', 'forwarded port container→host Gbit/s (65520)', 2, true]);
   metrics.push(['rrP50', 'TCP RR p50 µs (MTU 65520)', 0, false]);

@@ -267,12 +267,12 @@ async function addHostfwd(table: ForwardTable, args: unknown): Promise<Reply> {
   if (!isPort(hostPort, true)) return bad('host_port');
 
   // 0.0.0.0 means the default, as in libslirp. An IPv6 guest address (an
-  // extension) needs IPv6 for the guest, and is for TCP forwards.
+  // extension) needs IPv6 for the guest.
   let guestAddr = field(args, 'guest_addr');
   if (guestAddr === undefined || guestAddr === null || guestAddr === '' || guestAddr === '0.0.0.0') {
     guestAddr = table.defaultGuestAddr;
   }
-  if (typeof guestAddr !== 'string' || !(net.isIPv4(guestAddr) || (table.ipv6 && proto === 'tcp' && net.isIPv6(guestAddr)))) return bad('guest_addr');
+  if (typeof guestAddr !== 'string' || !(net.isIPv4(guestAddr) || (table.ipv6 && net.isIPv6(guestAddr)))) return bad('guest_addr');
 
   const guestPort = field(args, 'guest_port');
   if (!isPort(guestPort, false)) return bad('guest_port');

@@ -113,6 +113,12 @@ export class Forwarder implements ForwardBackend {
   }
 
   private udpIn(id: number, l: UdpListener, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    // UDP has no refusal to fall back on: IPv6 to the guest only when the
+    // forward names an IPv6 guest address.
+    if (net.isIPv6(l.spec.guestAddr)) {
+      this.udpIn6(id, l, msg, rinfo);
+      return;
+    }
     const udp = this.runtime.stack.udp!;
     const now = this.runtime.clock();
     const peer = this.peerOf(rinfo.address);
@@ -126,6 +132,32 @@ export class Forwarder implements ForwardBackend {
     for (let i = 0; flow === undefined && i < 32; i++) {
       port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
       flow = udp.forwardIn(now, id, clientKey, peer, port, guest, l.spec.guestPort, msg);
+    }
+    if (!flow) {
+      if (flow === undefined) this.runtime.stack.drop('udp-forward-no-port', clientKey);
+      return;
+    }
+    if (port !== rinfo.port) l.peerPorts.set(clientKey, port);
+    l.datagrams++;
+    this.udpClients.set(flow.id, { socket: l.socket, addr: rinfo.address, port: rinfo.port, listener: l, key: clientKey });
+    this.runtime.kick();
+  }
+
+  /** udpIn to an IPv6 guest address: the client as itself (::1 and IPv4 clients as fd00::2). */
+  private udpIn6(id: number, l: UdpListener, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const v6 = this.over6(l, rinfo.address);
+    if (!v6) {
+      this.runtime.stack.drop('udp-forward-no-ipv6', l.spec.guestAddr);
+      return;
+    }
+    const udp = this.runtime.stack.udp!;
+    const now = this.runtime.clock();
+    const clientKey = `${rinfo.address}|${rinfo.port}`;
+    let port = l.peerPorts.get(clientKey) ?? rinfo.port;
+    let flow = udp.forwardIn6(now, id, clientKey, v6.peer, port, v6.guest, l.spec.guestPort, msg);
+    for (let i = 0; flow === undefined && i < 32; i++) {
+      port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
+      flow = udp.forwardIn6(now, id, clientKey, v6.peer, port, v6.guest, l.spec.guestPort, msg);
     }
     if (!flow) {
       if (flow === undefined) this.runtime.stack.drop('udp-forward-no-port', clientKey);
@@ -196,7 +228,7 @@ export class Forwarder implements ForwardBackend {
    * forward names an IPv6 guest address: the client appears as itself (a
    * loopback or IPv4 client as fd00::2). Undefined: use IPv4.
    */
-  private over6(l: Listener, address: string): { guest: Buffer; peer: Buffer } | undefined {
+  private over6(l: { spec: { guestAddr: string } }, address: string): { guest: Buffer; peer: Buffer } | undefined {
     const cfg = this.runtime.stack.config;
     const ipv6 = this.runtime.stack.ipv6;
     if (!cfg.ipv6 || !ipv6) return undefined;

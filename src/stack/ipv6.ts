@@ -112,6 +112,9 @@ export class Ipv6Link {
   /** Guest IPv6 address (16 bytes as latin1) → MAC, least recently learned first. */
   private readonly neighbors = new Map<string, number>();
   private lastGlobal: Buffer | undefined;
+  /** sendToGuest's last lookup (cleared whenever a neighbor is learned). */
+  private lastAddr: Uint8Array | undefined;
+  private lastMac: number | undefined;
 
   constructor(
     private readonly ctx: StackContext,
@@ -352,6 +355,7 @@ export class Ipv6Link {
     }
     const key = Buffer.from(addr.buffer, addr.byteOffset, 16).toString('latin1');
     if (this.neighbors.get(key) === mac) return;
+    this.lastAddr = undefined;
     this.neighbors.delete(key);
     if (this.neighbors.size >= MAX_NEIGHBORS) this.neighbors.delete(this.neighbors.keys().next().value!);
     this.neighbors.set(key, mac);
@@ -369,7 +373,15 @@ export class Ipv6Link {
    * retransmits.
    */
   sendToGuest(now: number, addr: Uint8Array, frame: Buffer): void {
-    const mac = this.neighbor(addr);
+    // Flows pass the same Buffer for the same address (addresses.ts): one
+    // remembered lookup spares a key string per segment.
+    let mac: number | undefined;
+    if (addr === this.lastAddr) mac = this.lastMac;
+    else {
+      mac = this.neighbor(addr);
+      this.lastAddr = addr;
+      this.lastMac = mac;
+    }
     if (mac !== undefined) {
       frame.writeUIntBE(mac, 0, 6);
       this.ctx.transmit(frame);

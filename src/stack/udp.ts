@@ -124,6 +124,37 @@ export class UdpTable implements FlowOwner {
     return flow;
   }
 
+  /**
+   * forwardIn over IPv6 (16-byte addresses): a forwarded client's datagram
+   * to an IPv6 guest address. The addresses become handles once admitted.
+   */
+  forwardIn6(now: number, forwardId: number, client: string, peer: Uint8Array, peerPort: number, guest: Uint8Array, guestPort: number, payload: Buffer): InboundUdpFlow | undefined | null {
+    const flows = this.ctx.flows;
+    const g = flows.v6.find(guest);
+    const p = g === undefined ? undefined : flows.v6.find(peer);
+    let flow = p === undefined ? undefined : (flows.lookup('udp-in', g!, guestPort, p, peerPort) as InboundUdpFlow | undefined);
+    if (flow && (flow.forwardId !== forwardId || flow.client !== client)) return undefined;
+    if (!flow) {
+      if (!flows.admit()) {
+        this.ctx.drop('flow-table-full', 'udp forward');
+        return null;
+      }
+      const guestIp = flows.v6.intern(guest);
+      const peerIp = flows.v6.intern(peer);
+      flow = { id: flows.newId(), kind: 'udp-in', forwardId, guestIp, guestPort, peerIp, peerPort, client, lastActive: now };
+      flows.insert(flow);
+      this.ctx.counters.count('udp-forward-flow-opened');
+    }
+    flows.touch(flow, now);
+    const cfg = this.ctx.config;
+    if (payload.length + UDP_HEADER_LEN + 40 > cfg.mtu) {
+      this.ctx.drop('udp-forward-too-big', String(payload.length));
+      return flow;
+    }
+    this.ctx.sendToGuest6(now, guest, udp6Frame(macFor6(cfg.ipv6!, peer), peer, guest, peerPort, guestPort, payload));
+    return flow;
+  }
+
   private removeInbound(flow: InboundUdpFlow): void {
     if (!this.ctx.flows.remove(flow)) return;
     this.hooks.forwardClosed?.(flow);
@@ -193,6 +224,17 @@ export class UdpTable implements FlowOwner {
     if (!udp.verifyChecksumV6(src, dst)) throw new WireError('udp-bad-checksum');
     const repr = UdpRepr.parse(udp);
     const where = () => `[${ipv6ToString(dst)}]:${repr.dstPort}`;
+    // A reply to a port-forwarded client goes back through its forward.
+    if (this.ctx.flows.count('udp-in') > 0) {
+      const g = this.ctx.flows.v6.find(src);
+      const p = g === undefined ? undefined : this.ctx.flows.v6.find(dst);
+      const fwd = p === undefined ? undefined : (this.ctx.flows.lookup('udp-in', g!, repr.srcPort, p, repr.dstPort) as InboundUdpFlow | undefined);
+      if (fwd) {
+        this.ctx.flows.touch(fwd, now);
+        this.hooks.forwardReply?.(fwd, repr.payload);
+        return;
+      }
+    }
     const route = routeFor6(this.ctx.config, dst, repr.dstPort, 'udp', this.nat);
     switch (route.kind) {
       case 'drop':

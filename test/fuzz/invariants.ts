@@ -112,6 +112,15 @@ export class OutputChecker {
         this.count('tcp6');
         return undefined;
       }
+      case IpProtocol.UDP: {
+        const u = UdpPacket.newChecked(ip.payload);
+        if (u.length !== ip.payloadLen) return { invariant: 'tx-udp-length', detail: `UDP length ${u.length}, IPv6 payload ${ip.payloadLen}` };
+        // RFC 8200 §8.1: the checksum is mandatory over IPv6.
+        if (!u.verifyChecksumV6(src, dst)) return { invariant: 'tx-udp-bad-checksum', detail: `UDP (IPv6) checksum 0x${u.checksum.toString(16)} wrong or absent` };
+        UdpRepr.parse(u);
+        this.count('udp6');
+        return undefined;
+      }
       case IpProtocol.ICMPv6: {
         const p = Icmpv6Packet.newChecked(ip.payload);
         if (!p.verifyChecksum(src, dst)) return { invariant: 'tx-icmpv6-bad-checksum', detail: `ICMPv6 type ${p.type} checksum wrong` };

@@ -163,6 +163,22 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     }
   });
 
+  it('-6: a UDP forward to the guest\'s IPv6 address (API guest_addr) carries an IPv6 client as itself', async () => {
+    const sock = path.join(fx.tmp, 'api.sock');
+    await attach(['-6', '--api-socket', sock]);
+    await guestIpv6();
+    const guest6 = /inet6 (fd00::[0-9a-f:]+)\/64 scope global/.exec((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout)![1]!;
+    const port = await closedPort('::1');
+    const add = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'udp', host_addr: '::1', host_port: port, guest_addr: guest6, guest_port: 5353 } });
+    expect(add.return?.id, JSON.stringify(add)).toBe(1);
+    const srv = await fx.ns.serve(['udp-echo-server', '5353', 'any']);
+    try {
+      expect(await udpAsk(port, 'over v6', '::1')).toMatch(/^fd00::2:\d+ over v6$/);
+    } finally {
+      srv.proc.kill('SIGKILL');
+    }
+  });
+
   it('UDP forward: clients on 127.0.0.1 and ::1 with the same source port stay two conversations', async () => {
     const port = await closedPort();
     // One dual-stack listener: both clients reach the same forward.

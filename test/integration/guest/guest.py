@@ -270,13 +270,16 @@ def serve_echo(port):
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
 
-def udp_echo_server(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", int(port)))
+def udp_echo_server(port, any_family=""):
+    """Echoes datagrams prefixed with "ADDR:PORT " of the sender; on [::] (IPv6 too) when any_family is "any"."""
+    s = socket.socket(socket.AF_INET6 if any_family else socket.AF_INET, socket.SOCK_DGRAM)
+    if any_family:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::" if any_family else "0.0.0.0", int(port)))
     print("listening", flush=True)
     while True:
         data, addr = s.recvfrom(65535)
-        s.sendto(("%s:%d " % addr).encode() + data, addr)
+        s.sendto(("%s:%d " % (addr[0], addr[1])).encode() + data, addr)
 
 
 def spray(*targets):

@@ -99,12 +99,12 @@ describe('handleRequest', () => {
     expect(table.list()[0]).toMatchObject({ host_addr: '::1', guest_addr: '10.0.2.15' });
   });
 
-  it('an IPv6 guest_addr (an extension) is accepted for TCP when the guest has IPv6, refused otherwise', async () => {
+  it('an IPv6 guest_addr (an extension) is accepted when the guest has IPv6, refused otherwise', async () => {
     const backend6 = { add: async () => ({ hostPort: 8080 }), remove: () => true, stats: () => ({}) } as unknown as ConstructorParameters<typeof ForwardTable>[0];
     const with6 = new ForwardTable(backend6, GUEST, true);
     expect(await req(with6, add({ ...WEB, guest_addr: 'fd00::100' }))).toEqual({ return: { id: 1 } });
     expect(with6.list()[0]).toMatchObject({ guest_addr: 'fd00::100' });
-    expect(await req(with6, add({ ...WEB, proto: 'udp', guest_addr: 'fd00::100' }))).toEqual({ error: { desc: 'bad request: add_hostfwd: bad arguments.guest_addr' } });
+    expect(await req(with6, add({ ...WEB, proto: 'udp', guest_addr: 'fd00::100' }))).toEqual({ return: { id: 2 } });
     expect(await req(table, add({ ...WEB, guest_addr: 'fd00::100' }))).toEqual({ error: { desc: 'bad request: add_hostfwd: bad arguments.guest_addr' } });
   });
 
