@@ -6,8 +6,9 @@
 // attached, capture time in replay, a counter in tests).
 //
 // Dispatch: Ethernet → ARP (arp.ts) | IPv4 → ICMP (icmp.ts), TCP
-// (tcp-flows.ts → tcp/connection.ts), UDP (udp.ts, DHCP) | everything else is
-// dropped and counted by reason. Host-side events come back in through the
+// (tcp-flows.ts → tcp/connection.ts), UDP (udp.ts, DHCP) | IPv6, when
+// configured → ipv6.ts (NDP, router advertisements, echo; TCP, UDP and echo
+// to the same tables) | everything else is dropped and counted by reason. Host-side events come back in through the
 // tcp/udp tables; flush(now) sends what they made due, poll(now) runs
 // timers, pollAt() says when poll is next needed. Nothing thrown by a
 // malformed frame escapes receive(): WireErrors become drop reasons, and any
