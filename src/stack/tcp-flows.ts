@@ -25,7 +25,7 @@
 // memory budget. A flow whose processing throws is reset alone: the error
 // is re-thrown for the stack to count, every other flow goes on.
 
-import { ipv4ToString, ipv6ToString } from '../wire/address.js';
+import { ipv4ToString, ipv6Equal, ipv6ToString } from '../wire/address.js';
 import { pseudoV4, pseudoV6 } from '../wire/checksum.js';
 import type { EthernetFrame } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Repr, type Ipv4Packet } from '../wire/ipv4.js';
@@ -154,6 +154,9 @@ export class TcpTable {
   private nextAt = Infinity;
   /** Counters of flows that are gone; stats() adds the live ones. */
   private readonly closedTotals: TcpConnectionStats = emptyStats();
+
+  /** The flow the last IPv6 segment belonged to (input6's shortcut). */
+  private last6: TcpFlow | undefined;
 
   /** Flows counted as half-open, oldest first. */
   private readonly halfOpenFlows = new Set<TcpFlow>();
@@ -341,9 +344,23 @@ export class TcpTable {
     if (!tcp.verifyChecksum(pseudoV6(src, dst, IpProtocol.TCP, bytes.length))) throw new WireError('tcp-bad-checksum');
     const seg = TcpRepr.parse(tcp);
     const handles = this.ctx.flows.v6;
-    const g = handles.find(src);
-    const p = g === undefined ? undefined : handles.find(dst);
-    const flow = p === undefined ? undefined : this.lookup(g!, seg.srcPort, p, seg.dstPort);
+    // The flow of the last IPv6 segment first: a bulk transfer's segments
+    // all belong to one, and comparing 32 bytes costs less than two key
+    // strings and lookups per segment.
+    let flow = this.last6;
+    if (
+      !flow ||
+      flow.guestPort !== seg.srcPort ||
+      flow.peerPort !== seg.dstPort ||
+      !this.has(flow) ||
+      !ipv6Equal(src, handles.addr(flow.guestIp)) ||
+      !ipv6Equal(dst, handles.addr(flow.peerIp))
+    ) {
+      const g = handles.find(src);
+      const p = g === undefined ? undefined : handles.find(dst);
+      flow = p === undefined ? undefined : this.lookup(g!, seg.srcPort, p, seg.dstPort);
+      this.last6 = flow;
+    }
     if (flow) {
       this.process(now, flow, seg);
       return;
