@@ -5,12 +5,14 @@
 // the client's real IPv4 address and port as the source the guest sees
 // (rootlesskit's builtin driver loses it; slirp4netns shows 10.0.2.2). A
 // client on the host loopback appears as the gateway.
-// IPv6 (with --enable-ipv6, TCP): an IPv6 client reaches the guest over
+// IPv6 (with --enable-ipv6): an IPv6 client reaches the guest over
 // IPv6 — at the forward's IPv6 guest_addr, else at the address the guest
 // took by SLAAC — as itself (::1 as fd00::2); a guest server that listens
 // on IPv4 only refuses that, and the client is then carried over IPv4
-// (TcpHost.adoptWhenEstablished holds it until the guest answers). Without
-// IPv6 for the guest an IPv6 client appears as 10.0.2.2, over IPv4.
+// (TcpHost.adoptWhenEstablished holds it until the guest answers). UDP
+// likewise: a guest that answers an IPv6 client's datagram with port
+// unreachable gets it again over IPv4, and that client stays on IPv4.
+// Without IPv6 for the guest an IPv6 client appears as 10.0.2.2, over IPv4.
 // Removing a forward closes its listener; connections already open go on.
 
 import dgram from 'node:dgram';
@@ -39,8 +41,13 @@ interface UdpListener {
   socket: dgram.Socket;
   /** client "addr|port" → the peer port the guest sees (re-mapped on collision). */
   peerPorts: Map<string, number>;
+  /** IPv6 clients the guest refused over IPv6 (its server listens on IPv4 only): carried over IPv4. */
+  over4: Set<string>;
   datagrams: number;
 }
+
+/** IPv6 UDP clients remembered as refused over IPv6, per forward (the oldest forgotten first). */
+const MAX_OVER4 = 4096;
 
 function bindError(e: NodeJS.ErrnoException, addr: string, port: number): Error {
   const where = `${addr.includes(':') ? `[${addr}]` : addr}:${port}`;
@@ -60,7 +67,7 @@ export class Forwarder implements ForwardBackend {
   private readonly listeners = new Map<number, Listener>();
   private readonly udpListeners = new Map<number, UdpListener>();
   /** Where replies of each forwarded UDP conversation go: flow id → client. */
-  private readonly udpClients = new Map<number, { socket: dgram.Socket; addr: string; port: number; listener: UdpListener; key: string }>();
+  private readonly udpClients = new Map<number, { socket: dgram.Socket; addr: string; port: number; listener: UdpListener; key: string; last?: Buffer }>();
   private connections = 0;
 
   constructor(
@@ -75,6 +82,7 @@ export class Forwarder implements ForwardBackend {
         this.udpClients.delete(flow.id);
         c?.listener.peerPorts.delete(c.key);
       },
+      refused: (flow) => this.udpRefused(flow),
     };
   }
 
@@ -99,7 +107,7 @@ export class Forwarder implements ForwardBackend {
   private async addUdp(spec: ForwardSpec & { guestAddr: string }, id: number): Promise<{ hostPort: number }> {
     const v6 = spec.hostAddr.includes(':');
     const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 && spec.hostAddr !== '::' });
-    const l: UdpListener = { spec, socket, peerPorts: new Map(), datagrams: 0 };
+    const l: UdpListener = { spec, socket, peerPorts: new Map(), over4: new Set(), datagrams: 0 };
     await new Promise<void>((resolve, reject) => {
       socket.once('error', (e: NodeJS.ErrnoException) => reject(bindError(e, spec.hostAddr, spec.hostPort)));
       socket.bind(spec.hostPort, spec.hostAddr, () => resolve());
@@ -113,9 +121,11 @@ export class Forwarder implements ForwardBackend {
   }
 
   private udpIn(id: number, l: UdpListener, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    // UDP has no refusal to fall back on: IPv6 to the guest only when the
-    // forward names an IPv6 guest address.
-    if (net.isIPv6(l.spec.guestAddr)) {
+    // Over IPv6 to the guest: when the forward names an IPv6 guest address,
+    // or for an IPv6 client while the guest has IPv6 — unless the guest
+    // refused that client over IPv6 (udpRefused) and it goes over IPv4.
+    const key = `${rinfo.address}|${rinfo.port}`;
+    if (net.isIPv6(l.spec.guestAddr) || (!l.over4.has(key) && this.over6(l, rinfo.address))) {
       this.udpIn6(id, l, msg, rinfo);
       return;
     }
@@ -165,8 +175,29 @@ export class Forwarder implements ForwardBackend {
     }
     if (port !== rinfo.port) l.peerPorts.set(clientKey, port);
     l.datagrams++;
-    this.udpClients.set(flow.id, { socket: l.socket, addr: rinfo.address, port: rinfo.port, listener: l, key: clientKey });
+    // The last datagram is kept: if the guest refuses it over IPv6, it goes again over IPv4.
+    const last = net.isIPv6(l.spec.guestAddr) ? undefined : Buffer.from(msg);
+    this.udpClients.set(flow.id, { socket: l.socket, addr: rinfo.address, port: rinfo.port, listener: l, key: clientKey, last });
     this.runtime.kick();
+  }
+
+  /**
+   * The guest answered a forwarded IPv6 conversation with port unreachable:
+   * its server listens on IPv4 only. From now on that client goes over IPv4
+   * (as 10.0.2.2), starting with the datagram that was refused.
+   */
+  private udpRefused(flow: InboundUdpFlow): void {
+    const c = this.udpClients.get(flow.id);
+    if (!c || !c.last || !this.udpListeners.has(flow.forwardId)) return;
+    const over4 = c.listener.over4;
+    // Bounded: clients are the host side's, and may be many.
+    if (over4.size >= MAX_OVER4) over4.delete(over4.values().next().value!);
+    over4.add(c.key);
+    const last = c.last;
+    this.udpClients.delete(flow.id);
+    c.listener.peerPorts.delete(c.key);
+    this.runtime.stack.udp!.closeInbound(flow.id);
+    this.udpIn(flow.forwardId, c.listener, last, { address: c.addr, port: c.port, family: 'IPv6', size: last.length });
   }
 
   private udpReply(flow: InboundUdpFlow, payload: Buffer): void {

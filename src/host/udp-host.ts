@@ -96,7 +96,7 @@ export class UdpHost implements UdpHooks {
   }
 
   /** Port forwarding's UDP side (set by the Forwarder). */
-  forward: { reply(flow: InboundUdpFlow, payload: Buffer): void; closed(flow: InboundUdpFlow): void } | undefined;
+  forward: { reply(flow: InboundUdpFlow, payload: Buffer): void; closed(flow: InboundUdpFlow): void; refused(flow: InboundUdpFlow): void } | undefined;
 
   forwardReply(flow: InboundUdpFlow, payload: Buffer): void {
     this.forward?.reply(flow, payload);
@@ -104,6 +104,10 @@ export class UdpHost implements UdpHooks {
 
   forwardClosed(flow: InboundUdpFlow): void {
     this.forward?.closed(flow);
+  }
+
+  forwardRefused(flow: InboundUdpFlow): void {
+    this.forward?.refused(flow);
   }
 
   get sockets(): number {

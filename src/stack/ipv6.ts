@@ -227,6 +227,9 @@ export class Ipv6Link {
       case 143:
         this.ctx.counters.count('mld-ignored');
         return;
+      case Icmpv6Type.DstUnreachable:
+        this.unreachableFromGuest(msg);
+        return;
       case Icmpv6Type.NeighborAdvert:
         // An answer to our solicitation, or the guest announcing itself.
         if (ip.hopLimit === 255 && msg.targetLinkAddr >= 0 && msg.target[0] !== 0xff && !this.isOwn(msg.target)) {
@@ -237,6 +240,20 @@ export class Ipv6Link {
       default:
         this.ctx.drop('icmpv6-type-unhandled', String(msg.type));
     }
+  }
+
+  /**
+   * The guest could not deliver something we sent it: for a port-forwarded
+   * UDP datagram (port unreachable), the UDP table may carry the
+   * conversation over IPv4 instead. Anything else is only counted.
+   */
+  private unreachableFromGuest(msg: Icmpv6Repr): void {
+    this.ctx.counters.count('icmpv6-unreachable-from-guest');
+    const q = msg.data;
+    if (msg.code !== Icmpv6DstUnreachable.PortUnreachable || q.length < IPV6_HEADER_LEN + 8 || q[6] !== IpProtocol.UDP) return;
+    const quotedSrc = q.subarray(8, 24);
+    const quotedDst = q.subarray(24, 40);
+    this.udp?.refusedByGuest6(quotedDst, q.readUInt16BE(IPV6_HEADER_LEN + 2), quotedSrc, q.readUInt16BE(IPV6_HEADER_LEN));
   }
 
   /** RFC 4861 §7.1.1 validity: hop limit 255, code 0, and a :: source only toward a solicited-node group, without SLLA. */

@@ -62,6 +62,8 @@ export interface UdpHooks {
   forwardReply?(flow: InboundUdpFlow, payload: Buffer): void;
   /** A forwarded conversation expired. */
   forwardClosed?(flow: InboundUdpFlow): void;
+  /** The guest answered a forwarded conversation's datagram with port unreachable (nothing listens there). */
+  forwardRefused?(flow: InboundUdpFlow): void;
   /** Send payload from the flow's host socket to addr:port (addr as a number). */
   send(flow: UdpFlow, addr: number, port: number, payload: Buffer): void;
   /** The same for an IPv6 flow, to an IPv6 host address (text). */
@@ -153,6 +155,27 @@ export class UdpTable implements FlowOwner {
     }
     this.ctx.sendToGuest6(now, guest, udp6Frame(macFor6(cfg.ipv6!, peer), peer, guest, peerPort, guestPort, payload));
     return flow;
+  }
+
+  /**
+   * The guest reported a forwarded datagram undeliverable (ICMPv6 port
+   * unreachable quoting it, from `guest` port `guestPort`, sent by
+   * `peer`:`peerPort`): the shell may carry the conversation another way.
+   */
+  refusedByGuest6(guest: Uint8Array, guestPort: number, peer: Uint8Array, peerPort: number): void {
+    const flows = this.ctx.flows;
+    const g = flows.v6.find(guest);
+    const p = g === undefined ? undefined : flows.v6.find(peer);
+    const flow = p === undefined ? undefined : (flows.lookup('udp-in', g!, guestPort, p, peerPort) as InboundUdpFlow | undefined);
+    if (!flow) return;
+    this.ctx.counters.count('udp-forward-refused-by-guest');
+    this.hooks.forwardRefused?.(flow);
+  }
+
+  /** Ends a forwarded conversation now (the shell carries it another way). */
+  closeInbound(flowId: number): void {
+    const f = this.ctx.flows.get(flowId);
+    if (f?.kind === 'udp-in') this.removeInbound(f as InboundUdpFlow);
   }
 
   private removeInbound(flow: InboundUdpFlow): void {

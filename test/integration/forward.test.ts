@@ -179,6 +179,22 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     }
   });
 
+  it('-6: -p on [::1] for UDP carries an IPv6 client over IPv6 to a guest on [::]; a guest on IPv4 only refuses it, and it goes over IPv4', async () => {
+    const port = await closedPort('::1');
+    await attach(['-6', '-p', `[::1]:${port}:5353/udp`, '-p', `[::1]:${port + 1}:5354/udp`]);
+    await guestIpv6();
+    const any = await fx.ns.serve(['udp-echo-server', '5353', 'any']);
+    const v4only = await fx.ns.serve(['udp-echo-server', '5354']);
+    try {
+      expect(await udpAsk(port, 'to [::]', '::1')).toMatch(/^fd00::2:\d+ to \[::\]$/);
+      // The first datagram is refused over IPv6 (ICMPv6 port unreachable) and sent again over IPv4.
+      expect(await udpAsk(port + 1, 'to 0.0.0.0', '::1')).toMatch(/^10\.0\.2\.2:\d+ to 0\.0\.0\.0$/);
+    } finally {
+      any.proc.kill('SIGKILL');
+      v4only.proc.kill('SIGKILL');
+    }
+  });
+
   it('UDP forward: clients on 127.0.0.1 and ::1 with the same source port stay two conversations', async () => {
     const port = await closedPort();
     // One dual-stack listener: both clients reach the same forward.

@@ -23,6 +23,7 @@ import { EthernetRepr } from '../../../src/wire/ethernet.js';
 import { Ipv6Packet, Ipv6Repr } from '../../../src/wire/ipv6.js';
 import { arp, eth, ipv4, tcp, udp } from '../../fuzz/build.js';
 import { UdpPacket, UdpRepr } from '../../../src/wire/udp.js';
+import { Icmpv6Repr, Icmpv6Type } from '../../../src/wire/icmpv6.js';
 
 const GUEST_PORT = 40000;
 const GUEST_ISS = 1000;
@@ -362,6 +363,8 @@ describe('UDP over IPv6 through the same flow layer', () => {
             calls.push(`dns ${p.toString()}`);
           },
           close: (_f, reason) => calls.push(`close ${reason}`),
+          forwardReply: (f, p) => calls.push(`reply ${f.id} ${p.toString()}`),
+          forwardRefused: (f) => calls.push(`refused ${f.id}`),
         },
       },
       { udpIdleMs: 1000 },
@@ -377,12 +380,32 @@ describe('UDP over IPv6 through the same flow layer', () => {
       body.copy(frame, 54);
       stack.receive(now, frame);
     };
+    const sendFrom = (srcPort: number, dst: string, port: number, text: string) => {
+      const d = ipv6FromString(dst);
+      const body = Buffer.alloc(8 + text.length);
+      new UdpRepr({ srcPort, dstPort: port, payload: Buffer.from(text) }).emit(body, pseudoV6(GUEST6, d, IpProtocol.UDP, body.length));
+      const frame = Buffer.alloc(54 + body.length);
+      new EthernetRepr({ src: GUEST_MAC, dst: cfg.ipv6!.mac, ethertype: EtherType.IPv6 }).emit(frame);
+      new Ipv6Repr({ src: GUEST6, dst: d, nextHeader: IpProtocol.UDP, payloadLen: body.length }).emit(frame.subarray(14));
+      body.copy(frame, 54);
+      stack.receive(0, frame);
+    };
+    const guestIcmp6 = (dst: string, m: Icmpv6Repr) => {
+      const d = ipv6FromString(dst);
+      const body = Buffer.alloc(m.bufferLen());
+      m.emit(body, GUEST6, d);
+      const frame = Buffer.alloc(54 + body.length);
+      new EthernetRepr({ src: GUEST_MAC, dst: cfg.ipv6!.mac, ethertype: EtherType.IPv6 }).emit(frame);
+      new Ipv6Repr({ src: GUEST6, dst: d, nextHeader: IpProtocol.ICMPv6, payloadLen: body.length }).emit(frame.subarray(14));
+      body.copy(frame, 54);
+      stack.receive(0, frame);
+    };
     const sent = () =>
       out.splice(0).map((f) => {
         const ip = Ipv6Packet.newChecked(EthernetFrame.newChecked(f).payload);
         return { src: ipv6ToString(ip.src), dst: ipv6ToString(ip.dst), next: ip.nextHeader, body: Buffer.from(ip.payload), ip };
       });
-    return { stack, calls, send, sent, flow: () => last! };
+    return { stack, calls, send, sendFrom, guestIcmp6, sent, flow: () => last! };
   }
 
   it('sends to the host over IPv6 and back; ::1 appears as fd00::2, DNS answers as fd00::3:53; host errors become ICMPv6; idle flows go with their handle', () => {
@@ -419,5 +442,23 @@ describe('UDP over IPv6 through the same flow layer', () => {
     const [err] = r.sent();
     expect([err!.body[0], err!.body[1]]).toEqual([1, 3]);
     expect(r.calls).toEqual([]);
+  });
+
+  it('a forwarded conversation over IPv6: the datagram reaches the guest; the guest\'s reply goes to the client; its port unreachable tells the shell', () => {
+    const r = rig6();
+    const peer = ipv6FromString('fd00::2');
+    // The guest is known (it spoke once); a client forwarded to its port 5353.
+    r.send('fd00::2', 9, 'hello');
+    r.sent();
+    const flow = r.stack.udp!.forwardIn6(0, 1, '::1|4000', peer, 4000, GUEST6, 5353, Buffer.from('query'))!;
+    const [toGuest] = r.sent();
+    expect([toGuest!.src, toGuest!.dst, toGuest!.next]).toEqual(['fd00::2', 'fd00::ff:fe00:64', IpProtocol.UDP]);
+    // The guest's reply (from 5353 to fd00::2:4000) goes back through the forward.
+    r.sendFrom(5353, 'fd00::2', 4000, 'answer');
+    expect(r.calls.at(-1)).toBe(`reply ${flow.id} answer`);
+    // Nothing listens: the guest's ICMPv6 port unreachable quoting the datagram.
+    const quoted = toGuest!.ip.buffer.subarray(0, 48);
+    r.guestIcmp6('fd00::2', new Icmpv6Repr({ type: Icmpv6Type.DstUnreachable, code: 4, data: Buffer.from(quoted) }));
+    expect(r.calls.at(-1)).toBe(`refused ${flow.id}`);
   });
 });
