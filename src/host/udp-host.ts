@@ -77,6 +77,8 @@ interface DnsQuery {
 interface HostFlow {
   main?: BoundSocket;
   dns?: BoundSocket;
+  /** The DNS socket's family (6: dual-stack, for a list with an IPv6 nameserver). */
+  dnsFamily?: 4 | 6;
   queries: Map<number, DnsQuery>;
 }
 
@@ -286,7 +288,10 @@ export class UdpHost implements UdpHooks {
       return;
     }
     const f = this.hostFlow(flow);
-    const family = servers.some((s) => net.isIPv6(s.split('%')[0]!)) && !servers.some((s) => net.isIPv4(s)) ? 6 : 4;
+    // Any IPv6 nameserver: one dual-stack udp6 socket reaches both kinds
+    // (IPv4 ones as ::ffff:a.b.c.d); else a udp4 socket.
+    const family = servers.some((s) => net.isIPv6(s.split('%')[0]!)) ? 6 : 4;
+    if (!f.dns) f.dnsFamily = family;
     f.dns ??= this.open(
       id,
       family,
@@ -362,7 +367,9 @@ export class UdpHost implements UdpHooks {
       this.opts.dnsTimeoutMs ?? DEFAULT_DNS_TIMEOUT_MS,
     );
     q.timer.unref();
-    this.sendOn(f.dns, q.payload, 53, server);
+    // On a udp6 socket an IPv4 nameserver is addressed as v4-mapped.
+    const to = f.dnsFamily === 6 && net.isIPv4(server) ? `::ffff:${server}` : server;
+    this.sendOn(f.dns, q.payload, 53, to);
   }
 
   close(flow: UdpFlow): void {

@@ -171,6 +171,20 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
     }
   });
 
+  it.skipIf(runAs === null)('a nameserver list mixing IPv6 and IPv4: a silent ::1 first, then 127.0.0.78 answers (UDP and TCP)', async () => {
+    const dns = await dnsServer('127.0.0.78', { 'test.tsnet': '192.0.2.45' });
+    const resolv = path.join(fx.tmp, 'resolv.conf');
+    fs.writeFileSync(resolv, 'nameserver ::1\nnameserver 127.0.0.78\n');
+    fs.chmodSync(resolv, 0o644);
+    try {
+      await attach(['--resolv-conf', resolv]);
+      expect(await fx.ns.guest(['dns-udp', '10.0.2.3', 'test.tsnet'])).toBe('192.0.2.45');
+      expect(await fx.ns.guest(['dns-tcp', '10.0.2.3', 'test.tsnet'])).toBe('192.0.2.45');
+    } finally {
+      await dns.close();
+    }
+  });
+
   it('--disable-host-loopback: TCP and UDP to 10.0.2.2 are unreachable, ping still answers', async () => {
     await attach(['--disable-host-loopback']);
     const echo = await echoServer();
