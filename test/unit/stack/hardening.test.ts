@@ -6,7 +6,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { MemoryBudget } from '../../../src/stack/budget.js';
-import { routeFor } from '../../../src/stack/nat.js';
+import { routeFor, routeFor6 } from '../../../src/stack/nat.js';
+import { ipv6FromString } from '../../../src/wire/address.js';
 import { makeConfig } from '../../../src/stack/config.js';
 import { Stack, type StackOptions } from '../../../src/stack/stack.js';
 import type { TcpFlow, TcpHooks } from '../../../src/stack/tcp-flows.js';
@@ -137,6 +138,33 @@ describe('where each destination class goes (nat.ts)', () => {
       expect(routeFor(closed, ip(addr), 80, 'tcp')).toEqual(shut);
     });
   }
+});
+
+describe('where each IPv6 destination class goes (nat.ts routeFor6)', () => {
+  const cfg = makeConfig({ enableIpv6: true });
+  const closed = makeConfig({ enableIpv6: true, disableHostLoopback: true });
+  const cases: Array<[string, string, unknown, unknown]> = [
+    ['gateway', 'fd00::2', { kind: 'host6', addr: '::1' }, { kind: 'unreachable', code: 0 }],
+    ['router link-local', 'fe80::2', { kind: 'host6', addr: '::1' }, { kind: 'unreachable', code: 0 }],
+    ['DNS, port 80', 'fd00::3', { kind: 'unreachable', code: 3 }, { kind: 'unreachable', code: 3 }],
+    ['rest of the prefix', 'fd00::77', { kind: 'unreachable', code: 1 }, { kind: 'unreachable', code: 1 }],
+    ['other link-local', 'fe80::9', { kind: 'unreachable', code: 1 }, { kind: 'unreachable', code: 1 }],
+    ['::', '::', { kind: 'drop', reason: 'dst-this-network' }, { kind: 'drop', reason: 'dst-this-network' }],
+    ['::1', '::1', { kind: 'drop', reason: 'dst-loopback' }, { kind: 'drop', reason: 'dst-loopback' }],
+    ['multicast', 'ff02::1', { kind: 'drop', reason: 'dst-multicast' }, { kind: 'drop', reason: 'dst-multicast' }],
+    ['v4-mapped', '::ffff:10.0.2.2', { kind: 'drop', reason: 'dst-v4-mapped' }, { kind: 'drop', reason: 'dst-v4-mapped' }],
+    ['outside', '2001:db8::10', { kind: 'host6', addr: '2001:db8::10' }, { kind: 'host6', addr: '2001:db8::10' }],
+  ];
+  for (const [name, addr, open, shut] of cases) {
+    it(`${name} (${addr}): --disable-host-loopback closes only the way to the host's ::1`, () => {
+      expect(routeFor6(cfg, ipv6FromString(addr), 80, 'tcp')).toEqual(open);
+      expect(routeFor6(closed, ipv6FromString(addr), 80, 'tcp')).toEqual(shut);
+    });
+  }
+  it('port 0 is refused like a closed port; DNS port 53 goes to the forwarder', () => {
+    expect(routeFor6(cfg, ipv6FromString('2001:db8::10'), 0, 'udp')).toEqual({ kind: 'unreachable', code: 3, reason: 'dst-port-zero' });
+    expect(routeFor6(cfg, ipv6FromString('fd00::3'), 53, 'udp')).toEqual({ kind: 'dns' });
+  });
 });
 
 describe('one flow table, one cap', () => {
