@@ -135,6 +135,8 @@ export class UdpHost implements UdpHooks {
     onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void,
     onIcmp: (e: SockError) => void,
     onFail: (code: string) => void,
+    /** Bind to --outbound-addr/--outbound-addr6 (false: a dual-stack socket that must reach IPv4 too). */
+    bindOutbound = true,
   ): BoundSocket {
     const guard = this.opts.guard;
     const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
@@ -155,7 +157,7 @@ export class UdpHost implements UdpHooks {
         this.opts.log.debug({ flow: flowId, err: err.code }, 'udp socket error');
       }, fail),
     );
-    const local = family === 4 ? this.opts.outboundAddr : this.opts.outboundAddr6;
+    const local = !bindOutbound ? undefined : family === 4 ? this.opts.outboundAddr : this.opts.outboundAddr6;
     socket.bind(
       { port: 0, address: local },
       guard.wrap('udp-host', () => {
@@ -322,6 +324,8 @@ export class UdpHost implements UdpHooks {
         this.table.fail(this.opts.clock(), id, 0, 53, true);
         this.kick();
       },
+      // A list mixing IPv6 and IPv4 nameservers: the socket must reach both.
+      !(family === 6 && servers.some((x) => net.isIPv4(x))),
     );
     const qid = payload.readUInt16BE(0);
     const old = f.queries.get(qid);
