@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { integrationSkip, readyFrom, runAs, startTsnet, statsOf, stopTsnet, type Tsnet, namespaceFixture, waitFor } from './harness.js';
+import { integrationSkip, readyFrom, runAs, startTsnet, statsOf, stopTsnet, type Tsnet, namespaceFixture } from './harness.js';
 import { apiCall } from '../support/api-client.js';
 import { closedPort } from './servers.js';
 import dgram from 'node:dgram';
@@ -166,7 +166,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it('-6: a UDP forward to the guest\'s IPv6 address (API guest_addr) carries an IPv6 client as itself', async () => {
     const sock = path.join(fx.tmp, 'api.sock');
     await attach(['-6', '--api-socket', sock]);
-    await guestIpv6();
+    await fx.ns.ipv6Ready();
     const guest6 = /inet6 (fd00::[0-9a-f:]+)\/64 scope global/.exec((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout)![1]!;
     const port = await closedPort('::1');
     const add = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'udp', host_addr: '::1', host_port: port, guest_addr: guest6, guest_port: 5353 } });
@@ -182,7 +182,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
   it('-6: -p on [::1] for UDP carries an IPv6 client over IPv6 to a guest on [::]; a guest on IPv4 only refuses it, and it goes over IPv4', async () => {
     const port = await closedPort('::1');
     await attach(['-6', '-p', `[::1]:${port}:5353/udp`, '-p', `[::1]:${port + 1}:5354/udp`]);
-    await guestIpv6();
+    await fx.ns.ipv6Ready();
     const any = await fx.ns.serve(['udp-echo-server', '5353', 'any']);
     const v4only = await fx.ns.serve(['udp-echo-server', '5354']);
     try {
@@ -227,15 +227,10 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     expect(await fetchFrom(port, '::1')).toMatch(/^peer=10\.0\.2\.2:\d+\n$/);
   });
 
-  /** Waits until the guest's SLAAC address is usable (after duplicate address detection). */
-  async function guestIpv6(): Promise<void> {
-    await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
-  }
-
   it('-6: an IPv6 client reaches a guest server on [::] over IPv6 (::1 appears as fd00::2); a guest server on IPv4 only is reached over IPv4', async () => {
     const port = await closedPort('::1');
     await attach(['-6', '-p', `[::1]:${port}:8080`, '-p', `[::1]:${port + 1}:8081`]);
-    await guestIpv6();
+    await fx.ns.ipv6Ready();
     await fx.ns.serve(['serve-peer-any', '8080', '1']);
     expect(await fetchFrom(port, '::1')).toMatch(/^peer=fd00::2:\d+\n$/);
     // The guest refuses over IPv6 (nothing on [::]:8081): tsnet tries IPv4.
@@ -337,7 +332,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
       fx.tsnet = undefined;
       const port6 = await closedPort('2001:db8:9::1');
       await attach(['-6', '-p', `[2001:db8:9::1]:${port6}:8080`]);
-      await guestIpv6();
+      await fx.ns.ipv6Ready();
       await fx.ns.serve(['serve-peer-any', '8080', '1']);
       const client6 = spawn('ip', ['netns', 'exec', testns, '/usr/bin/python3', '-c',
         `import socket; s = socket.create_connection(("2001:db8:9::1", ${port6}), timeout=10); print(s.recv(100).decode().strip())`], { stdio: ['ignore', 'pipe', 'inherit'] });

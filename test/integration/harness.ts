@@ -56,6 +56,18 @@ export class Netns {
     return runAsUser('nsenter', ['--preserve-credentials', '-U', '-n', '-t', String(this.pid), ...args], { timeoutMs });
   }
 
+  /**
+   * Waits until tap0 has a global fd00:: address (SLAAC from tsnet's router
+   * advertisement) out of duplicate address detection, so it can be used.
+   */
+  async ipv6Ready(timeoutMs = 10_000): Promise<void> {
+    await waitFor(
+      async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await this.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout),
+      timeoutMs,
+      'a global fd00:: address on tap0',
+    );
+  }
+
   /** Runs guest.py inside the namespace; resolves with its trimmed stdout (rejects on failure). */
   async guest(args: string[], timeoutMs = 60_000): Promise<string> {
     const r = await this.exec(['/usr/bin/python3', guestPy, ...args], timeoutMs);

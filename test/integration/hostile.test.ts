@@ -13,7 +13,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { integrationSkip, readyFrom, spawnAs, startTsnet, statsOf, namespaceFixture, tsnetMain, waitFor, type Tsnet } from './harness.js';
+import { integrationSkip, readyFrom, spawnAs, startTsnet, statsOf, namespaceFixture, tsnetMain, type Tsnet } from './harness.js';
 import { closedPort, echoServer } from './servers.js';
 
 /** Connects to a forwarded host port and returns what the guest's serve-peer answers. */
@@ -206,7 +206,7 @@ describe.skipIf(integrationSkip !== '')('a hostile guest (rootless namespace)', 
     const echo = await echoServer();
     const echo6 = await echoServer('::1');
     try {
-      await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+      await fx.ns.ipv6Ready();
       await survives(t, echo.port, async () => {
         await fx.ns.guest(['syn-flood6', 'tap0', 'fd00::2', String(echo6.port), String(SYNS)], 120_000);
         await fx.ns.guest(['ndp-flood', 'tap0', '2000'], 120_000);

@@ -125,7 +125,7 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
 
   it('-6: TCP over IPv6 — echo connections through fd00::2 to a server on the host\'s ::1, a closed port refused at once, nothing left after', async () => {
     const t = await attach(['-6']);
-    await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+    await fx.ns.ipv6Ready();
     const echo = await echoServer('::1');
     try {
       expect(await fx.ns.guest(['echo-many', 'fd00::2', String(echo.port), '20', String(64 * 1024)], LONG)).toBe('ok 20');
@@ -159,7 +159,7 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
     const echo = await udpEchoServer('::1');
     try {
       await attach(['-6', '--resolv-conf', resolv]);
-      await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+      await fx.ns.ipv6Ready();
       expect(await fx.ns.guest(['udp-echo', 'fd00::2', String(echo.port)])).toBe(`hello tsnet fd00::2 ${echo.port}`);
       expect(await fx.ns.guest(['udp-refused', 'fd00::2', String(await closedPort('::1'))])).toBe('refused');
       expect(await fx.ns.guest(['dns-udp', 'fd00::3', 'test.tsnet'])).toBe('192.0.2.44');

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { integrationSkip, killAll, Netns, readyFrom, runAs, startTsnet, stopTsnet, waitFor, type Tsnet } from './harness.js';
+import { integrationSkip, killAll, Netns, readyFrom, runAs, startTsnet, stopTsnet, type Tsnet } from './harness.js';
 
 const TESTNS = `tsnet-test-host-${process.pid}`;
 const HOST_SIDE = 'tsnt-h';
@@ -126,7 +126,7 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
     await stopTsnet(tsnet!);
     tsnet = startTsnet(['attach', '-c', '-6', '-r', '3', String(ns.pid)], ['pipe']);
     expect(await readyFrom(tsnet)).toBe('1');
-    await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+    await ns.ipv6Ready();
     const r = await ns.exec(['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', PEER_IP6]);
     expect(r.stdout, r.stderr + tsnet.stderr()).toMatch(/3 packets transmitted, 3 received/);
     const server = await sourceServerIn(TESTNS, 1024 * 1024, PEER_IP6);
@@ -146,7 +146,7 @@ describe.skipIf(integrationSkip !== '' || runAs === null)('outside addresses (te
     try {
       tsnet = startTsnet(['attach', '-c', '-6', '--outbound-addr6', HOST_IP6_2, '-r', '3', String(ns.pid)], ['pipe']);
       expect(await readyFrom(tsnet)).toBe('1');
-      await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'a global fd00:: address on tap0');
+      await ns.ipv6Ready();
       const server = await sourceServerIn(TESTNS, 64 * 1024, PEER_IP6);
       try {
         await ns.guest(['download', PEER_IP6, String(server.port)]);

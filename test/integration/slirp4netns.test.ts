@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { apiCall } from '../support/api-client.js';
-import { httpPoll, integrationSkip, killAll, runAs, spawnAs, stageDir, userTempDir, namespaceFixture, waitFor } from './harness.js';
+import { httpPoll, integrationSkip, killAll, runAs, spawnAs, stageDir, userTempDir, namespaceFixture } from './harness.js';
 
 // The bin engines run: the launcher (src/cli/slirp4netns.sh), which execs the Node.js entry.
 const slirpBin = path.join(stageDir, 'dist/src/cli/slirp4netns');
@@ -60,7 +60,7 @@ describe.skipIf(integrationSkip !== '')('slirp4netns drop-in (engine argument ve
     expect((await fx.ns.exec(['ip', 'link', 'show', 'tap0'])).stdout).toMatch(/mtu 65520/);
     expect((await fx.ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2'])).stdout).toMatch(/1 received/);
     // podman passes --enable-ipv6: the guest configures an fd00:: address from the router advertisement.
-    await waitFor(async () => /inet6 fd00::[0-9a-f:]+\/64 scope global(?![^\n]*tentative)/.test((await fx.ns.exec(['ip', '-6', 'addr', 'show', 'dev', 'tap0'])).stdout), 10_000, 'an fd00:: address on tap0');
+    await fx.ns.ipv6Ready();
     expect((await fx.ns.exec(['ping', '-6', '-c', '1', '-W', '2', 'fd00::3'])).stdout).toMatch(/1 received/);
     const add = await apiCall(sock, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 0, guest_port: 80 } });
     expect(add.return.id).toBe(1);
