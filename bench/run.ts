@@ -5,7 +5,8 @@
 // loopback only. Speed is measured here, never asserted in `npm test`.
 //
 // Metrics per stack: iperf3 container→host and host→container (-R) at MTU
-// 65520 and 1500, the same over IPv6 at 65520 (fd00::2 to the host's ::1;
+// 65520 and 1500 with the stack process's CPU seconds (user + system, from
+// /proc/PID/stat) per GB moved, the same over IPv6 at 65520 (fd00::2 to the host's ::1;
 // tsnet -6 and slirp4netns --enable-ipv6), iperf3 through a port forward added with the
 // slirp4netns-style API (tsnet and slirp4netns), 1-byte TCP
 // request/response latency p50/p99 and
@@ -210,8 +211,52 @@ function peakRssMiB(pid: number): number | undefined {
 
 let nextPort = 25201;
 
+/** CPU seconds (user + system) process pid has used so far, from /proc/PID/stat; undefined when it cannot be read. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command (which may hold spaces) start at the last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Linux's USER_HZ: /proc/PID/stat counts CPU time in these ticks. */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * iperf() with the stack process's CPU time per GB moved (user + system
+ * seconds over the bytes received): the figure that holds on a busy host,
+ * where throughput moves with what else runs.
+ */
+async function iperfCpu(
+  exec: (args: string[], t: number) => Promise<string>,
+  pid: number,
+  dst: string,
+  secs: number,
+  reverse: boolean,
+  bind = '127.0.0.1',
+): Promise<{ gbps: number; cpuPerGB: number | undefined }> {
+  const c0 = cpuSeconds(pid);
+  const { gbps, bytes } = await iperfBytes(exec, dst, secs, reverse, bind);
+  const c1 = cpuSeconds(pid);
+  return { gbps, cpuPerGB: c0 === undefined || c1 === undefined || bytes === 0 ? undefined : (c1 - c0) / (bytes / 1e9) };
+}
+
 /** iperf3 client in `exec` against a one-off server on the host loopback; Gbit/s received. */
 async function iperf(exec: (args: string[], t: number) => Promise<string>, dst: string, secs: number, reverse: boolean, bind = '127.0.0.1'): Promise<number> {
+  return (await iperfBytes(exec, dst, secs, reverse, bind)).gbps;
+}
+
+async function iperfBytes(
+  exec: (args: string[], t: number) => Promise<string>,
+  dst: string,
+  secs: number,
+  reverse: boolean,
+  bind = '127.0.0.1',
+): Promise<{ gbps: number; bytes: number }> {
   const port = nextPort++;
   const server = spawnAs(runAs, 'iperf3', ['-s', '-1', '-p', String(port), '-B', bind], { stdio: ['ignore', 'pipe', 'pipe'] });
   const done = collect(server, (secs + 30) * 1000);
@@ -219,7 +264,7 @@ async function iperf(exec: (args: string[], t: number) => Promise<string>, dst: 
   try {
     const out = await exec(['iperf3', '-c', dst, '-p', String(port), '-t', String(secs), '-J', ...(reverse ? ['-R'] : [])], (secs + 30) * 1000);
     const j = JSON.parse(out);
-    return j.end.sum_received.bits_per_second / 1e9;
+    return { gbps: j.end.sum_received.bits_per_second / 1e9, bytes: j.end.sum_received.bytes };
   } finally {
     await done.catch(() => {});
   }
@@ -299,8 +344,12 @@ async function benchStack(stack: string, args: Args): Promise<Row> {
         return r.stdout;
       };
       if (mtu === args.mtus[0]) row.readyMs = a.readyMs;
-      row[`up${mtu}`] = await iperf(exec, a.dst, args.secs, false);
-      row[`down${mtu}`] = await iperf(exec, a.dst, args.secs, true);
+      const up = await iperfCpu(exec, a.pid, a.dst, args.secs, false);
+      const down = await iperfCpu(exec, a.pid, a.dst, args.secs, true);
+      row[`up${mtu}`] = up.gbps;
+      row[`down${mtu}`] = down.gbps;
+      row[`cpuUp${mtu}`] = up.cpuPerGB;
+      row[`cpuDown${mtu}`] = down.cpuPerGB;
       if (mtu === 65520 && a.dst6) {
         // The same over IPv6 (fd00::2 is the host's ::1), once the guest's SLAAC address is usable.
         for (let i = 0; i < 100; i++) {
@@ -398,6 +447,10 @@ function table(results: Record<string, Row>, args: Args): string {
   for (const mtu of args.mtus) {
     metrics.push([`up${mtu}`, `container→host Gbit/s, MTU ${mtu}`, 2, true]);
     metrics.push([`down${mtu}`, `host→container Gbit/s, MTU ${mtu}`, 2, true]);
+  }
+  for (const mtu of args.mtus) {
+    metrics.push([`cpuUp${mtu}`, `CPU s per GB container→host, MTU ${mtu}`, 2, false]);
+    metrics.push([`cpuDown${mtu}`, `CPU s per GB host→container, MTU ${mtu}`, 2, false]);
   }
   metrics.push(['up6_65520', 'container→host Gbit/s over IPv6, MTU 65520', 2, true]);
   metrics.push(['down6_65520', 'host→container Gbit/s over IPv6, MTU 65520', 2, true]);
