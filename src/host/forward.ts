@@ -46,6 +46,23 @@ interface UdpListener {
   datagrams: number;
 }
 
+/**
+ * Opens a forwarded flow from the client's own port, else (that source is
+ * taken: two clients that map to the same address and port, as 127.0.0.1
+ * and ::1 both appearing as the gateway) from up to 32 random ephemeral
+ * ports. `open` gives undefined for a taken source, null when a budget
+ * refuses (then no other port is tried).
+ */
+function withPeerPort<T>(first: number, open: (port: number) => T | undefined | null): { flow: T | undefined | null; port: number } {
+  let port = first;
+  let flow = port > 0 ? open(port) : undefined;
+  for (let i = 0; flow === undefined && i < 32; i++) {
+    port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
+    flow = open(port);
+  }
+  return { flow, port };
+}
+
 /** IPv6 UDP clients remembered as refused over IPv6, per forward (the oldest forgotten first). */
 const MAX_OVER4 = 4096;
 
@@ -137,12 +154,7 @@ export class Forwarder implements ForwardBackend {
     // look the same to the guest (127.0.0.1 and ::1 both appear as the
     // gateway) get different peer ports, as TCP forwarding does.
     const clientKey = `${rinfo.address}|${rinfo.port}`;
-    let port = l.peerPorts.get(clientKey) ?? rinfo.port;
-    let flow = udp.forwardIn(now, id, clientKey, peer, port, guest, l.spec.guestPort, msg);
-    for (let i = 0; flow === undefined && i < 32; i++) {
-      port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
-      flow = udp.forwardIn(now, id, clientKey, peer, port, guest, l.spec.guestPort, msg);
-    }
+    const { flow, port } = withPeerPort(l.peerPorts.get(clientKey) ?? rinfo.port, (p) => udp.forwardIn(now, id, clientKey, peer, p, guest, l.spec.guestPort, msg));
     if (!flow) {
       if (flow === undefined) this.runtime.stack.drop('udp-forward-no-port', clientKey);
       return;
@@ -163,12 +175,7 @@ export class Forwarder implements ForwardBackend {
     const udp = this.runtime.stack.udp!;
     const now = this.runtime.clock();
     const clientKey = `${rinfo.address}|${rinfo.port}`;
-    let port = l.peerPorts.get(clientKey) ?? rinfo.port;
-    let flow = udp.forwardIn6(now, id, clientKey, v6.peer, port, v6.guest, l.spec.guestPort, msg);
-    for (let i = 0; flow === undefined && i < 32; i++) {
-      port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
-      flow = udp.forwardIn6(now, id, clientKey, v6.peer, port, v6.guest, l.spec.guestPort, msg);
-    }
+    const { flow, port } = withPeerPort(l.peerPorts.get(clientKey) ?? rinfo.port, (p) => udp.forwardIn6(now, id, clientKey, v6.peer, p, v6.guest, l.spec.guestPort, msg));
     if (!flow) {
       if (flow === undefined) this.runtime.stack.drop('udp-forward-no-port', clientKey);
       return;
@@ -277,12 +284,7 @@ export class Forwarder implements ForwardBackend {
     if (v6) {
       const tcp = this.runtime.stack.tcp!;
       const now = this.runtime.clock();
-      let port = socket.remotePort ?? 0;
-      let flow = port > 0 ? tcp.connectInbound6(now, v6.peer, port, v6.guest, l.spec.guestPort) : undefined;
-      for (let i = 0; flow === undefined && i < 32; i++) {
-        port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
-        flow = tcp.connectInbound6(now, v6.peer, port, v6.guest, l.spec.guestPort);
-      }
+      const { flow } = withPeerPort(socket.remotePort ?? 0, (p) => tcp.connectInbound6(now, v6.peer, p, v6.guest, l.spec.guestPort));
       if (flow) {
         socket.pause();
         l.accepted++;
@@ -310,14 +312,7 @@ export class Forwarder implements ForwardBackend {
     const now = this.runtime.clock();
     const peer = this.peerOf(socket.remoteAddress ?? '');
     const guest = ipv4FromString(l.spec.guestAddr);
-    let port = socket.remotePort ?? 0;
-    let flow = port > 0 ? tcp.connectInbound(now, peer, port, guest, l.spec.guestPort) : undefined;
-    // Two clients that map to the same address and port (127.0.0.1 and ::1
-    // both appear as the gateway): give the later one another source port.
-    for (let i = 0; flow === undefined && i < 32; i++) {
-      port = EPHEMERAL_LOW + Math.floor(Math.random() * EPHEMERAL_SPAN);
-      flow = tcp.connectInbound(now, peer, port, guest, l.spec.guestPort);
-    }
+    const { flow } = withPeerPort(socket.remotePort ?? 0, (p) => tcp.connectInbound(now, peer, p, guest, l.spec.guestPort));
     if (!flow) {
       socket.resetAndDestroy();
       return;

@@ -104,24 +104,10 @@ export class UdpTable implements FlowOwner {
    * (the datagram is dropped, counted).
    */
   forwardIn(now: number, forwardId: number, client: string, peerIp: number, peerPort: number, guestIp: number, guestPort: number, payload: Buffer): InboundUdpFlow | undefined | null {
-    const flows = this.ctx.flows;
-    let flow = flows.lookup('udp-in', guestIp, guestPort, peerIp, peerPort) as InboundUdpFlow | undefined;
-    if (flow && (flow.forwardId !== forwardId || flow.client !== client)) return undefined;
-    if (!flow) {
-      if (!flows.admit()) {
-        this.ctx.drop('flow-table-full', 'udp forward');
-        return null;
-      }
-      flow = { id: flows.newId(), kind: 'udp-in', forwardId, guestIp, guestPort, peerIp, peerPort, client, lastActive: now };
-      flows.insert(flow);
-      this.ctx.counters.count('udp-forward-flow-opened');
-    }
-    flows.touch(flow, now);
+    const existing = this.ctx.flows.lookup('udp-in', guestIp, guestPort, peerIp, peerPort) as InboundUdpFlow | undefined;
+    const flow = this.conversation(now, forwardId, client, existing, () => [guestIp, peerIp], guestPort, peerPort);
+    if (!flow || this.tooBig(payload, 20)) return flow;
     const cfg = this.ctx.config;
-    if (payload.length + UDP_HEADER_LEN + 20 > cfg.mtu) {
-      this.ctx.drop('udp-forward-too-big', String(payload.length));
-      return flow;
-    }
     this.ctx.sendToGuest(now, guestIp, udpFrame(this.ctx.ownMac(peerIp) ?? cfg.gatewayMac, 0, peerIp, guestIp, peerPort, guestPort, payload));
     return flow;
   }
@@ -131,30 +117,53 @@ export class UdpTable implements FlowOwner {
    * to an IPv6 guest address. The addresses become handles once admitted.
    */
   forwardIn6(now: number, forwardId: number, client: string, peer: Uint8Array, peerPort: number, guest: Uint8Array, guestPort: number, payload: Buffer): InboundUdpFlow | undefined | null {
+    const v6 = this.ctx.flows.v6;
+    const g = v6.find(guest);
+    const p = g === undefined ? undefined : v6.find(peer);
+    const existing = p === undefined ? undefined : (this.ctx.flows.lookup('udp-in', g!, guestPort, p, peerPort) as InboundUdpFlow | undefined);
+    const flow = this.conversation(now, forwardId, client, existing, () => [v6.intern(guest), v6.intern(peer)], guestPort, peerPort);
+    if (!flow || this.tooBig(payload, 40)) return flow;
+    this.ctx.sendToGuest6(now, guest, udp6Frame(macFor6(this.ctx.config.ipv6!, peer), peer, guest, peerPort, guestPort, payload));
+    return flow;
+  }
+
+  /**
+   * The conversation a forwarded datagram belongs to: `existing`, or a new
+   * one (`addresses` gives its guest and peer address when it is made).
+   * Undefined when that source belongs to another forward or client, null
+   * when the flow table has no room.
+   */
+  private conversation(
+    now: number,
+    forwardId: number,
+    client: string,
+    existing: InboundUdpFlow | undefined,
+    addresses: () => [number, number],
+    guestPort: number,
+    peerPort: number,
+  ): InboundUdpFlow | undefined | null {
     const flows = this.ctx.flows;
-    const g = flows.v6.find(guest);
-    const p = g === undefined ? undefined : flows.v6.find(peer);
-    let flow = p === undefined ? undefined : (flows.lookup('udp-in', g!, guestPort, p, peerPort) as InboundUdpFlow | undefined);
+    let flow = existing;
     if (flow && (flow.forwardId !== forwardId || flow.client !== client)) return undefined;
     if (!flow) {
       if (!flows.admit()) {
         this.ctx.drop('flow-table-full', 'udp forward');
         return null;
       }
-      const guestIp = flows.v6.intern(guest);
-      const peerIp = flows.v6.intern(peer);
+      const [guestIp, peerIp] = addresses();
       flow = { id: flows.newId(), kind: 'udp-in', forwardId, guestIp, guestPort, peerIp, peerPort, client, lastActive: now };
       flows.insert(flow);
       this.ctx.counters.count('udp-forward-flow-opened');
     }
     flows.touch(flow, now);
-    const cfg = this.ctx.config;
-    if (payload.length + UDP_HEADER_LEN + 40 > cfg.mtu) {
-      this.ctx.drop('udp-forward-too-big', String(payload.length));
-      return flow;
-    }
-    this.ctx.sendToGuest6(now, guest, udp6Frame(macFor6(cfg.ipv6!, peer), peer, guest, peerPort, guestPort, payload));
     return flow;
+  }
+
+  /** A forwarded datagram that would need fragmenting toward the guest (IP header `ipHeader` bytes): dropped, counted. */
+  private tooBig(payload: Buffer, ipHeader: number): boolean {
+    if (payload.length + UDP_HEADER_LEN + ipHeader <= this.ctx.config.mtu) return false;
+    this.ctx.drop('udp-forward-too-big', String(payload.length));
+    return true;
   }
 
   /**
