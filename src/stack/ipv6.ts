@@ -112,6 +112,9 @@ export class Ipv6Link {
   /** Guest IPv6 address (16 bytes as latin1) → MAC, least recently learned first. */
   private readonly neighbors = new Map<string, number>();
   private lastGlobal: Buffer | undefined;
+  /** learn()'s last call. */
+  private readonly lastLearned = Buffer.alloc(16);
+  private lastLearnedMac = -1;
   /** sendToGuest's last lookup (cleared whenever a neighbor is learned). */
   private lastAddr: Uint8Array | undefined;
   private lastMac: number | undefined;
@@ -365,8 +368,13 @@ export class Ipv6Link {
     return this.lastGlobal;
   }
 
-  /** Records that guest address `addr` is at `mac`. */
+  /** Records that guest address `addr` is at `mac` (called for every IPv6 frame from the guest). */
   private learn(addr: Uint8Array, mac: number): void {
+    // The same as the last call (a bulk transfer's frames): nothing to do,
+    // and no key string per frame.
+    if (mac === this.lastLearnedMac && ipv6Equal(addr, this.lastLearned)) return;
+    this.lastLearned.set(addr.subarray(0, 16));
+    this.lastLearnedMac = mac;
     if (ipv6Equal(addr.subarray(0, 8), this.plan.prefix.subarray(0, 8)) && !this.isOwn(addr)) {
       if (!this.lastGlobal || !ipv6Equal(this.lastGlobal, addr)) this.lastGlobal = Buffer.from(addr.subarray(0, 16));
     }
