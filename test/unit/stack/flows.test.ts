@@ -254,6 +254,15 @@ describe('the flow layer, scenario by scenario', () => {
 });
 
 
+/** A frame from the guest (GUEST_MAC) over IPv6: `body` after a fixed header from src to dst. */
+function guest6Frame(dstMac: number, src: Buffer, dst: Uint8Array, nextHeader: number, body: Buffer): Buffer {
+  const frame = Buffer.alloc(14 + 40 + body.length);
+  new EthernetRepr({ src: GUEST_MAC, dst: dstMac, ethertype: EtherType.IPv6 }).emit(frame);
+  new Ipv6Repr({ src, dst, nextHeader, payloadLen: body.length }).emit(frame.subarray(14));
+  body.copy(frame, 54);
+  return frame;
+}
+
 describe('TCP over IPv6 through the same flow layer', () => {
   const GUEST6 = ipv6FromString('fd00::ff:fe00:64');
   const HOST6 = ipv6FromString('fd00::2');
@@ -284,11 +293,7 @@ describe('TCP over IPv6 through the same flow layer', () => {
       const seg = new TcpRepr(fields);
       const body = Buffer.alloc(seg.bufferLen());
       seg.emit(body, pseudoV6(GUEST6, dst, IpProtocol.TCP, body.length));
-      const frame = Buffer.alloc(14 + 40 + body.length);
-      new EthernetRepr({ src: GUEST_MAC, dst: cfg.ipv6!.mac, ethertype: EtherType.IPv6 }).emit(frame);
-      new Ipv6Repr({ src: GUEST6, dst, nextHeader: IpProtocol.TCP, payloadLen: body.length }).emit(frame.subarray(14));
-      body.copy(frame, 54);
-      stack.receive(now, frame);
+      stack.receive(now, guest6Frame(cfg.ipv6!.mac, GUEST6, dst, IpProtocol.TCP, body));
       stack.flush(now);
     };
     const sent = () =>
@@ -374,31 +379,19 @@ describe('UDP over IPv6 through the same flow layer', () => {
       const body = Buffer.alloc(8 + text.length);
       new UdpRepr({ srcPort: 40000, dstPort: port, payload: Buffer.from(text) }).emit(body, pseudoV6(GUEST6, d, IpProtocol.UDP, body.length));
       if (noChecksum) body.writeUInt16BE(0, 6);
-      const frame = Buffer.alloc(54 + body.length);
-      new EthernetRepr({ src: GUEST_MAC, dst: cfg.ipv6!.mac, ethertype: EtherType.IPv6 }).emit(frame);
-      new Ipv6Repr({ src: GUEST6, dst: d, nextHeader: IpProtocol.UDP, payloadLen: body.length }).emit(frame.subarray(14));
-      body.copy(frame, 54);
-      stack.receive(now, frame);
+      stack.receive(now, guest6Frame(cfg.ipv6!.mac, GUEST6, d, IpProtocol.UDP, body));
     };
     const sendFrom = (srcPort: number, dst: string, port: number, text: string) => {
       const d = ipv6FromString(dst);
       const body = Buffer.alloc(8 + text.length);
       new UdpRepr({ srcPort, dstPort: port, payload: Buffer.from(text) }).emit(body, pseudoV6(GUEST6, d, IpProtocol.UDP, body.length));
-      const frame = Buffer.alloc(54 + body.length);
-      new EthernetRepr({ src: GUEST_MAC, dst: cfg.ipv6!.mac, ethertype: EtherType.IPv6 }).emit(frame);
-      new Ipv6Repr({ src: GUEST6, dst: d, nextHeader: IpProtocol.UDP, payloadLen: body.length }).emit(frame.subarray(14));
-      body.copy(frame, 54);
-      stack.receive(0, frame);
+      stack.receive(0, guest6Frame(cfg.ipv6!.mac, GUEST6, d, IpProtocol.UDP, body));
     };
     const guestIcmp6 = (dst: string, m: Icmpv6Repr) => {
       const d = ipv6FromString(dst);
       const body = Buffer.alloc(m.bufferLen());
       m.emit(body, GUEST6, d);
-      const frame = Buffer.alloc(54 + body.length);
-      new EthernetRepr({ src: GUEST_MAC, dst: cfg.ipv6!.mac, ethertype: EtherType.IPv6 }).emit(frame);
-      new Ipv6Repr({ src: GUEST6, dst: d, nextHeader: IpProtocol.ICMPv6, payloadLen: body.length }).emit(frame.subarray(14));
-      body.copy(frame, 54);
-      stack.receive(0, frame);
+      stack.receive(0, guest6Frame(cfg.ipv6!.mac, GUEST6, d, IpProtocol.ICMPv6, body));
     };
     const sent = () =>
       out.splice(0).map((f) => {
