@@ -23,6 +23,7 @@ import type { ForwardSpec } from '../host/forward-spec.js';
 import { Runtime } from '../host/runtime.js';
 import { installProcessGuard } from '../host/guard.js';
 import { TapPort } from '../host/tap-port.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4 } from '../../native/index.js';
 
 export interface AttachOptions {
   target: string;
@@ -40,6 +41,13 @@ export interface AttachOptions {
   exitFd?: number;
   pcap?: string;
   fault?: FaultSpec;
+  /**
+   * TAP offloads (checksum, TSO, USO through a virtio-net header); default
+   * on. Off with --no-offload, and whenever --pcap or --fault is given: the
+   * capture then holds the frames as the wire carries them (MTU-sized, real
+   * checksums) and faults hit single frames.
+   */
+  offload?: boolean;
   logLevel: LogLevel;
   resolvConf?: string;
   disableDns?: boolean;
@@ -93,6 +101,21 @@ function buildPorts(tap: TapPort, o: Pick<AttachOptions, 'fault' | 'pcap'>, log:
   return { top, pcap, fault };
 }
 
+/** Offloads unless turned off, or a capture or fault injection must see real frames. */
+function wantsOffload(o: Pick<AttachOptions, 'offload' | 'pcap' | 'fault'>): boolean {
+  return o.offload !== false && o.pcap === undefined && o.fault === undefined;
+}
+
+/** TUN_F_* bits as words for the log. */
+function offloadNames(bits: number): string {
+  const names: string[] = [];
+  if (bits & TUN_F_CSUM) names.push('csum');
+  if (bits & TUN_F_TSO4) names.push('tso4');
+  if (bits & TUN_F_TSO6) names.push('tso6');
+  if (bits & TUN_F_USO4) names.push('uso');
+  return names.length ? names.join(',') : 'none';
+}
+
 /**
  * The device, attached: made (persistent, and with -c configured) in one
  * nsenter unless the launcher already did, then attached with its
@@ -109,14 +132,15 @@ async function attachDevice(o: NetworkOptions, cfg: StackConfig, target: Target,
   }
   let opened: Awaited<ReturnType<typeof openTap>>;
   try {
-    opened = await openTap(target, o.tapName, made);
+    opened = await openTap(target, o.tapName, made, wantsOffload(o));
   } catch (e) {
     if (made && !o.tapPrecreated) removeTap(target, o.tapName);
     throw e;
   }
   if (o.tapPrecreated) o.tapPrecreated.attached = true;
-  log.info({ tap: opened.name, fd: opened.fd }, 'TAP device attached');
-  const tap = new TapPort(opened.fd, opened.name);
+  log.info({ tap: opened.name, fd: opened.fd, offloads: offloadNames(opened.offloads) }, 'TAP device attached');
+  if (o.offload !== false && !wantsOffload(o)) log.debug('TAP offloads off: --pcap/--fault see single frames with real checksums');
+  const tap = new TapPort(opened.fd, opened.name, { vnetHdr: opened.vnetHdr });
   if (!o.configure) return tap;
   try {
     if (!configured) await configureInterface(target, cfg, opened.name);
@@ -186,6 +210,8 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
     outboundAddr6: o.outboundAddr6,
     udpIdleMs: o.udpIdleMs,
     limits: { maxFlows: o.maxFlows, maxHalfOpen: o.maxHalfOpen, memoryBudget: o.memoryBudget },
+    // The stack builds super-segments only when nothing between it and the TAP looks at frames.
+    offload: tap.offload && top === tap,
   });
   tap.onBatchEnd = () => runtime.onBatchEnd();
 

@@ -47,7 +47,7 @@ function networkOptions(cmd: Command, defaultMtu: number): Command {
     .option('--disable-host-loopback', 'TCP/UDP to the gateway get ICMP net unreachable instead of reaching host 127.0.0.1', false)
     .option(
       '-6, --enable-ipv6',
-      'IPv6 on the guest link: router advertisements for fd00::/64 (SLAAC, default route via fe80::2, DNS fd00::3), neighbor discovery and ping for fd00::2/fd00::3; TCP/UDP over IPv6 are refused at once (not served yet)',
+      'IPv6 on the guest link: router advertisements for fd00::/64 (SLAAC, default route via fe80::2, DNS fd00::3), neighbor discovery, ping, TCP and UDP over IPv6 (fd00::2 is the host, fd00::3 the DNS)',
       false,
     )
     .option('--disable-dns', 'drop DNS queries to the DNS address (10.0.2.3)', false)
@@ -69,7 +69,8 @@ function networkOptions(cmd: Command, defaultMtu: number): Command {
       [],
     )
     .option('-a, --api-socket <path>', 'slirp4netns-compatible JSON API socket (add_hostfwd, list_hostfwd, remove_hostfwd, get_stats)')
-    .option('--pcap <file>', 'write every frame, both directions, to a pcap file (tshark -r reads it)')
+    .option('--no-offload', 'no TAP offloads: the guest sends MTU-sized frames with full checksums (by default it hands tsnet TCP/UDP super-segments and leaves checksums to it; --pcap and --fault turn offloads off)')
+    .option('--pcap <file>', 'write every frame, both directions, to a pcap file (tshark -r reads it; turns TAP offloads off so it holds wire-sized frames)')
     .option(
       '--fault <spec>',
       'inject faults at the TAP boundary, both directions: comma list of drop=P,duplicate=P,reorder=P,corrupt=P,seed=N (P a probability)',
@@ -89,6 +90,7 @@ function networkConfig(o: any) {
     enableIpv6: o.enableIpv6 as boolean,
     pcap: o.pcap as string | undefined,
     fault: o.fault,
+    offload: o.offload as boolean,
     logLevel: o.logLevel,
     resolvConf: o.resolvConf as string,
     disableDns: o.disableDns as boolean,

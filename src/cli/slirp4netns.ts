@@ -21,8 +21,8 @@ User-mode networking for unprivileged network namespaces, provided by tsnet
 -e, --exit-fd=FD         exit when FD is closed by the other side
 -r, --ready-fd=FD        write "1" to FD when the network is configured
 -m, --mtu=MTU            specify MTU (default=${DEFAULT_MTU}, max=65521)
--6, --enable-ipv6        enable IPv6: fd00::/64 by router advertisement, fd00::2 and fd00::3
-                         answer neighbor discovery and ping (TCP/UDP over IPv6 not served yet)
+-6, --enable-ipv6        enable IPv6: fd00::/64 by router advertisement, fd00::2 (the host)
+                         and fd00::3 (DNS); TCP, UDP and ping over IPv6
 -a, --api-socket=PATH    specify API socket path
 --cidr=CIDR              specify network address CIDR (default=${DEFAULT_CIDR})
 --disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace

@@ -7,12 +7,24 @@
 // A Port sends frames down with send() and hands frames coming up to the
 // receiver set with setReceiver(). flush() is called at the end of each I/O
 // batch so buffering middleware can release what it holds.
+//
+// Offloads (a TAP opened with a virtio-net header, see tap-port.ts) travel
+// beside the frame as one number each way, never inside it:
+//   - up: `csumTrusted` — the guest's kernel left the TCP/UDP checksum to the
+//     device (CHECKSUM_PARTIAL: the field holds only the pseudo-header sum)
+//     or checked it; the stack must not verify it. A frame may also be a
+//     TCP super-segment larger than the MTU (TSO): one segment to the stack.
+//   - down: `gso` — undefined: a complete frame, checksums filled. A number:
+//     the frame's TCP/UDP checksum field holds only the pseudo-header sum
+//     (the kernel completes it); above 0, the frame is a TCP super-segment
+//     the kernel cuts into segments of `gso` payload bytes.
+// Only a port that says `offload` is true is ever given a `gso` number.
 
-export type FrameHandler = (frame: Buffer) => void;
+export type FrameHandler = (frame: Buffer, csumTrusted?: boolean) => void;
 
 export interface Port {
   /** Sends a frame toward the guest. The callee must not keep `frame` after returning. */
-  send(frame: Buffer): void;
+  send(frame: Buffer, gso?: number): void;
   /** Sets who receives frames coming from the guest. */
   setReceiver(handler: FrameHandler): void;
   /** End of an I/O batch. */
@@ -23,10 +35,10 @@ export interface Port {
 export class PassThroughPort implements Port {
   protected up: FrameHandler = () => {};
   constructor(protected readonly lower: Port) {
-    lower.setReceiver((f) => this.fromBelow(f));
+    lower.setReceiver((f, trusted) => this.fromBelow(f, trusted));
   }
-  send(frame: Buffer): void {
-    this.lower.send(frame);
+  send(frame: Buffer, gso?: number): void {
+    this.lower.send(frame, gso);
   }
   setReceiver(handler: FrameHandler): void {
     this.up = handler;
@@ -34,7 +46,7 @@ export class PassThroughPort implements Port {
   flush(): void {
     this.lower.flush();
   }
-  protected fromBelow(frame: Buffer): void {
-    this.up(frame);
+  protected fromBelow(frame: Buffer, csumTrusted?: boolean): void {
+    this.up(frame, csumTrusted);
   }
 }

@@ -36,6 +36,8 @@ export interface RuntimeOptions {
   limits?: Pick<StackOptions, 'maxFlows' | 'maxHalfOpen' | 'memoryBudget'>;
   /** Where "now" comes from (monotonicClock unless a test or replay says otherwise). */
   clock?: Clock;
+  /** The port segments and checksums for the stack (a TapPort with offloads; src/host/port.ts). */
+  offload?: boolean;
 }
 
 export class Runtime {
@@ -71,7 +73,7 @@ export class Runtime {
     this.stack = new Stack(
       opts.config,
       {
-        transmit: (frame) => port.send(frame),
+        transmit: (frame, gso) => port.send(frame, gso),
         onDrop: debug ? (reason, detail) => log.debug({ reason, detail }, 'frame dropped') : undefined,
         onEvent: (event, detail) => {
           if (event.startsWith('guest')) log.info(detail, event);
@@ -88,13 +90,14 @@ export class Runtime {
         // RFC 6528: unpredictable initial sequence numbers.
         iss: () => crypto.randomBytes(4).readUInt32BE(0),
         ...opts.limits,
+        offload: opts.offload,
       },
     );
     this.tcpHost.bind(this.stack.tcp!);
     this.udpHost.bind(this.stack.udp!);
     if (this.pingHost) this.pingHost.bind(this.stack.echo!);
     // stack.receive guards itself (drops by reason); flushes and timers are guarded here.
-    port.setReceiver((frame) => this.stack.receive(this.clock(), frame));
+    port.setReceiver((frame, trusted) => this.stack.receive(this.clock(), frame, trusted));
   }
 
   /** End of an I/O batch from the TAP: send what became due, flush the ports. */

@@ -13,27 +13,60 @@
 // to the fd with write(2) — never through the libuv stream, whose writev
 // would glue frames together; a write that would block is counted and
 // dropped (the peer's TCP recovers it), never queued without bound.
+//
+// Offloads (`vnetHdr`: the TAP was opened with IFF_VNET_HDR and TUNSETOFFLOAD
+// let the guest's kernel hand over work): every read starts with a 10-byte
+// virtio_net_hdr. A TCP super-segment (TSO) goes up whole, a UDP
+// super-datagram (USO) is cut back into its datagrams (src/wire/gso.ts),
+// and a partial or checked checksum goes up as trusted. Every write gets
+// the header too: zero for a complete frame, or NEEDS_CSUM (and GSO for a
+// TCP super-segment) when the stack passed `gso` (src/host/port.ts). The
+// header's fields come from the guest: a header tsnet cannot honour is
+// counted (rxBadVnet) and the frame dropped.
 
 import net from 'node:net';
 import { NativeError, POLLERR, POLLHUP, POLLNVAL, readFrame, setNonBlocking, sharedPoller, writeFrame, closeFd } from '../../native/index.js';
+import { splitUdpGso, txOffloadHeader } from '../wire/gso.js';
+import { VirtioGsoType, VirtioNetFlags, VIRTIO_NET_HDR_LEN } from '../wire/virtio-net.js';
+import { WireError } from '../wire/errors.js';
 import type { FrameHandler, Port } from './port.js';
 
 /** Frames read per wake-up before yielding to the event loop. */
 const BATCH = 256;
-/** Large enough for a 65521-byte MTU frame plus headers. */
-const FRAME_BUF = 65536 + 64;
+/**
+ * Large enough for the biggest frame plus a virtio header: a 65521-byte MTU
+ * frame, or a super-segment of 14 + 40 + 65535 bytes.
+ */
+const FRAME_BUF = 65536 + 128;
 
 export interface TapStats {
   rxFrames: number;
   txFrames: number;
   txDropped: number;
   txErrors: number;
+  /** Frames from the guest whose virtio header asked for something tsnet cannot do (counted, dropped). */
+  rxBadVnet: number;
+  /** UDP super-datagrams (USO) cut into datagrams. */
+  rxUdpGso: number;
+  /** TCP super-segments sent for the kernel to cut (TSO toward the guest). */
+  txGso: number;
+}
+
+export interface TapPortOptions {
+  /** The fd was attached with IFF_VNET_HDR (10-byte header on every frame). */
+  vnetHdr?: boolean;
 }
 
 export class TapPort implements Port {
-  readonly stats: TapStats = { rxFrames: 0, txFrames: 0, txDropped: 0, txErrors: 0 };
+  readonly stats: TapStats = { rxFrames: 0, txFrames: 0, txDropped: 0, txErrors: 0, rxBadVnet: 0, rxUdpGso: 0, txGso: 0 };
+  /** Frames carry a virtio_net_hdr: the stack may pass `gso` to send(). */
+  readonly offload: boolean;
   private up: FrameHandler = () => {};
   private readonly rbuf = Buffer.allocUnsafe(FRAME_BUF);
+  /** Where a frame is put behind its virtio header for write(2). */
+  private readonly wbuf: Buffer | undefined;
+  /** Where UDP super-datagrams are cut. */
+  private readonly ubuf: Buffer | undefined;
   private running = false;
   private closed = false;
   /** Called after each batch of received frames (flush upper layers). */
@@ -41,8 +74,17 @@ export class TapPort implements Port {
   /** Called once if the device goes away (read error, hang-up). */
   onFailure: (err: Error) => void = () => {};
 
-  constructor(readonly fd: number, readonly name: string) {
+  constructor(
+    readonly fd: number,
+    readonly name: string,
+    opts: TapPortOptions = {},
+  ) {
     setNonBlocking(fd);
+    this.offload = opts.vnetHdr ?? false;
+    if (this.offload) {
+      this.wbuf = Buffer.allocUnsafeSlow(FRAME_BUF);
+      this.ubuf = Buffer.allocUnsafeSlow(FRAME_BUF);
+    }
   }
 
   setReceiver(handler: FrameHandler): void {
@@ -73,9 +115,7 @@ export class TapPort implements Port {
   /** Stream engine: libuv read one frame of n bytes into rbuf. */
   private onStreamFrame(n: number): void {
     if (!this.running) return;
-    this.stats.rxFrames++;
-    // The handler must copy what it keeps: rbuf is reused for the next read.
-    this.up(this.rbuf.subarray(0, n));
+    this.deliver(n);
     if (!this.batchQueued) {
       this.batchQueued = true;
       setImmediate(this.endBatch);
@@ -94,9 +134,7 @@ export class TapPort implements Port {
       for (; n < BATCH; n++) {
         const len = readFrame(this.fd, this.rbuf);
         if (len < 0) break;
-        this.stats.rxFrames++;
-        // The handler must copy what it keeps: rbuf is reused.
-        this.up(this.rbuf.subarray(0, len));
+        this.deliver(len);
       }
     } catch (e) {
       this.fail(e as Error);
@@ -109,6 +147,40 @@ export class TapPort implements Port {
     }
   }
 
+  /** Hands the n bytes read into rbuf up (past the virtio header, cut if USO). */
+  private deliver(n: number): void {
+    this.stats.rxFrames++;
+    // The handler must copy what it keeps: rbuf is reused for the next read.
+    if (!this.offload) {
+      this.up(this.rbuf.subarray(0, n));
+      return;
+    }
+    const b = this.rbuf;
+    if (n < VIRTIO_NET_HDR_LEN) {
+      this.stats.rxBadVnet++;
+      return;
+    }
+    const frame = b.subarray(VIRTIO_NET_HDR_LEN, n);
+    const trusted = (b[0]! & (VirtioNetFlags.NEEDS_CSUM | VirtioNetFlags.DATA_VALID)) !== 0;
+    const gso = b[1]! & ~VirtioGsoType.ECN;
+    if (gso === VirtioGsoType.NONE || gso === VirtioGsoType.TCPV4 || gso === VirtioGsoType.TCPV6) {
+      this.up(frame, trusted);
+      return;
+    }
+    if (gso !== VirtioGsoType.UDP_L4) {
+      // UFO (never offered) or a type this kernel should not produce.
+      this.stats.rxBadVnet++;
+      return;
+    }
+    try {
+      splitUdpGso(frame, b[4]! | (b[5]! << 8), this.ubuf!, (d) => this.up(d, true));
+      this.stats.rxUdpGso++;
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      this.stats.rxBadVnet++;
+    }
+  }
+
   private fail(err: Error): void {
     if (!this.running) return;
     this.running = false;
@@ -116,10 +188,21 @@ export class TapPort implements Port {
     this.onFailure(err);
   }
 
-  send(frame: Buffer): void {
+  send(frame: Buffer, gso?: number): void {
     if (this.closed) return;
     try {
-      if (writeFrame(this.fd, frame) < 0) this.stats.txDropped++;
+      let n: number;
+      if (this.wbuf) {
+        // The header, then the frame behind it: one write(2) per frame.
+        const w = this.wbuf;
+        txOffloadHeader(frame, gso, w);
+        frame.copy(w, VIRTIO_NET_HDR_LEN);
+        n = writeFrame(this.fd, w, VIRTIO_NET_HDR_LEN + frame.length);
+        if (gso) this.stats.txGso++;
+      } else {
+        n = writeFrame(this.fd, frame);
+      }
+      if (n < 0) this.stats.txDropped++;
       else this.stats.txFrames++;
     } catch (e) {
       // EIO: the interface is down inside the namespace; the frame is lost

@@ -10,7 +10,23 @@
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { closeFd, getIff, NativeError, pidfdGetfd, pidfdOpen, setIff, setPersist } from '../../native/index.js';
+import {
+  closeFd,
+  getIff,
+  IFF_VNET_HDR,
+  NativeError,
+  pidfdGetfd,
+  pidfdOpen,
+  setIff,
+  setOffload,
+  setPersist,
+  TUN_F_CSUM,
+  TUN_F_TSO4,
+  TUN_F_TSO6,
+  TUN_F_TSO_ECN,
+  TUN_F_USO4,
+  TUN_F_USO6,
+} from '../../native/index.js';
 import { PrereqError } from './errors.js';
 import { deleteLink } from './configure.js';
 import { nsenterArgs, type Target } from './target.js';
@@ -21,6 +37,28 @@ const OPENER_TIMEOUT_MS = 10_000;
 export interface OpenedTap {
   fd: number;
   name: string;
+  /** Frames carry a virtio_net_hdr (IFF_VNET_HDR). */
+  vnetHdr: boolean;
+  /** The TUN_F_* offloads the guest's kernel may use (0: none). */
+  offloads: number;
+}
+
+/**
+ * Lets the guest's kernel leave checksums to us and hand over TCP (and,
+ * where the kernel has it, UDP) super-segments: TUNSETOFFLOAD, with USO
+ * dropped on kernels before 6.2 (EINVAL). Returns the TUN_F_* bits set.
+ */
+function enableOffloads(fd: number): number {
+  const tcp = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+  for (const flags of [tcp | TUN_F_USO4 | TUN_F_USO6, tcp]) {
+    try {
+      setOffload(fd, flags);
+      return flags;
+    } catch (e) {
+      if (!(e instanceof NativeError && e.code === 'EINVAL')) throw e;
+    }
+  }
+  return 0;
 }
 
 /** Fails early, with the fix, when this user cannot open /dev/net/tun at all. */
@@ -153,16 +191,20 @@ export function removePrecreatedTap(pre: PrecreatedTap): void {
  * The TAP fd for `target`. `precreated`: the slirp4netns launcher already made
  * `tapName` as a persistent device (so that it exists before the runtime
  * loads); we attach to it and drop its persistence, so it goes away with us.
+ * `offload`: attach with a virtio-net header and enable the offloads
+ * (enableOffloads); an inherited, attached fd keeps the header it has.
  */
-export async function openTap(target: Target, tapName: string, precreated = false): Promise<OpenedTap> {
+export async function openTap(target: Target, tapName: string, precreated = false, offload = false): Promise<OpenedTap> {
   if (target.type === 'tapfd') {
     try {
       const info = getIff(target.fd);
-      return { fd: target.fd, name: info.name };
+      const vnetHdr = (info.flags & IFF_VNET_HDR) !== 0;
+      return { fd: target.fd, name: info.name, vnetHdr, offloads: vnetHdr && offload ? enableOffloads(target.fd) : 0 };
     } catch (e) {
       // EBADFD: a /dev/net/tun fd not yet attached — attach it.
       if (e instanceof NativeError && e.code === 'EBADFD') {
-        return { fd: target.fd, name: setIff(target.fd, tapName) };
+        const name = setIff(target.fd, tapName, { vnetHdr: offload });
+        return { fd: target.fd, name, vnetHdr: offload, offloads: offload ? enableOffloads(target.fd) : 0 };
       }
       if (e instanceof NativeError && e.code === 'EBADF') {
         throw new PrereqError(`fd ${target.fd} is not open (EBADF): --netns-type=tapfd needs an inherited TAP fd`);
@@ -173,9 +215,9 @@ export async function openTap(target: Target, tapName: string, precreated = fals
   checkTunAccess();
   const fd = await takeTunFdFrom(target);
   try {
-    const name = setIff(fd, tapName);
+    const name = setIff(fd, tapName, { vnetHdr: offload });
     if (precreated) setPersist(fd, false);
-    return { fd, name };
+    return { fd, name, vnetHdr: offload, offloads: offload ? enableOffloads(fd) : 0 };
   } catch (e) {
     closeFd(fd);
     if (e instanceof NativeError && e.code === 'EPERM') {

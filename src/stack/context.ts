@@ -16,16 +16,27 @@ export interface StackContext {
   readonly budget: MemoryBudget;
   /** The one flow table: every TCP, UDP, forwarded and echo flow, one cap. */
   readonly flows: FlowTable;
-  /** Sends a complete Ethernet frame toward the guest. */
-  transmit(frame: Buffer): void;
+  /**
+   * The link cuts and checksums for us (a TAP with a virtio-net header):
+   * TCP may build segments larger than the guest's MSS and leave checksums
+   * partial, passing `gso` to transmit (src/host/port.ts says what it means).
+   */
+  readonly offload: boolean;
+  /**
+   * The frame being received came with its TCP/UDP checksum vouched for by
+   * the guest's kernel (partial or already checked): do not verify it.
+   */
+  readonly rxCsumTrusted: boolean;
+  /** Sends an Ethernet frame toward the guest (`gso`: see src/host/port.ts). */
+  transmit(frame: Buffer, gso?: number): void;
   /**
    * Sends a frame to guest address ip whose destination MAC is not known
    * yet: fills it in from the neighbor table, or queues the frame and asks
    * with ARP (sent when the guest answers).
    */
-  sendToGuest(now: number, ip: number, frame: Buffer): void;
+  sendToGuest(now: number, ip: number, frame: Buffer, gso?: number): void;
   /** The same for an IPv6 guest address (neighbor discovery instead of ARP; needs IPv6 enabled). */
-  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer): void;
+  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer, gso?: number): void;
   /** Reports something worth a log line (flow opened/closed, ...). */
   event?(name: string, detail: Record<string, unknown>): void;
   /** Counts (and reports) a dropped frame. */

@@ -397,7 +397,7 @@ export class Ipv6Link {
    * dropped (counted): what sends toward a guest that has not spoken
    * retransmits.
    */
-  sendToGuest(now: number, addr: Uint8Array, frame: Buffer): void {
+  sendToGuest(now: number, addr: Uint8Array, frame: Buffer, gso?: number): void {
     // Flows pass the same Buffer for the same address (addresses.ts): one
     // remembered lookup spares a key string per segment.
     let mac: number | undefined;
@@ -409,7 +409,7 @@ export class Ipv6Link {
     }
     if (mac !== undefined) {
       frame.writeUIntBE(mac, 0, 6);
-      this.ctx.transmit(frame);
+      this.ctx.transmit(frame, gso);
       return;
     }
     this.ctx.drop('ndp-unresolved');

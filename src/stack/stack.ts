@@ -53,7 +53,7 @@ export interface StackHooks {
    * A frame for the guest. The callee must not keep `frame` after returning
    * (copy it if needed): the stack reuses the memory of hot-path frames.
    */
-  transmit(frame: Buffer): void;
+  transmit(frame: Buffer, gso?: number): void;
   /** A frame was dropped; reason is a short kebab code. */
   onDrop?(reason: string, detail?: string): void;
   /** Something worth a log line happened (guest learned, ...). */
@@ -81,6 +81,11 @@ export interface StackOptions {
   maxHalfOpen?: number;
   /** Bytes tsnet may buffer for all flows together. */
   memoryBudget?: number;
+  /**
+   * The port below segments and checksums (a TAP with a virtio-net header):
+   * TCP sends super-segments with partial checksums (src/host/port.ts).
+   */
+  offload?: boolean;
 }
 
 export const DEFAULT_MAX_FLOWS = 16384;
@@ -92,7 +97,10 @@ export class Stack implements StackContext {
   readonly budget: MemoryBudget;
   readonly flows: FlowTable;
   /** Frames for guest addresses whose MAC we are asking for with ARP. */
-  private readonly awaitingArp = new Map<number, { frames: Buffer[]; askedAt: number; since: number }>();
+  private readonly awaitingArp = new Map<number, { frames: Buffer[]; gso: (number | undefined)[]; askedAt: number; since: number }>();
+  readonly offload: boolean;
+  /** Set for the frame receive() is handling (see StackContext.rxCsumTrusted). */
+  rxCsumTrusted = false;
 
   readonly tcp: TcpTable | undefined;
   readonly udp: UdpTable | undefined;
@@ -105,11 +113,12 @@ export class Stack implements StackContext {
     private readonly hooks: StackHooks,
     opts: StackOptions = {},
   ) {
+    this.offload = opts.offload ?? false;
     this.budget = new MemoryBudget(opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
     this.flows = new FlowTable(opts.maxFlows ?? DEFAULT_MAX_FLOWS, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS);
     let issCounter = 0x1000;
     const iss = opts.iss ?? (() => (issCounter = (issCounter + 0x10000) >>> 0));
-    this.tcp = hooks.tcp ? new TcpTable(this, hooks.tcp, { nat: opts.nat, iss, conn: opts.tcp, maxHalfOpen: opts.maxHalfOpen }) : undefined;
+    this.tcp = hooks.tcp ? new TcpTable(this, hooks.tcp, { nat: opts.nat, iss, conn: opts.tcp, maxHalfOpen: opts.maxHalfOpen, offload: this.offload }) : undefined;
     this.udp = hooks.udp ? new UdpTable(this, hooks.udp, opts.nat) : undefined;
     this.echo = hooks.echo ? new EchoTable(this, hooks.echo) : undefined;
     this.ipv6 = config.ipv6 ? new Ipv6Link(this, config.ipv6, this.tcp, this.udp, this.echo) : undefined;
@@ -173,10 +182,15 @@ export class Stack implements StackContext {
     }
   }
 
-  /** Handles one frame from the guest. Never throws. */
-  receive(now: number, frame: Buffer): void {
+  /**
+   * Handles one frame from the guest. Never throws. `csumTrusted`: the port
+   * vouches for its TCP/UDP checksum (src/host/port.ts); only a port that
+   * offloads says so.
+   */
+  receive(now: number, frame: Buffer, csumTrusted = false): void {
     this.counters.rxFrames++;
     this.counters.rxBytes += frame.length;
+    this.rxCsumTrusted = csumTrusted;
     try {
       this.processEthernet(now, frame);
     } catch (e) {
@@ -189,10 +203,10 @@ export class Stack implements StackContext {
     }
   }
 
-  transmit(frame: Buffer): void {
+  transmit(frame: Buffer, gso?: number): void {
     this.counters.txFrames++;
     this.counters.txBytes += frame.length;
-    this.hooks.transmit(frame);
+    this.hooks.transmit(frame, gso);
   }
 
   drop(reason: string, detail?: string): void {
@@ -226,18 +240,19 @@ export class Stack implements StackContext {
     const waiting = this.awaitingArp.get(ip);
     if (waiting) {
       this.awaitingArp.delete(ip);
-      for (const frame of waiting.frames) {
+      for (let i = 0; i < waiting.frames.length; i++) {
+        const frame = waiting.frames[i]!;
         frame.writeUIntBE(mac, 0, 6);
-        this.transmit(frame);
+        this.transmit(frame, waiting.gso[i]);
       }
     }
   }
 
-  sendToGuest(now: number, ip: number, frame: Buffer): void {
+  sendToGuest(now: number, ip: number, frame: Buffer, gso?: number): void {
     const mac = this.neighbors.lookup(ip);
     if (mac !== undefined) {
       frame.writeUIntBE(mac, 0, 6);
-      this.transmit(frame);
+      this.transmit(frame, gso);
       return;
     }
     let w = this.awaitingArp.get(ip);
@@ -246,11 +261,14 @@ export class Stack implements StackContext {
         this.drop('arp-pending-full', ipv4ToString(ip));
         return;
       }
-      w = { frames: [], askedAt: -Infinity, since: now };
+      w = { frames: [], gso: [], askedAt: -Infinity, since: now };
       this.awaitingArp.set(ip, w);
     }
     if (w.frames.length >= MAX_ARP_PENDING_FRAMES) this.drop('arp-pending-full', ipv4ToString(ip));
-    else w.frames.push(Buffer.from(frame));
+    else {
+      w.frames.push(Buffer.from(frame));
+      w.gso.push(gso);
+    }
     // RFC 1122 §2.3.2.1: at most one request per address per second... we
     // ask again after ARP_RETRY_MS so a lost request does not stall a flow.
     if (now - w.askedAt >= ARP_RETRY_MS) {
@@ -260,8 +278,8 @@ export class Stack implements StackContext {
     }
   }
 
-  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer): void {
-    if (this.ipv6) this.ipv6.sendToGuest(now, addr, frame);
+  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer, gso?: number): void {
+    if (this.ipv6) this.ipv6.sendToGuest(now, addr, frame, gso);
     else this.drop('ipv6-disabled');
   }
 

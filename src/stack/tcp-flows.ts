@@ -26,7 +26,7 @@
 // is re-thrown for the stack to count, every other flow goes on.
 
 import { ipv4ToString, ipv6Equal, ipv6ToString } from '../wire/address.js';
-import { pseudoV4, pseudoV6 } from '../wire/checksum.js';
+import { ChecksumMode, pseudoV4, pseudoV6 } from '../wire/checksum.js';
 import type { EthernetFrame } from '../wire/ethernet.js';
 import { IpProtocol, Ipv4Repr, type Ipv4Packet } from '../wire/ipv4.js';
 import { Ipv6Repr, type Ipv6Packet } from '../wire/ipv6.js';
@@ -98,6 +98,8 @@ export interface TcpTableOptions {
   conn?: Partial<TcpConnectionConfig>;
   /** Flows opening at once (host connect or handshake in progress). */
   maxHalfOpen?: number;
+  /** The link segments and checksums for us (StackContext.offload). */
+  offload?: boolean;
 }
 
 export const DEFAULT_MAX_HALF_OPEN = 1024;
@@ -134,15 +136,27 @@ const MAX_SEGMENTS_IN_FLIGHT = 512;
  */
 const TOTAL_SEGMENTS_IN_FLIGHT = 768;
 
-export function connectionConfig(mtu: number, iss: number, over: Partial<TcpConnectionConfig> = {}): TcpConnectionConfig {
+/**
+ * The largest TCP segment (options and payload) built when the link cuts
+ * segments for us (TSO): the IPv4 total length is 16 bits.
+ */
+export const TSO_SEGMENT_MAX = 65535 - 40;
+
+/**
+ * What a connection over a link with this MTU is configured with. With
+ * `offload` the TAP queue holds super-segments (the guest's kernel sends
+ * them with TSO, and takes ours whole), so buffers are counted in those.
+ */
+export function connectionConfig(mtu: number, iss: number, over: Partial<TcpConnectionConfig> = {}, offload = false): TcpConnectionConfig {
   const mss = mtu - 40;
-  const buf = Math.min(MAX_BUFFER, MAX_SEGMENTS_IN_FLIGHT * mss);
-  return { mss, rcvBufSize: buf, sndBufSize: buf, iss, maxSegmentsInFlight: MAX_SEGMENTS_IN_FLIGHT, ...over };
+  const unit = offload ? Math.max(mss, TSO_SEGMENT_MAX) : mss;
+  const buf = Math.min(MAX_BUFFER, MAX_SEGMENTS_IN_FLIGHT * unit);
+  return { mss, rcvBufSize: buf, sndBufSize: buf, iss, maxSegmentsInFlight: MAX_SEGMENTS_IN_FLIGHT, segmentMax: offload ? unit : undefined, ...over };
 }
 
-/** Each connection's share of the TAP queue (see TOTAL_SEGMENTS_IN_FLIGHT). */
-function windowShare(mss: number, connections: number): number {
-  return Math.max(2 * mss, Math.floor((TOTAL_SEGMENTS_IN_FLIGHT * mss) / Math.max(1, connections)));
+/** Each connection's share of the TAP queue (see TOTAL_SEGMENTS_IN_FLIGHT), `unit` the largest frame it holds. */
+function windowShare(unit: number, connections: number): number {
+  return Math.max(2 * unit, Math.floor((TOTAL_SEGMENTS_IN_FLIGHT * unit) / Math.max(1, connections)));
 }
 
 export class TcpTable {
@@ -167,7 +181,7 @@ export class TcpTable {
 
   /** Shared receive-window ceiling handed to every connection: its share of the TAP queue and of the memory budget. */
   private readonly windowLimit = (held: number): number =>
-    Math.min(windowShare(this.ctx.config.mtu - 40, this.size), this.ctx.budget.share(this.size, held));
+    Math.min(windowShare(this.opts.offload ? TSO_SEGMENT_MAX : this.ctx.config.mtu - 40, this.size), this.ctx.budget.share(this.size, held));
   /** Send-buffer ceiling: the flow's share of the memory budget. */
   private readonly sndLimit = (held: number): number => this.ctx.budget.share(this.size, held);
 
@@ -315,7 +329,8 @@ export class TcpTable {
 
   /** A segment from the guest over IPv4 (past Ethernet/IPv4 checks). */
   input(now: number, eth: EthernetFrame, ip: Ipv4Packet, tcp: TcpPacket): void {
-    if (!tcp.verifyChecksumV4(ip.src, ip.dst)) throw new WireError('tcp-bad-checksum');
+    // A trusted checksum (offload) is partial or checked by the guest's kernel.
+    if (!this.ctx.rxCsumTrusted && !tcp.verifyChecksumV4(ip.src, ip.dst)) throw new WireError('tcp-bad-checksum');
     const seg = TcpRepr.parse(tcp);
     const flow = this.lookup(ip.src, seg.srcPort, ip.dst, seg.dstPort);
     if (flow) {
@@ -341,7 +356,7 @@ export class TcpTable {
     const dst = ip.dst;
     const bytes = ip.buffer.subarray(offset, ip.end);
     const tcp = TcpPacket.newChecked(bytes);
-    if (!tcp.verifyChecksum(pseudoV6(src, dst, IpProtocol.TCP, bytes.length))) throw new WireError('tcp-bad-checksum');
+    if (!this.ctx.rxCsumTrusted && !tcp.verifyChecksum(pseudoV6(src, dst, IpProtocol.TCP, bytes.length))) throw new WireError('tcp-bad-checksum');
     const seg = TcpRepr.parse(tcp);
     const handles = this.ctx.flows.v6;
     // The flow of the last IPv6 segment first: a bulk transfer's segments
@@ -431,7 +446,7 @@ export class TcpTable {
     const conn = TcpConnection.fromSyn(
       now,
       seg,
-      connectionConfig(this.mtuFor(l3.v6 !== undefined), this.opts.iss(), { maxSynAckRetries: OUTBOUND_SYNACK_RETRIES, ...this.shared() }),
+      connectionConfig(this.mtuFor(l3.v6 !== undefined), this.opts.iss(), { maxSynAckRetries: OUTBOUND_SYNACK_RETRIES, ...this.shared() }, this.opts.offload),
       this.events(() => flow2!),
     );
     flow2 = {
@@ -520,7 +535,7 @@ export class TcpTable {
       now,
       peerPort,
       guestPort,
-      connectionConfig(this.mtuFor(v6), this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, ...this.shared() }),
+      connectionConfig(this.mtuFor(v6), this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, ...this.shared() }, this.opts.offload),
       this.events(() => flow!),
     );
     flow = {
@@ -641,21 +656,27 @@ export class TcpTable {
     const cfg = this.ctx.config;
     const repr = seg.repr;
     const tcpLen = repr.bufferLen();
+    // Offload: the checksum is left to the kernel (no pass over the
+    // payload here), and a segment longer than the guest's MSS goes whole,
+    // for the kernel to cut at seg.gsoSize.
+    const offload = this.ctx.offload;
+    const mode = offload ? ChecksumMode.Partial : ChecksumMode.Full;
+    const gso = offload ? seg.gsoSize : undefined;
     if (isIpv6(flow.guestIp)) {
       const handles = this.ctx.flows.v6;
       const src = handles.addr(flow.peerIp);
       const dst = handles.addr(flow.guestIp);
       const { frame, payload } = ipv6Frame(macFor6(cfg.ipv6!, src), 0, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.TCP, payloadLen: tcpLen }), this.scratch);
-      repr.emit(payload, pseudoV6(src, dst, IpProtocol.TCP, tcpLen));
-      this.ctx.sendToGuest6(now, dst, frame);
+      repr.emit(payload, pseudoV6(src, dst, IpProtocol.TCP, tcpLen), mode);
+      this.ctx.sendToGuest6(now, dst, frame, gso);
       return;
     }
     const ipr = new Ipv4Repr({ src: flow.peerIp, dst: flow.guestIp, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: 64 });
     const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, 0, ipr, this.scratch);
-    repr.emit(payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen));
+    repr.emit(payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen), mode);
     // The guest's MAC from the neighbor table; an inbound flow may start
     // before the guest has said anything, and then ARP asks first.
-    this.ctx.sendToGuest(now, flow.guestIp, frame);
+    this.ctx.sendToGuest(now, flow.guestIp, frame, gso);
   }
 
   /**

@@ -51,6 +51,12 @@ export const WIRE_ERROR_REASONS = {
   'dhcp-unsupported-htype': 'BOOTP hardware type/length other than Ethernet (1/6)',
   'virtio-truncated': 'buffer shorter than the virtio_net_hdr',
   'virtio-bad-gso-type': 'virtio_net_hdr with an unknown gso_type',
+  'virtio-gso-unsupported': 'virtio_net_hdr asking for a segmentation tsnet did not offer (UFO)',
+  'virtio-offload-unsupported': 'offload asked for a frame that is not TCP/UDP over IPv4/IPv6',
+  'virtio-gso-not-udp': 'UDP segmentation (GSO_UDP_L4) of a frame that is not UDP',
+  'virtio-gso-truncated': 'UDP super-datagram whose IP length overruns the frame',
+  'virtio-gso-bad-size': 'UDP super-datagram with gso_size 0',
+  'virtio-gso-too-many': 'UDP super-datagram cut into more than 128 datagrams',
   'buffer-too-small': 'emit target smaller than Repr.bufferLen()',
   'address-bad-format': 'address string that does not parse',
 } as const;

@@ -14,3 +14,4 @@ export * from './udp.js';
 export * from './dhcp.js';
 export * from './tcp.js';
 export * from './virtio-net.js';
+export * from './gso.js';

@@ -27,6 +27,8 @@ import { createHash } from 'node:crypto';
 import { makeConfig, type StackConfig } from '../../src/stack/config.js';
 import { Stack, type StackOptions } from '../../src/stack/stack.js';
 import { ETH_HEADER_LEN } from '../../src/wire/ethernet.js';
+import { txOffloadHeader } from '../../src/wire/gso.js';
+import { completeChecksum, VirtioNetHdr, VirtioNetRepr, VIRTIO_NET_HDR_LEN } from '../../src/wire/virtio-net.js';
 import { AddressPlan } from './addresses.js';
 import { FakeHost, Scheduler } from './fake-host.js';
 import { FrameGenerator, type Generated } from './generate.js';
@@ -50,6 +52,12 @@ export interface RunConfig {
   memoryBudget: number | undefined;
   /** IPv6 on the guest link (needs an MTU of 1280 or more). */
   enableIpv6: boolean;
+  /**
+   * TAP offloads (src/host/port.ts): the stack may send super-segments with
+   * partial checksums, and some guest frames arrive with their checksum
+   * vouched for — as a hostile guest's packet socket can claim.
+   */
+  offload: boolean;
 }
 
 export function configFor(seed: number): RunConfig {
@@ -79,9 +87,11 @@ export function configFor(seed: number): RunConfig {
       [20, 2 * 1024 * 1024],
     ]),
     enableIpv6: false,
+    offload: false,
   };
   // IPv6 for half the seeds, drawn apart so older seeds keep their other settings.
   rc.enableIpv6 = rc.mtu >= 1280 && new Rng(seed).fork(0x1b6).chance(0.5);
+  rc.offload = new Rng(seed).fork(0x0ff1).chance(0.5);
   return rc;
 }
 
@@ -189,8 +199,32 @@ export function stackOptions(rc: RunConfig, iss: () => number): StackOptions {
     maxFlows: rc.maxFlows,
     maxHalfOpen: rc.maxHalfOpen,
     memoryBudget: rc.memoryBudget,
+    offload: rc.offload,
   };
   return opts;
+}
+
+/**
+ * A frame sent with `gso` as the kernel would pass it on: a copy with the
+ * TCP/UDP checksum completed — or what is wrong with the request (gso without
+ * offload, on a frame the header cannot describe, pieces above the MTU).
+ */
+function offloadOf(frame: Buffer, gso: number, offload: boolean, mtu: number): Buffer | string {
+  if (!offload) return `gso ${gso} passed with offload off`;
+  const hdr = Buffer.alloc(VIRTIO_NET_HDR_LEN);
+  try {
+    txOffloadHeader(frame, gso, hdr);
+  } catch (e) {
+    return `gso ${gso} on a frame the virtio header cannot describe (${(e as Error).message})`;
+  }
+  const h = VirtioNetRepr.parse(new VirtioNetHdr(hdr));
+  if (gso > 0) {
+    if (h.hdrLen + gso > ETH_HEADER_LEN + mtu) return `gso ${gso} cuts pieces of ${h.hdrLen + gso} bytes, above the MTU`;
+    if (frame.length - h.hdrLen <= gso) return `gso ${gso} on a segment of ${frame.length - h.hdrLen} payload bytes (it fits: no GSO needed)`;
+  }
+  const copy = Buffer.from(frame);
+  if (!completeChecksum(copy, h.csumStart, h.csumOffset)) return 'checksum offsets outside the frame';
+  return copy;
 }
 
 export function stackConfig(rc: RunConfig): StackConfig {
@@ -228,6 +262,7 @@ class Run {
   /** TCP segments sent per connection during the current stack call. */
   private readonly burst = new Map<number, number>();
   private badChecksum = 0;
+  private readonly trustRng: Rng;
   private readonly peak = { tcp: 0, udp: 0, echo: 0 };
 
   constructor(private readonly o: FuzzOptions) {
@@ -237,6 +272,7 @@ class Run {
     this.cfg = stackConfig(this.rc);
     const plan = new AddressPlan(this.cfg);
     this.time = root.fork(1);
+    this.trustRng = root.fork(6);
     const issRng = root.fork(2);
     this.oracle.report = (inv, detail) => this.violate(new Violation(inv, detail));
     this.host = new FakeHost(root.fork(3), plan, this.oracle, new Scheduler());
@@ -248,7 +284,7 @@ class Run {
     this.stack = new Stack(
       this.cfg,
       {
-        transmit: (f) => this.onTransmit(f),
+        transmit: (f, gso) => this.onTransmit(f, gso),
         onDrop: o.trace ? (reason, detail) => o.trace!('drop', this.index, EMPTY, `${reason} ${detail ?? ''}`, this.now) : undefined,
         onEvent: o.trace ? (name, detail) => o.trace!('event', this.index, EMPTY, `${name} ${JSON.stringify(detail)}`, this.now) : undefined,
         onError: (e) => {
@@ -280,9 +316,22 @@ class Run {
     }
   }
 
-  private onTransmit(f: Buffer): void {
-    this.o.trace?.('tx', this.index, f, this.phase, this.now);
-    const v = this.checker.check(f, this.maxTx);
+  private onTransmit(sent: Buffer, gso?: number): void {
+    this.o.trace?.('tx', this.index, sent, this.phase, this.now);
+    let f = sent;
+    let maxTx = this.maxTx;
+    if (gso !== undefined) {
+      // What the kernel would make of it: the checksum completed (and, for a
+      // super-segment, cut into pieces no larger than the MTU).
+      const off = offloadOf(sent, gso, this.rc.offload, this.cfg.mtu);
+      if (typeof off === 'string') {
+        this.violate(new Violation('tx-bad-offload', `${off}; transmitted frame: ${sent.toString('hex')}`, undefined, Buffer.from(sent)));
+        return;
+      }
+      f = off;
+      if (gso > 0) maxTx = ETH_HEADER_LEN + 65535 + 40;
+    }
+    const v = this.checker.check(f, maxTx);
     if (v) this.violate(new Violation(v.invariant, `${v.detail}; transmitted frame: ${f.toString('hex')}`, undefined, Buffer.from(f)));
     else this.countBurst(f);
     this.guest.observe(f);
@@ -437,7 +486,10 @@ class Run {
         const view = len <= this.rx.length ? this.rx.subarray(0, len) : Buffer.allocUnsafe(len);
         g.frame.copy(view);
         this.maxTx = Math.max(ETH_HEADER_LEN + this.cfg.mtu, len);
-        this.call('receive', () => stack.receive(now, view));
+        // Offload: some frames come vouched for (as the guest's kernel, or a
+        // packet socket with PACKET_VNET_HDR, may claim) — bad checksums too.
+        const trusted = this.rc.offload && this.trustRng.chance(0.3);
+        this.call('receive', () => stack.receive(now, view, trusted));
         view.fill(0xee);
         this.maxTx = ETH_HEADER_LEN + this.cfg.mtu;
         if (this.o.progress && (this.index + 1) % 50_000 === 0) this.o.progress(this.index + 1);

@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     reports.push(rep);
     const known = [...rep.known.entries()].map(([id, n]) => `${id} ×${n}`).join(', ');
     process.stdout.write(
-      `  seed ${seed}: ${rep.frames.toLocaleString('en-US')} frames in ${(rep.ms / 1000).toFixed(1)} s (mtu ${rep.config.mtu}${rep.config.maxFlows ? `, max ${rep.config.maxFlows} flows` : ''}): ` +
+      `  seed ${seed}: ${rep.frames.toLocaleString('en-US')} frames in ${(rep.ms / 1000).toFixed(1)} s (mtu ${rep.config.mtu}${rep.config.enableIpv6 ? ', ipv6' : ''}${rep.config.offload ? ', offload' : ''}${rep.config.maxFlows ? `, max ${rep.config.maxFlows} flows` : ''}): ` +
         `${rep.failures.length > 0 ? `FAILED (${rep.failures.map((f) => f.invariant).join(', ')})` : 'ok'}${known ? `; known issues: ${known}` : ''}\n`,
     );
     for (const f of rep.failures) {

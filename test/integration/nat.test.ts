@@ -15,6 +15,7 @@ import {
   runAs,
   startTsnet,
   statsOf,
+  stopTsnet,
   type Tsnet,
   namespaceFixture,
   waitFor,
@@ -61,6 +62,48 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
       }
     }, LONG);
   }
+
+  it('offloads at MTU 1500: the guest hands over TCP super-segments and takes ours whole; --no-offload moves wire-sized frames', async () => {
+    const src = await sourceServer(8 * MiB);
+    const sink = await sinkServer();
+    try {
+      let t = await attach(['--mtu', '1500']);
+      expect(await fx.ns.guest(['download', '10.0.2.2', String(src.port)], LONG)).toBe(`${8 * MiB} ${src.sent[0]}`);
+      const up = await fx.ns.guest(['upload', '10.0.2.2', String(sink.port), String(8 * MiB)], LONG);
+      expect(sink.received[0]).toEqual({ bytes: 8 * MiB, sha256: up.split(' ')[1] });
+      let s = await statsOf(t);
+      // Toward the guest: super-segments for its kernel to take whole (TSO).
+      expect(s.tap.txGso).toBeGreaterThan(0);
+      expect(s.txBytes / s.txFrames).toBeGreaterThan(4000);
+      // From the guest: its TSO super-segments, far above the 1514-byte frame.
+      expect(s.rxBytes / s.rxFrames).toBeGreaterThan(4000);
+      expect(s.drops['tcp-bad-checksum'] ?? 0).toBe(0);
+      await stopTsnet(t);
+
+      t = await attach(['--mtu', '1500', '--no-offload']);
+      const up2 = await fx.ns.guest(['upload', '10.0.2.2', String(sink.port), String(2 * MiB)], LONG);
+      expect(sink.received[1]).toEqual({ bytes: 2 * MiB, sha256: up2.split(' ')[1] });
+      s = await statsOf(t);
+      expect(s.tap.txGso).toBe(0);
+      expect(s.rxBytes / s.rxFrames).toBeLessThanOrEqual(1514);
+    } finally {
+      await src.close();
+      await sink.close();
+    }
+  }, LONG);
+
+  it('offloads: an app\'s UDP_SEGMENT send (USO) leaves as separate datagrams, each echoed', async () => {
+    const t = await attach(['--mtu', '1500']);
+    const echo = await udpEchoServer();
+    try {
+      expect(await fx.ns.guest(['udp-gso', '10.0.2.2', String(echo.port), '1000', '4500'])).toBe('1000 1000 1000 1000 500');
+      const s = await statsOf(t);
+      expect(s.tap.rxUdpGso).toBe(1);
+      expect(s.tap.rxBadVnet).toBe(0);
+    } finally {
+      await echo.close();
+    }
+  });
 
   it('survives a lossy link: drop=0.05,duplicate=0.01,reorder=0.01,corrupt=0.01 both ways', async () => {
     await attach(['--fault', 'drop=0.05,duplicate=0.01,reorder=0.01,corrupt=0.01,seed=7']);

@@ -93,7 +93,10 @@ export function nextSendLen(t: Tcb, ignoreCwnd = false): number {
     return t.finQueued && t.sndNxt === t.finSeq ? 0 : -1;
   }
   if (t.sb.count >= t.maxSegmentsInFlight) return -1;
-  const maxSeg = Math.max(1, t.sndMss - dataOptionsLen(t));
+  const optLen = dataOptionsLen(t);
+  // With segmentation offload a segment may hold many MSS (the link cuts it).
+  const maxSeg = t.segPayload(optLen);
+  const mssSeg = t.mssPayload(optLen);
   // Respect both the peer's window (RFC 9293 §3.8.6: sequence space beyond
   // SND.UNA) and cwnd (RFC 5681 §3.1), the latter against RFC 6675's pipe:
   // SACKed and lost segments are not in the network.
@@ -107,7 +110,7 @@ export function nextSendLen(t: Tcb, ignoreCwnd = false): number {
   // window, or nothing is in flight (no ACK would come to open the window).
   // Data-limited short segments go out at once (like TCP_NODELAY: dispatch
   // runs once per I/O batch, which already coalesces small writes).
-  if (len < maxSeg && len < avail && off > 0 && len < t.maxSndWnd / 2) return -1;
+  if (len < mssSeg && len < avail && off > 0 && len < t.maxSndWnd / 2) return -1;
   return len;
 }
 
@@ -176,7 +179,7 @@ function sendRetransmissions(t: Tcb, now: number): void {
 
 /** Sends record `r` again (cut to what fits with today's options; the rest stays lost). */
 function retransmitRecord(t: Tcb, now: number, r: SegRecord): void {
-  const maxSeg = Math.max(1, t.sndMss - dataOptionsLen(t));
+  const maxSeg = t.segPayload(dataOptionsLen(t));
   let len = seqDiff(r.end, r.start) - (r.fin ? 1 : 0);
   if (len > maxSeg) {
     t.sb.split(r, maxSeg);

@@ -75,12 +75,22 @@ export interface TcpConnectionConfig {
   maxSynAckRetries?: number;
   /** Data retransmissions before giving up with a reset (default 15, like tcp_retries2). */
   maxRetries?: number;
+  /**
+   * The largest segment (options and payload) to build when the link cuts
+   * segments at the peer's MSS for us (TSO); default: no larger than the MSS.
+   */
+  segmentMax?: number;
 }
 
 /** A segment for the guest; `repr.payload === payload`, ports filled. */
 export interface TcpSegmentOut {
   repr: TcpRepr;
   payload: Buffer;
+  /**
+   * 0, or the payload bytes per wire segment when this one carries more than
+   * the peer's MSS allows (it was built for the link to cut: segmentMax).
+   */
+  gsoSize: number;
 }
 
 export type TcpEmit = (seg: TcpSegmentOut, now: number) => void;
@@ -197,6 +207,8 @@ export class Tcb {
   readonly rcvBufSize: number;
   readonly windowLimit: ((held: number) => number) | undefined;
   readonly maxSegmentsInFlight: number;
+  /** TcpConnectionConfig.segmentMax (never below mss). */
+  readonly segmentMax: number;
   readonly timeWaitMs: number;
   readonly finWait2TimeoutMs: number;
   readonly keepaliveIdleMs: number;
@@ -320,6 +332,7 @@ export class Tcb {
     this.rcvBufSize = cfg.rcvBufSize;
     this.windowLimit = cfg.windowLimit;
     this.maxSegmentsInFlight = cfg.maxSegmentsInFlight ?? Infinity;
+    this.segmentMax = Math.max(cfg.mss, cfg.segmentMax ?? 0);
     this.timeWaitMs = cfg.timeWaitMs ?? DEFAULT_TIME_WAIT_MS;
     this.finWait2TimeoutMs = cfg.finWait2TimeoutMs ?? DEFAULT_FIN_WAIT2_TIMEOUT_MS;
     this.keepaliveIdleMs = cfg.keepaliveIdleMs ?? DEFAULT_KEEPALIVE_IDLE_MS;
@@ -421,6 +434,20 @@ export class Tcb {
     return (Math.floor(now) + this.tsOffset) >>> 0;
   }
 
+  /**
+   * Max payload of a segment carrying `optLen` bytes of options: the peer's
+   * MSS less the options, or with segmentation offload as much as a
+   * super-segment holds (mssPayload() is then what each wire segment gets).
+   */
+  segPayload(optLen: number): number {
+    return this.segmentMax > this.mss ? Math.max(1, this.segmentMax - optLen) : this.mssPayload(optLen);
+  }
+
+  /** Max payload per wire segment with `optLen` bytes of options. */
+  mssPayload(optLen: number): number {
+    return Math.max(1, this.sndMss - optLen);
+  }
+
   /** Max payload per segment with the options every data segment carries. */
   maxPayload(): number {
     return Math.max(1, this.sndMss - (this.tsOk ? TS_OPT_LEN : 0));
@@ -446,6 +473,11 @@ export class Tcb {
   send1(repr: TcpRepr, payload: Buffer): void {
     repr.payload = payload;
     this.stats.segmentsOut++;
-    this.emitFn!({ repr, payload }, this.emitNow);
+    let gsoSize = 0;
+    if (payload.length > 0 && this.segmentMax > this.mss) {
+      const per = this.mssPayload(repr.bufferLen() - 20 - payload.length);
+      if (payload.length > per) gsoSize = per;
+    }
+    this.emitFn!({ repr, payload, gsoSize }, this.emitNow);
   }
 }

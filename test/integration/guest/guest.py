@@ -141,6 +141,24 @@ def udp_echo(host, port):
     print(data.decode(), addr[0], addr[1])
 
 
+def udp_gso(host, port, seg, total):
+    """One send of `total` bytes with UDP_SEGMENT=seg (the kernel hands a
+    USO super-datagram to the TAP); prints the sizes of the echoes."""
+    seg, total = int(seg), int(total)
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.setsockopt(socket.IPPROTO_UDP, 103, seg)  # UDP_SEGMENT
+    s.connect((host, int(port)))
+    s.send(bytes(i % 251 for i in range(total)))
+    sizes = []
+    try:
+        while sum(sizes) < total:
+            sizes.append(len(s.recv(65535)))
+    except socket.timeout:
+        pass
+    print(" ".join(str(n) for n in sizes))
+
+
 def udp_refused(host, port):
     s = socket.socket(family(host), socket.SOCK_DGRAM)
     s.settimeout(5)
@@ -431,6 +449,7 @@ if __name__ == "__main__":
         "connect": connect,
         "udp-echo": udp_echo,
         "udp-refused": udp_refused,
+        "udp-gso": udp_gso,
         "dns-tcp": dns_tcp,
         "dns-udp": dns_udp,
         "serve-peer": serve_peer,
