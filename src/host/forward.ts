@@ -320,6 +320,5 @@ export class Forwarder implements ForwardBackend {
     l.accepted++;
     this.connections++;
     this.runtime.tcpHost.adopt(flow.id, socket);
-    socket.resume();
   }
 }

@@ -13,9 +13,10 @@
 // "host-fd-limit"; existing flows are untouched and new ones work again as
 // soon as descriptors free up.
 //
-// Memory (the stack's MemoryBudget): each read is sized to the room the
-// flow's send buffer has, so host data never waits outside the budget
-// (forwarded sockets read fixed chunks; a remainder is counted); guest data
+// Memory (the stack's MemoryBudget): each read lands in one shared buffer
+// (onread; accepted forwarded sockets too, see onreadSocket) sized to the
+// room the flow's send buffer has, so host data never waits outside the
+// budget (where 'data' events must do, a remainder is counted); guest data
 // waiting to be written is counted until Node has written it. A host socket
 // the stack is done with but whose peer stops reading is destroyed after
 // LINGER_MS instead of being kept forever. Every socket event runs under the
@@ -128,23 +129,7 @@ export class TcpHost implements TcpHooks {
       localAddress: net.isIPv6(host) ? this.opts.outboundAddr6 : this.opts.outboundAddr,
       allowHalfOpen: true,
       noDelay: true,
-      onread: {
-        buffer: () => {
-          const room = this.table.sendSpace(flow.id);
-          // The whole buffer when there is room for it (the bulk case: no view allocated per read).
-          return room >= READ_BUF.length ? READ_BUF : READ_BUF.subarray(0, Math.max(1, room));
-        },
-        callback: (n: number) => {
-          // The guard's semantics without a closure per read (hot path).
-          try {
-            return this.fromHost(flow.id, c!, READ_BUF.subarray(0, n));
-          } catch (e) {
-            guard.report('tcp-host', e);
-            fail();
-            return false;
-          }
-        },
-      },
+      onread: this.onread(flow.id, () => c!),
     });
     c = this.wire(flow.id, socket, false, false);
     socket.setTimeout(this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
@@ -176,14 +161,47 @@ export class TcpHost implements TcpHooks {
   }
 
   /**
-   * Port forwarding: a client socket accepted on a host listener, already
-   * bound to an inbound flow. Its bytes wait in the connection until the
-   * guest completes the handshake.
+   * Reads into the one shared buffer (Node's onread), each read sized to the
+   * room flow `id` has, and copied into its send buffer at once: no
+   * ArrayBuffer per read (GC churn), nothing read waiting outside the send
+   * buffer (and its memory budget).
    */
-  adopt(flowId: number, socket: net.Socket): void {
+  private onread(id: number, conn: () => HostConn): net.OnReadOpts {
+    const guard = this.opts.guard;
+    return {
+      buffer: () => {
+        const room = this.table.sendSpace(id);
+        // The whole buffer when there is room for it (the bulk case: no view allocated per read).
+        return room >= READ_BUF.length ? READ_BUF : READ_BUF.subarray(0, Math.max(1, room));
+      },
+      callback: (n: number) => {
+        // The guard's semantics without a closure per read (hot path).
+        try {
+          return this.fromHost(id, conn(), READ_BUF.subarray(0, n));
+        } catch (e) {
+          guard.report('tcp-host', e);
+          this.failFlow(id);
+          return false;
+        }
+      },
+    };
+  }
+
+  /**
+   * Port forwarding: a client socket accepted on a host listener (paused
+   * since accept, nothing read yet), already bound to an inbound flow. Its
+   * bytes wait in the connection until the guest completes the handshake.
+   * Node's server cannot read accepted sockets with onread, so the socket's
+   * handle moves to a new Socket that does (onreadSocket); where that is not
+   * possible, 'data' events (one allocation per read) do the same job.
+   */
+  adopt(flowId: number, accepted: net.Socket): void {
+    let c: HostConn | undefined;
+    const socket = onreadSocket(accepted, this.onread(flowId, () => c!));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    this.wire(flowId, socket, true, true);
+    c = this.wire(flowId, socket, true, socket === accepted);
+    if (socket === accepted) socket.resume();
     this.kick();
   }
 
@@ -323,7 +341,6 @@ export class TcpHost implements TcpHooks {
       return;
     }
     this.adopt(flow.id, a.socket);
-    a.socket.resume();
   }
 
   /** An inbound flow still waiting for the guest ended without a handshake: the caller's fallback. */
@@ -420,4 +437,32 @@ export class TcpHost implements TcpHooks {
     this.awaiting.clear();
     for (const s of [...this.lingering]) s.destroy();
   }
+}
+
+/**
+ * A Socket reading `accepted`'s connection through `onread`: the libuv handle
+ * moves from the socket net.Server made to a new one constructed with it
+ * (as tap-port.ts wraps the TAP's fd), and the server's connection count
+ * follows it (the old object is never destroyed, so it must not hold the
+ * count). Only for a socket paused since accept (pauseOnConnect) with nothing
+ * buffered. Returns `accepted` itself when the handle cannot be moved.
+ */
+function onreadSocket(accepted: net.Socket, onread: net.OnReadOpts): net.Socket {
+  const old = accepted as net.Socket & { _handle?: unknown; _server?: unknown; server?: unknown };
+  const handle = old._handle;
+  if (!handle || accepted.readableLength > 0 || accepted.destroyed || !accepted.isPaused()) return accepted;
+  // The peer's address is read (and cached) while the old object still holds the handle.
+  void accepted.remoteAddress;
+  let socket: net.Socket;
+  try {
+    socket = new net.Socket({ handle, allowHalfOpen: true, readable: true, writable: true, onread } as net.SocketConstructorOpts);
+  } catch {
+    return accepted;
+  }
+  const s = socket as net.Socket & { _server?: unknown; server?: unknown };
+  s._server = old._server;
+  s.server = old.server;
+  old._server = null;
+  old._handle = null;
+  return socket;
 }
