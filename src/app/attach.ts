@@ -247,9 +247,22 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   return {
     runtime,
     tap,
-    stats: () => ({ ...runtime.stats(), tap: tap.stats, fault: fault?.counters }),
+    stats: () => ({ ...runtime.stats(), tap: tap.stats, fault: fault?.counters, process: processMemory() }),
     close: release,
   };
+}
+
+/** The process's memory in MiB (RSS, its peak, V8's heap, buffers outside it). */
+function processMemory(): Record<string, number> {
+  const m = process.memoryUsage();
+  const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
+  let peak = 0;
+  try {
+    peak = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    // not Linux /proc: left 0
+  }
+  return { rssMiB: mib(m.rss), peakRssMiB: mib(peak), heapUsedMiB: mib(m.heapUsed), heapTotalMiB: mib(m.heapTotal), externalMiB: mib(m.external), arrayBuffersMiB: mib(m.arrayBuffers) };
 }
 
 /** SIGUSR1: one JSON line of counters on stderr (flows, bytes, drops by reason). Returns the remover. */
