@@ -14,8 +14,16 @@
 // the stack process, and (tsnet's drop-in bin and slirp4netns) exec to tap0
 // and exec to the ready fd as a script starting it with -c sees them. Prints a table and writes JSON (--out).
 //
+// --repeat N runs everything N times, the stacks taking turns within each
+// round (so a noisy minute hits them all), and reports each figure as the
+// median of the N with its spread (min–max); ratios are of medians.
+// --load runs CPU hogs (one per two CPUs, plain busy loops as the
+// unprivileged user) for the whole run: the busy-host case, where CPU per
+// byte decides who keeps up.
+//
 // Usage: npm run bench -- [--secs N] [--stacks tsnet,slirp4netns,pasta]
 //                         [--mtus 65520,1500] [--out FILE] [--no-veth]
+//                         [--repeat N] [--load]
 
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,10 +40,12 @@ interface Args {
   mtus: number[];
   out: string;
   veth: boolean;
+  repeat: number;
+  load: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { secs: 5, stacks: ['tsnet', 'slirp4netns', 'pasta'], mtus: [65520, 1500], out: 'bench-results.json', veth: true };
+  const a: Args = { secs: 5, stacks: ['tsnet', 'slirp4netns', 'pasta'], mtus: [65520, 1500], out: 'bench-results.json', veth: true, repeat: 1, load: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = () => {
@@ -48,6 +58,10 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--mtus') a.mtus = v().split(',').map(Number);
     else if (k === '--out') a.out = v();
     else if (k === '--no-veth') a.veth = false;
+    else if (k === '--repeat') {
+      a.repeat = Number(v());
+      if (!Number.isInteger(a.repeat) || a.repeat < 1 || a.repeat > 50) throw new Error('--repeat: a whole number from 1 to 50');
+    } else if (k === '--load') a.load = true;
     else throw new Error(`unknown argument ${k} (see the header of bench/run.ts)`);
   }
   return a;
@@ -435,13 +449,60 @@ async function benchVeth(args: Args): Promise<Row> {
   return row;
 }
 
+/** Busy loops as the unprivileged user, one process each (killed by PID at the end). */
+function startHogs(n: number): ChildProcess[] {
+  const hogs: ChildProcess[] = [];
+  for (let i = 0; i < n; i++) hogs.push(spawnAs(runAs, '/bin/sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+  return hogs;
+}
+
 function fmt(v: number | string | undefined, digits = 2): string {
   if (v === undefined) return '—';
   if (typeof v === 'string') return v;
   return v.toFixed(digits);
 }
 
-function table(results: Record<string, Row>, args: Args): string {
+/** Per stack and metric: the median of the runs and their min–max. */
+interface Summary {
+  median: Row;
+  spread: Record<string, string>;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Folds the rounds' rows into medians and spreads (errors: the first one seen). */
+function summarize(runs: Array<Record<string, Row>>): Record<string, Summary> {
+  const out: Record<string, Summary> = {};
+  for (const stack of new Set(runs.flatMap((r) => Object.keys(r)))) {
+    const rows = runs.map((r) => r[stack]).filter((r): r is Row => r !== undefined);
+    const median_: Row = {};
+    const spread: Record<string, string> = {};
+    for (const key of new Set(rows.flatMap((r) => Object.keys(r)))) {
+      const nums = rows.map((r) => r[key]).filter((v): v is number => typeof v === 'number');
+      if (nums.length > 0) {
+        median_[key] = median(nums);
+        if (nums.length > 1) spread[key] = `${Math.min(...nums)}–${Math.max(...nums)}`;
+      } else {
+        median_[key] = rows.map((r) => r[key]).find((v) => v !== undefined);
+      }
+    }
+    out[stack] = { median: median_, spread };
+  }
+  return out;
+}
+
+function table(summaries: Record<string, Summary>, args: Args): string {
+  const results: Record<string, Row> = Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, v.median]));
+  const spreadOf = (stack: string, key: string, digits: number): string => {
+    const sp = summaries[stack]?.spread[key];
+    if (!sp) return '';
+    const [lo, hi] = sp.split('–').map(Number);
+    return ` (${lo!.toFixed(digits)}–${hi!.toFixed(digits)})`;
+  };
   const cols = Object.keys(results);
   const metrics: Array<[string, string, number, boolean]> = [];
   for (const mtu of args.mtus) {
@@ -466,7 +527,7 @@ function table(results: Record<string, Row>, args: Args): string {
   const header = ['metric', ...cols, 'tsnet/slirp4netns'];
   const lines = [header];
   for (const [key, label, digits] of metrics) {
-    const vals = cols.map((c) => fmt(results[c]![key] as number | undefined, digits));
+    const vals = cols.map((c) => fmt(results[c]![key] as number | undefined, digits) + spreadOf(c, key, digits));
     const t = results.tsnet?.[key];
     const s = results.slirp4netns?.[key];
     const ratio = typeof t === 'number' && typeof s === 'number' && s > 0 ? `${(t / s).toFixed(2)}×` : '—';
@@ -486,32 +547,51 @@ async function main(): Promise<void> {
   const tunProblem = prepareTun();
   if (tunProblem) throw new Error(tunProblem);
   stage = stagePackage(root, ['bench']);
-  const results: Record<string, Row> = {};
+  const runs: Array<Record<string, Row>> = [];
+  const hogs = args.load ? startHogs(Math.max(1, Math.floor(os.cpus().length / 2))) : [];
   try {
-    for (const stack of args.stacks) {
-      if (stack !== 'tsnet' && !has(stack)) {
-        process.stderr.write(`bench: ${stack} not installed, skipped\n`);
-        continue;
+    for (let round = 0; round < args.repeat; round++) {
+      const results: Record<string, Row> = {};
+      const tag = args.repeat > 1 ? ` (run ${round + 1} of ${args.repeat})` : '';
+      for (const stack of args.stacks) {
+        if (stack !== 'tsnet' && !has(stack)) {
+          if (round === 0) process.stderr.write(`bench: ${stack} not installed, skipped\n`);
+          continue;
+        }
+        process.stderr.write(`bench: ${stack}${tag}...\n`);
+        results[stack] = await benchStack(stack, args);
       }
-      process.stderr.write(`bench: ${stack}...\n`);
-      results[stack] = await benchStack(stack, args);
-    }
-    if (args.veth && process.getuid!() === 0) {
-      process.stderr.write('bench: kernel veth...\n');
-      results['kernel veth'] = await benchVeth(args);
+      if (args.veth && process.getuid!() === 0) {
+        process.stderr.write(`bench: kernel veth${tag}...\n`);
+        results['kernel veth'] = await benchVeth(args);
+      }
+      runs.push(results);
     }
   } finally {
+    for (const h of hogs) h.kill('SIGKILL');
     await killAll();
     fs.rmSync(stage, { recursive: true, force: true });
   }
+  const summaries = summarize(runs);
+  const results = Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, v.median]));
   const errors = Object.entries(results).flatMap(([s, r]) =>
     Object.entries(r)
       .filter(([k]) => k.startsWith('error'))
       .map(([k, v]) => `${s} (${k.slice(5)}): ${v}`),
   );
-  const doc = { date: new Date().toISOString(), host: { cpus: os.cpus().length, kernel: os.release(), node: process.version }, secs: args.secs, results };
+  const doc = {
+    date: new Date().toISOString(),
+    host: { cpus: os.cpus().length, kernel: os.release(), node: process.version },
+    secs: args.secs,
+    repeat: args.repeat,
+    load: args.load ? hogs.length : 0,
+    results,
+    spread: Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, v.spread])),
+    runs,
+  };
   fs.writeFileSync(args.out, JSON.stringify(doc, null, 2) + '\n');
-  process.stdout.write(`${table(results, args)}\n`);
+  const what = [args.repeat > 1 ? `median of ${args.repeat} runs (min–max)` : 'one run', args.load ? `${hogs.length} CPU hog(s) running` : 'no load'];
+  process.stdout.write(`${what.join(', ')}\n${table(summaries, args)}\n`);
   if (errors.length) process.stdout.write(`\nerrors:\n${errors.map((e) => `  ${e}`).join('\n')}\n`);
   process.stdout.write(`\nJSON written to ${args.out}\n`);
 }
