@@ -4,6 +4,7 @@
 // the shell's wiring: launcher (fd, configuration) → ports → stack → exit.
 
 import fs from 'node:fs';
+import v8 from 'node:v8';
 import { onPidExit, sharedPoller } from '../../native/index.js';
 import { confine, restartSandboxed } from './confine.js';
 import { PrereqError } from '../launcher/errors.js';
@@ -252,17 +253,22 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   };
 }
 
-/** The process's memory in MiB (RSS, its peak, V8's heap, buffers outside it). */
+/**
+ * The process's memory in MiB (RSS and its peak, V8's heap, buffers outside
+ * it). Sandboxed, /proc is out of reach: then only what V8 itself knows.
+ */
 function processMemory(): Record<string, number> {
-  const m = process.memoryUsage();
   const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
-  let peak = 0;
+  const h = v8.getHeapStatistics();
+  const out: Record<string, number> = { heapUsedMiB: mib(h.used_heap_size), heapTotalMiB: mib(h.total_heap_size), externalMiB: mib(h.external_memory) };
   try {
-    peak = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
+    const status = fs.readFileSync('/proc/self/status', 'utf8');
+    out.rssMiB = mib(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024);
+    out.peakRssMiB = mib(Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024);
   } catch {
-    // not Linux /proc: left 0
+    // sandboxed: no /proc
   }
-  return { rssMiB: mib(m.rss), peakRssMiB: mib(peak), heapUsedMiB: mib(m.heapUsed), heapTotalMiB: mib(m.heapTotal), externalMiB: mib(m.external), arrayBuffersMiB: mib(m.arrayBuffers) };
+  return out;
 }
 
 /** SIGUSR1: one JSON line of counters on stderr (flows, bytes, drops by reason). Returns the remover. */
