@@ -100,7 +100,8 @@ export function processText(t: Tcb, now: number, seg: TcpRepr): void {
     const finAt = seqAdd(seq, payloadLen);
     // A FIN needs no buffer space: accept it up to the window's right edge.
     if (seqLe(finAt, t.rcvAdvRight) && seqGe(finAt, t.rcvNxt)) t.rcvFinSeq = finAt;
-    t.ackNow = true;
+    // Out of order (or outside the window): say at once what we have.
+    if (t.rcvFinSeq !== t.rcvNxt) t.ackNow = true;
   }
   if (t.rcvFinSeq !== undefined && t.rcvFinSeq === t.rcvNxt && acceptsData(t.state)) processFin(t, now);
 }
@@ -152,11 +153,20 @@ function deliver(t: Tcb, data: Buffer): void {
   t.events.received(data);
 }
 
-/** The peer's FIN, now in order. */
+/**
+ * The peer's FIN, now in order. In ESTABLISHED (the peer closes first) its
+ * ACK is delayed, as Linux does (tcp_fin: pingpong mode): the app usually
+ * closes at once, and our FIN then carries the ACK — one frame instead of
+ * two per connection. Otherwise (we closed first) it is acknowledged now.
+ */
 function processFin(t: Tcb, now: number): void {
   t.rcvNxt = seqAdd(t.rcvNxt, 1);
   t.rcvFinSeq = undefined;
-  t.ackNow = true;
+  if (t.state === TcpState.Established && t.asm.isEmpty) {
+    if (t.timers.delAck === Infinity) t.timers.delAck = now + t.delayedAckMs;
+  } else {
+    t.ackNow = true;
+  }
   t.asm.clear();
   t.move('rcv-fin', now);
   if (!t.eofDelivered) {
@@ -166,9 +176,14 @@ function processFin(t: Tcb, now: number): void {
 }
 
 /**
- * The app passed n bytes on: they no longer hold the window. An ACK is owed
- * when the window it can announce grew by a worthwhile amount — 2*MSS, or
- * half the buffer when the buffer is small (RFC 9293 §3.8.6.2.2).
+ * The app passed n bytes on: they no longer hold the window. A window
+ * update is owed when the window it can announce grew by a worthwhile
+ * amount — 2*MSS, or half the buffer when the buffer is small (RFC 9293
+ * §3.8.6.2.2) — and the peer may be short of room: with WINDOW_ROOM_MSS
+ * full segments or more still open it is not waiting for us, and the larger
+ * window rides on our next segment (the ACK its next data draws, or our
+ * reply). That spares a bare ACK per short connection: the first one
+ * announcing the scaled window after the 64 KiB a SYN-ACK can say.
  */
 export function consumed(t: Tcb, n: number, recheck: boolean): void {
   if (n <= 0 && !recheck) return;
@@ -177,8 +192,11 @@ export function consumed(t: Tcb, n: number, recheck: boolean): void {
   const adv = Math.max(0, seqDiff(t.rcvAdvRight, t.rcvNxt));
   // What the window field can express at most (65535 << our shift).
   const avail = Math.min(rcvAvail(t), 0xffff * 2 ** t.rcvShift);
-  if (avail - adv >= Math.min(2 * t.mss, t.rcvBufSize / 2)) t.ackNow = true;
+  if (avail - adv >= Math.min(2 * t.mss, t.rcvBufSize / 2) && adv < Math.min(WINDOW_ROOM_MSS * t.mss, t.rcvBufSize / 2)) t.ackNow = true;
 }
+
+/** Full segments of open window at which a peer is not waiting for a window update (see consumed()). */
+const WINDOW_ROOM_MSS = 4;
 
 /** Receive buffer space not taken by data the app still holds (within the shared limit). */
 function rcvAvail(t: Tcb): number {

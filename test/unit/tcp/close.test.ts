@@ -14,7 +14,11 @@ describe('closing', () => {
     expect(h.app.data).toEqual(pattern(0, 10));
     expect(h.app.eof).toBe(1);
     expect(h.conn.state).toBe(TcpState.CloseWait);
-    expectSeg(h.out()[0], { flags: 'A', ack: g(11) });
+    // The ACK of the FIN waits for the app (delayed ACK, as Linux's pingpong mode)...
+    expect(h.out()).toEqual([]);
+    // ...and goes alone when the app stays silent that long.
+    expect(h.conn.pollAt()).toBe(h.now + 10);
+    expectSeg(h.fire()[0], { flags: 'A', ack: g(11) });
     h.conn.send(pattern(0, 3000));
     const segs = h.out();
     expect(segs.map((s) => s.payload.length)).toEqual([1460, 1460, 80]);
@@ -30,6 +34,29 @@ describe('closing', () => {
     expect(h.app.closed).toBe(1);
     expect(h.app.resets).toEqual([]);
     expect(h.conn.pollAt()).toBe(Infinity);
+  });
+
+  it('the peer closes first and the app at once: one FIN|ACK acknowledges its FIN (no bare ACK before it)', () => {
+    const h = established();
+    h.in({ ...ACK, flags: F.ACK | F.FIN, seq: g(0), ack: o(0), payload: pattern(0, 10) });
+    expect(h.app.eof).toBe(1);
+    h.conn.close(h.now);
+    const segs = h.out();
+    expect(segs).toHaveLength(1);
+    expectSeg(segs[0], { flags: 'FA', seq: o(0), ack: g(11) });
+    expect(h.conn.state).toBe(TcpState.LastAck);
+  });
+
+  it('a FIN ahead of a hole is acknowledged at once (duplicate ACK), and so is one that answers ours', () => {
+    const h = established();
+    h.in({ ...ACK, flags: F.ACK | F.FIN, seq: g(10), ack: o(0), payload: pattern(10, 10) });
+    expectSeg(h.out()[0], { flags: 'A', ack: g(0) });
+    const h2 = established();
+    h2.conn.close(h2.now);
+    expectSeg(h2.out()[0], { flags: 'FA', seq: o(0) });
+    h2.in({ ...ACK, flags: F.ACK | F.FIN, seq: g(0), ack: o(1) });
+    expectSeg(h2.out()[0], { flags: 'A', ack: g(1) });
+    expect(h2.conn.state).toBe(TcpState.TimeWait);
   });
 
   it('app close sends FIN after queued data', () => {

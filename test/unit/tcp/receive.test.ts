@@ -117,6 +117,20 @@ describe('receiving data', () => {
     expect(h.app.data).toEqual(pattern(0, 6000));
   });
 
+  it('a request on a fresh connection draws no bare window update: the reply carries the scaled window', () => {
+    // The SYN-ACK could offer 65535 of a 747520-byte buffer; the guest still
+    // has ~64 KiB of room after one byte, so it is not waiting for us.
+    const h = established({ rcvBufSize: 747520 }, { ...SYN, windowScale: 7 });
+    expect(h.synAck.window).toBe(65535);
+    h.in(data(0, 1));
+    expect(h.app.data.length).toBe(1); // consumed at once (autoConsume)
+    expect(h.out()).toEqual([]);
+    h.conn.send(Buffer.from('y'));
+    const [reply] = h.out();
+    expectSeg(reply, { flags: 'PA', ack: g(1) });
+    expect(reply!.window * 2 ** h.synAck.windowScale!).toBeGreaterThan(65535);
+  });
+
   it('sends no window updates beyond what an unscaled window can express', () => {
     // No window scale from the guest: our window field caps at 65535 although
     // the buffer is 256 KiB, so consuming data must not trigger updates.
