@@ -196,7 +196,11 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
   });
 
   it('names the missing prerequisite when nsenter is not installed', async () => {
-    const t = startTsnet(['attach', '-c', String(fx.ns.pid)], [], { PATH: '/nonexistent' });
+    // A PATH with node on it (tsnet's #! line runs `env node`) and nothing else.
+    const bin = path.join(fx.tmp, 'bin');
+    fs.mkdirSync(bin);
+    fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+    const t = startTsnet(['attach', '-c', String(fx.ns.pid)], [], { PATH: bin });
     const r = await t.exited;
     expect(r.code).toBe(1);
     expect(t.stderr().trim()).toBe('tsnet: nsenter not found (ENOENT): install util-linux (apt-get install util-linux)');

@@ -106,7 +106,8 @@ export interface Tsnet {
  * the child (pass 'pipe' for a ready/exit pipe).
  */
 export function startTsnet(args: string[], extraFds: Array<'pipe' | 'ignore' | number> = [], env?: NodeJS.ProcessEnv): Tsnet {
-  const proc = spawnAs(process.execPath, [tsnetMain, ...args], { stdio: ['ignore', 'pipe', 'pipe', ...extraFds], env });
+  // Run as a user would: the file itself (its #! line carries tsnet's V8 flags).
+  const proc = spawnAs(tsnetMain, args, { stdio: ['ignore', 'pipe', 'pipe', ...extraFds], env });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (err += d));

@@ -241,7 +241,7 @@ describe.skipIf(integrationSkip !== '')('a hostile guest (rootless namespace)', 
     const flood = await floodServer();
     const fwdPort = await closedPort();
     // prlimit execs tsnet: same PID, 256 fds at most.
-    const proc = spawnAs('prlimit', ['--nofile=256:256', process.execPath, tsnetMain, 'attach', '-c', '-r', '3', '--mtu', '65520', '-p', `127.0.0.1:${fwdPort}:8080`, String(fx.ns.pid)], {
+    const proc = spawnAs('prlimit', ['--nofile=256:256', tsnetMain, 'attach', '-c', '-r', '3', '--mtu', '65520', '-p', `127.0.0.1:${fwdPort}:8080`, String(fx.ns.pid)], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
     let err = '';
