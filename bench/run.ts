@@ -11,7 +11,8 @@
 // slirp4netns-style API (tsnet and slirp4netns), 1-byte TCP
 // request/response latency p50/p99 and
 // connect+request+close rate (bench/rr.py), launch-to-ready time, peak RSS of
-// the stack process, and (tsnet's drop-in bin and slirp4netns) exec to tap0
+// the stack process and the memory it holds privately at the end of each run
+// (RSS less the pages shared with other processes), and (tsnet's drop-in bin and slirp4netns) exec to tap0
 // and exec to the ready fd as a script starting it with -c sees them. Prints a table and writes JSON (--out).
 //
 // --repeat N runs everything N times, the stacks taking turns within each
@@ -214,6 +215,21 @@ async function attach(stack: string, mtu: number, nsPid: number): Promise<Attach
   };
 }
 
+/**
+ * Memory the process holds for itself (Private_Clean + Private_Dirty from
+ * /proc/PID/smaps_rollup): RSS without the pages it shares with other
+ * processes — for Node.js, the ~40 MiB of its own executable.
+ */
+function privateMiB(pid: number): number | undefined {
+  try {
+    const t = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(t)?.[1] ?? 0);
+    return (kb('Private_Clean') + kb('Private_Dirty')) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
 function peakRssMiB(pid: number): number | undefined {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -387,6 +403,8 @@ async function benchStack(stack: string, args: Args): Promise<Row> {
       }
       const rss = peakRssMiB(a.pid);
       if (rss !== undefined) row[`rss${mtu}`] = rss;
+      const priv = privateMiB(a.pid);
+      if (priv !== undefined) row[`priv${mtu}`] = priv;
     } catch (e) {
       row[`error${mtu}`] = (e as Error).message.split('\n')[0];
     } finally {
@@ -524,6 +542,7 @@ function table(summaries: Record<string, Summary>, args: Args): string {
   metrics.push(['tapMs', 'drop-in exec to tap0, ms (-c)', 0, false]);
   metrics.push(['dropReadyMs', 'drop-in exec to ready fd, ms (-c)', 0, false]);
   for (const mtu of args.mtus) metrics.push([`rss${mtu}`, `peak RSS MiB (MTU ${mtu} run)`, 1, false]);
+  for (const mtu of args.mtus) metrics.push([`priv${mtu}`, `private MiB at the end (MTU ${mtu} run)`, 1, false]);
   const header = ['metric', ...cols, 'tsnet/slirp4netns'];
   const lines = [header];
   for (const [key, label, digits] of metrics) {
