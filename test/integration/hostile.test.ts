@@ -135,6 +135,29 @@ describe.skipIf(integrationSkip !== '')('a hostile guest (rootless namespace)', 
     }
   });
 
+  it('virtio-net headers written by a packet socket (PACKET_VNET_HDR): what the kernel lets through is cut or taken as it says, never a crash', async () => {
+    const t = await attach();
+    const echo = await echoServer();
+    const port = await closedPort();
+    try {
+      let sent = '';
+      await survives(t, echo.port, async () => {
+        sent = await fx.ns.guest(['vnet-hostile', 'tap0', '10.0.2.2', String(port), '20']);
+      });
+      const n = Object.fromEntries(sent.split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+      // A valid UDP super-datagram (3 × 1000 bytes) is cut back into datagrams.
+      expect(n['uso-3']).toBe(20);
+      const stats = await statsOf(t);
+      expect(stats.tap.rxUdpGso).toBe(20);
+      // Anything the kernel passed that tsnet cannot honour is counted, not fatal.
+      expect(stats.tap.rxBadVnet).toBe(0 + (n['uso-1-byte'] ?? 0) + (n['uso-375'] ?? 0) + (n['uso-size-0'] ?? 0) + (n['uso-on-tcp'] ?? 0));
+      expect(stats.errors).toEqual({});
+      expect(stats.drops['internal-error']).toBeUndefined();
+    } finally {
+      await echo.close();
+    }
+  });
+
   it(`${STALLED} connections that never read, against a host that never stops sending: RSS stays under 256 MiB`, async () => {
     const t = await attach();
     const echo = await echoServer();

@@ -391,6 +391,54 @@ def syn_flood(iface, dst, port, n):
     print("sent", n)
 
 
+def vnet_hostile(iface, dst, port, n):
+    """Frames with virtio-net headers a packet socket (PACKET_VNET_HDR) lets
+    a guest write: UDP segmentation into 1-byte pieces (thousands of
+    datagrams), gso_size 0, TCP segmentation of a tiny segment, checksum
+    offsets past the frame. Prints how many each case got past the kernel."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.setsockopt(263, 15, 1)  # SOL_PACKET, PACKET_VNET_HDR
+    s.bind((iface, 0))
+    src_mac = s.getsockname()[4]
+    dst_mac = bytes.fromhex("52550a000202")
+    src = socket.inet_aton("10.0.2.100")
+    d = socket.inet_aton(dst)
+
+    def ipv4(proto, l4):
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0, 64, proto, 0, src, d)
+        return ip[:10] + struct.pack("!H", csum(ip)) + ip[12:] + l4
+
+    def pseudo(proto, n):
+        return csum(src + d + struct.pack("!BBH", 0, proto, n)) ^ 0xFFFF
+
+    payload = bytes(3000)
+    udp = struct.pack("!HHHH", 40000, int(port), 8 + len(payload), pseudo(17, 8 + len(payload))) + payload
+    tcp = struct.pack("!HHIIBBHHH", 40001, int(port), 1, 0, 5 << 4, 0x18, 64240, pseudo(6, 20 + 100), 0) + bytes(100)
+    eth = dst_mac + src_mac + b"\x08\x00"
+    cases = {
+        # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, frame
+        "uso-1-byte": (1, 5, 42, 1, 34, 6, eth + ipv4(17, udp)),
+        "uso-375": (1, 5, 42, 8, 34, 6, eth + ipv4(17, udp)),
+        "uso-3": (1, 5, 42, 1000, 34, 6, eth + ipv4(17, udp)),
+        "uso-size-0": (1, 5, 42, 0, 34, 6, eth + ipv4(17, udp)),
+        "tso-tiny": (1, 1, 54, 1, 34, 16, eth + ipv4(6, tcp)),
+        "csum-past-end": (1, 0, 0, 0, 4000, 6, eth + ipv4(17, udp[:20])),
+        "uso-on-tcp": (1, 5, 54, 8, 34, 16, eth + ipv4(6, tcp)),
+    }
+    got = []
+    for name, (flags, gso, hdr_len, gso_size, cstart, coff, frame) in cases.items():
+        ok = 0
+        for _ in range(int(n)):
+            try:
+                s.send(struct.pack("<BBHHHH", flags, gso, hdr_len, gso_size, cstart, coff) + frame)
+                ok += 1
+            except OSError:
+                pass
+        got.append("%s=%d" % (name, ok))
+        time.sleep(0.05)
+    print(" ".join(got))
+
+
 def syn_flood6(iface, dst, port, n):
     """n TCP SYNs to [dst]:port from spoofed 2001:db8:: sources (raw frames on iface)."""
     import random
@@ -460,6 +508,7 @@ if __name__ == "__main__":
         "udp-echo-server": udp_echo_server,
         "spray": spray,
         "syn-flood6": syn_flood6,
+        "vnet-hostile": vnet_hostile,
         "ndp-flood": ndp_flood,
         "stall": stall,
         "udp-ports": udp_ports,
