@@ -440,7 +440,13 @@ export class Tcb {
    * super-segment holds (mssPayload() is then what each wire segment gets).
    */
   segPayload(optLen: number): number {
-    return this.segmentMax > this.mss ? Math.max(1, this.segmentMax - optLen) : this.mssPayload(optLen);
+    const per = this.mssPayload(optLen);
+    if (this.segmentMax <= this.mss) return per;
+    // Whole wire segments only (as Linux sizes TSO frames): a super-segment
+    // with a few bytes past a multiple of the MSS would leave a runt segment
+    // for the kernel to send — at MTU 65520 one in every frame.
+    const max = Math.max(1, this.segmentMax - optLen);
+    return Math.max(per, max - (max % per));
   }
 
   /** Max payload per wire segment with `optLen` bytes of options. */

@@ -20,8 +20,8 @@ import { eth, ipv4, tcp } from '../../fuzz/build.js';
 
 const GUEST_ISS = 1000;
 
-function rig(offload: boolean) {
-  const cfg = makeConfig({ mtu: 1500 });
+function rig(offload: boolean, mtu = 1500) {
+  const cfg = makeConfig({ mtu });
   const out: Array<{ frame: Buffer; gso: number | undefined }> = [];
   const received: Buffer[] = [];
   let flow: TcpFlow | undefined;
@@ -63,8 +63,8 @@ function rig(offload: boolean) {
         return { frame, gso, ip, seg: TcpRepr.parse(TcpPacket.newChecked(ip.payload)) };
       }),
   };
-  // SYN (MSS 1460, timestamps), host accepts, ACK.
-  r.guest({ flags: F.SYN, mss: 1460, tsVal: 1, tsEcr: 0 });
+  // SYN (the MSS of the MTU, timestamps), host accepts, ACK.
+  r.guest({ flags: F.SYN, mss: mtu - 40, tsVal: 1, tsEcr: 0 });
   stack.tcp!.accepted(0, r.flow().id);
   r.at(0);
   const synAck = r.tcpOut()[0]!.seg;
@@ -132,6 +132,19 @@ describe('offload through the stack', () => {
     expect(s!.gso).toBe(0);
     expect(completeChecksum(s!.frame, 34, 16)).toBe(true);
     expect(TcpPacket.newChecked(s!.frame.subarray(34)).verifyChecksumV4(r.cfg.gateway, r.cfg.guest)).toBe(true);
+  });
+
+  it('super-segments hold whole MSS-sized pieces: at MTU 65520 no frame is handed over for cutting (it would leave a runt)', () => {
+    const r = rig(true, 65520);
+    r.out.splice(0);
+    r.stack.tcp!.send(r.flow().id, Buffer.alloc(200000, 7));
+    r.at(1);
+    const data = r.tcpOut().filter((s) => s.seg.payload.length > 0);
+    expect(data.length).toBeGreaterThan(0);
+    for (const s of data) {
+      expect(s.gso).toBe(0);
+      expect(s.seg.payload.length).toBeLessThanOrEqual(65480 - 12);
+    }
   });
 
   it('without offload nothing changes: segments of at most the MSS, full checksums, no gso', () => {
