@@ -12,6 +12,7 @@ export {
   isFdOpen,
   openPath,
   pipe,
+  randomFill,
   setNonBlocking as setFdNonBlocking,
   strerror,
   throwErrno,

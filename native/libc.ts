@@ -58,6 +58,7 @@ export const raw = {
   ),
   pipe2: fn<[fds: Int32Array, flags: number], number>('int pipe2(void *fds, int flags)'),
   eventfd: fn<[initval: number, flags: number], number>('int eventfd(unsigned int initval, int flags)'),
+  getrandom: fn<[buf: Bytes, len: number, flags: number], number>('intptr_t getrandom(void *buf, uintptr_t buflen, unsigned int flags)'),
   poll: fn<[fds: Bytes, nfds: number, timeout: number], number>(
     'int poll(void *fds, unsigned long nfds, int timeout)',
   ),
@@ -250,6 +251,23 @@ export function eventfd(initval = 0, flags = EFD_NONBLOCK | EFD_CLOEXEC): number
   const fd = raw.eventfd(initval, flags);
   if (fd < 0) throwErrno('eventfd');
   return fd;
+}
+
+/**
+ * Fills buf from the kernel's CSPRNG (getrandom(2), blocking only until the
+ * pool is first seeded). For tsnet's few random numbers (TCP initial sequence
+ * numbers) this spares loading Node's crypto module, ~14 ms of start-up.
+ */
+export function randomFill(buf: Uint8Array): void {
+  let off = 0;
+  while (off < buf.length) {
+    const n = raw.getrandom(buf.subarray(off), buf.length - off, 0);
+    if (n < 0) {
+      if (errno() === E.EINTR) continue;
+      throwErrno('getrandom');
+    }
+    off += n;
+  }
 }
 
 const unlinkatFn = libc.func('int unlinkat(int dirfd, const char *path, int flags)') as unknown as (dirfd: number, path: string, flags: number) => number;

@@ -4,7 +4,7 @@
 // the shell's wiring: launcher (fd, configuration) → ports → stack → exit.
 
 import fs from 'node:fs';
-import v8 from 'node:v8';
+import { createRequire } from 'node:module';
 import { onPidExit, sharedPoller } from '../../native/index.js';
 import { confine, restartSandboxed } from './confine.js';
 import { PrereqError } from '../launcher/errors.js';
@@ -259,7 +259,8 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
  */
 function processMemory(): Record<string, number> {
   const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
-  const h = v8.getHeapStatistics();
+  // node:v8 only when asked (its load costs start-up time no run needs).
+  const h = (createRequire(import.meta.url)('node:v8') as typeof import('node:v8')).getHeapStatistics();
   const out: Record<string, number> = { heapUsedMiB: mib(h.used_heap_size), heapTotalMiB: mib(h.total_heap_size), externalMiB: mib(h.external_memory) };
   try {
     const status = fs.readFileSync('/proc/self/status', 'utf8');

@@ -11,8 +11,8 @@
 // Every one of these entries runs under the runtime's Guard (guard.ts): an
 // exception is counted and logged, never the end of the process.
 
-import crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { randomFill } from '../../native/index.js';
 import type { StackConfig } from '../stack/config.js';
 import { Stack, type StackOptions } from '../stack/stack.js';
 import { Guard } from './guard.js';
@@ -41,15 +41,15 @@ export interface RuntimeOptions {
 }
 
 /**
- * Initial sequence numbers from the CSPRNG (RFC 6528), four bytes at a time
- * from a pool refilled 1024 numbers at once rather than a buffer per connection.
+ * Initial sequence numbers from the kernel's CSPRNG (RFC 6528, getrandom),
+ * four bytes at a time from a pool refilled 1024 numbers at once.
  */
 function issSource(): () => number {
   const pool = Buffer.allocUnsafe(4096);
   let at = pool.length;
   return () => {
     if (at === pool.length) {
-      crypto.randomFillSync(pool);
+      randomFill(pool);
       at = 0;
     }
     const v = pool.readUInt32BE(at);

@@ -23,6 +23,7 @@ import {
   pidfdGetfd,
   pidfdOpen,
   pipe,
+  randomFill,
   readFrame,
   setIff,
   waitReadable,
@@ -71,6 +72,20 @@ function pipeFds(nonBlocking = true): [number, number] {
   toClose.push(...p);
   return p;
 }
+
+describe('randomFill (getrandom)', () => {
+  it('fills every byte, and two fills differ', () => {
+    const a = Buffer.alloc(4096);
+    const b = Buffer.alloc(4096);
+    randomFill(a);
+    randomFill(b);
+    expect(a.equals(b)).toBe(false);
+    // 4096 random bytes: every byte value turns up (the chance one is missing is ~1e-4).
+    expect(new Set(a).size).toBeGreaterThan(240);
+    randomFill(a.subarray(4090));
+    expect(a.length).toBe(4096);
+  });
+});
 
 describe('errno naming', () => {
   it('names the errnos tsnet meets', () => {
