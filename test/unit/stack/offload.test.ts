@@ -62,6 +62,13 @@ function rig(offload: boolean, mtu = 1500) {
         const ip = Ipv4Packet.newChecked(EthernetFrame.newChecked(frame).payload);
         return { frame, gso, ip, seg: TcpRepr.parse(TcpPacket.newChecked(ip.payload)) };
       }),
+    /** The host side sends `data`; the data segments the stack emits at time 1. */
+    hostSends: (data: Buffer) => {
+      out.splice(0);
+      const n = stack.tcp!.send(flow!.id, data);
+      r.at(1);
+      return { accepted: n, segs: r.tcpOut().filter((x) => x.seg.payload.length > 0) };
+    },
   };
   // SYN (the MSS of the MTU, timestamps), host accepts, ACK.
   r.guest({ flags: F.SYN, mss: mtu - 40, tsVal: 1, tsEcr: 0 });
@@ -99,10 +106,8 @@ describe('offload through the stack', () => {
 
   it('with offload, 50000 host bytes leave as one super-segment: partial checksum, cut at the MSS less the timestamp option', () => {
     const r = rig(true);
-    r.out.splice(0);
-    expect(r.stack.tcp!.send(r.flow().id, Buffer.alloc(50000, 7))).toBe(50000);
-    r.at(1);
-    const data = r.tcpOut().filter((s) => s.seg.payload.length > 0);
+    const { accepted, segs: data } = r.hostSends(Buffer.alloc(50000, 7));
+    expect(accepted).toBe(50000);
     // The initial window (10 × 1448) is what may go first: one frame holding it.
     expect(data).toHaveLength(1);
     const first = data[0]!;
@@ -125,21 +130,14 @@ describe('offload through the stack', () => {
 
   it('a segment that fits the MSS still has a partial checksum and no GSO (gso 0)', () => {
     const r = rig(true);
-    r.out.splice(0);
-    r.stack.tcp!.send(r.flow().id, Buffer.from('small'));
-    r.at(1);
-    const [s] = r.tcpOut().filter((x) => x.seg.payload.length > 0);
+    const [s] = r.hostSends(Buffer.from('small')).segs;
     expect(s!.gso).toBe(0);
     expect(completeChecksum(s!.frame, 34, 16)).toBe(true);
     expect(TcpPacket.newChecked(s!.frame.subarray(34)).verifyChecksumV4(r.cfg.gateway, r.cfg.guest)).toBe(true);
   });
 
   it('super-segments hold whole MSS-sized pieces: at MTU 65520 no frame is handed over for cutting (it would leave a runt)', () => {
-    const r = rig(true, 65520);
-    r.out.splice(0);
-    r.stack.tcp!.send(r.flow().id, Buffer.alloc(200000, 7));
-    r.at(1);
-    const data = r.tcpOut().filter((s) => s.seg.payload.length > 0);
+    const data = rig(true, 65520).hostSends(Buffer.alloc(200000, 7)).segs;
     expect(data.length).toBeGreaterThan(0);
     for (const s of data) {
       expect(s.gso).toBe(0);
@@ -149,10 +147,7 @@ describe('offload through the stack', () => {
 
   it('without offload nothing changes: segments of at most the MSS, full checksums, no gso', () => {
     const r = rig(false);
-    r.out.splice(0);
-    r.stack.tcp!.send(r.flow().id, Buffer.alloc(50000, 7));
-    r.at(1);
-    const data = r.tcpOut().filter((s) => s.seg.payload.length > 0);
+    const data = r.hostSends(Buffer.alloc(50000, 7)).segs;
     expect(data.length).toBe(10);
     for (const s of data) {
       expect(s.gso).toBeUndefined();
