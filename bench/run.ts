@@ -13,7 +13,8 @@
 // connect+request+close rate (bench/rr.py), launch-to-ready time, peak RSS of
 // the stack process and the memory it holds privately at the end of each run
 // (RSS less the pages shared with other processes), and (tsnet's drop-in bin and slirp4netns) exec to tap0
-// and exec to the ready fd as a script starting it with -c sees them. Prints a table and writes JSON (--out).
+// and exec to the ready fd as a script starting it with -c sees them; and,
+// beside tsnet, the floor Node.js itself sets (start time and idle RSS). Prints a table and writes JSON (--out).
 //
 // --repeat N runs everything N times, the stacks taking turns within each
 // round (so a noisy minute hits them all), and reports each figure as the
@@ -351,8 +352,31 @@ async function forwardedIperf(api: string, nsPid: number, secs: number): Promise
   return result;
 }
 
+/**
+ * What Node.js itself costs on this machine, the floor under tsnet's
+ * start-up and memory: the median wall time of `node -e 0` (5 runs) and the
+ * resident memory of an idle `node` (its peak over 300 ms).
+ */
+async function nodeFloor(): Promise<{ startMs: number; rssMiB: number }> {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await run(runAs, process.execPath, ['-e', '0'], { timeoutMs: 10_000 });
+    times.push(performance.now() - t0);
+  }
+  const r = await run(runAs, process.execPath, ['-e', "setTimeout(() => console.log(/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]), 300)"], {
+    timeoutMs: 10_000,
+  });
+  return { startMs: median(times), rssMiB: Number(r.stdout.trim()) / 1024 };
+}
+
 async function benchStack(stack: string, args: Args): Promise<Row> {
   const row: Row = {};
+  if (stack === 'tsnet') {
+    const floor = await nodeFloor();
+    row.nodeStartMs = floor.startMs;
+    row.nodeRssMiB = floor.rssMiB;
+  }
   if (stack === 'tsnet' || stack === 'slirp4netns') {
     try {
       const st = await startup(stack);
@@ -539,9 +563,11 @@ function table(summaries: Record<string, Summary>, args: Args): string {
   metrics.push(['rrP99', 'TCP RR p99 µs (MTU 65520)', 0, false]);
   metrics.push(['crr', 'connect+1B+close per s', 0, true]);
   metrics.push(['readyMs', 'launch to ready, ms', 0, false]);
+  metrics.push(['nodeStartMs', 'Node.js floor: `node -e 0`, ms', 0, false]);
   metrics.push(['tapMs', 'drop-in exec to tap0, ms (-c)', 0, false]);
   metrics.push(['dropReadyMs', 'drop-in exec to ready fd, ms (-c)', 0, false]);
   for (const mtu of args.mtus) metrics.push([`rss${mtu}`, `peak RSS MiB (MTU ${mtu} run)`, 1, false]);
+  metrics.push(['nodeRssMiB', 'Node.js floor: idle `node` RSS MiB', 1, false]);
   for (const mtu of args.mtus) metrics.push([`priv${mtu}`, `private MiB at the end (MTU ${mtu} run)`, 1, false]);
   const header = ['metric', ...cols, 'tsnet/slirp4netns'];
   const lines = [header];
