@@ -370,6 +370,12 @@ def csum(b):
     return ~t & 0xFFFF
 
 
+def ipv4_packet(src, dst, proto, l4):
+    """An IPv4 header (no options, header checksum filled) in front of l4; src/dst as 4 bytes."""
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0, 64, proto, 0, src, dst)
+    return ip[:10] + struct.pack("!H", csum(ip)) + ip[12:] + l4
+
+
 def syn_flood(iface, dst, port, n):
     import random
     rnd = random.Random(7)
@@ -383,9 +389,7 @@ def syn_flood(iface, dst, port, n):
         sport = 1024 + rnd.randrange(60000)
         tcp = struct.pack("!HHIIBBHHH", sport, int(port), rnd.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
         tcp = tcp[:16] + struct.pack("!H", csum(src + d + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, src, d)
-        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-        s.send(dst_mac + src_mac + b"\x08\x00" + ip + tcp)
+        s.send(dst_mac + src_mac + b"\x08\x00" + ipv4_packet(src, d, 6, tcp))
         if _ % 200 == 199:
             time.sleep(0.005)  # stay within the TAP queue (1000 frames): the flood must reach tsnet
     print("sent", n)
@@ -405,8 +409,7 @@ def vnet_hostile(iface, dst, port, n):
     d = socket.inet_aton(dst)
 
     def ipv4(proto, l4):
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0, 64, proto, 0, src, d)
-        return ip[:10] + struct.pack("!H", csum(ip)) + ip[12:] + l4
+        return ipv4_packet(src, d, proto, l4)
 
     def pseudo(proto, n):
         return csum(src + d + struct.pack("!BBH", 0, proto, n)) ^ 0xFFFF
