@@ -9,9 +9,19 @@
 # ~90, which starts tsnet ~90 ms sooner and keeps ~8 MiB less resident
 # (measured: `tsnet --version` 0.30 -> 0.21 s; idle attach 60 -> 52 MiB).
 # koffi stays outside (it loads its native binary from its own package).
-# Source maps chain back to src/*.ts.
+# Source maps chain back to src/*.ts and carry every source's text
+# (sourcesContent), so the packed maps need nothing beside them; the package
+# ships src/ and native/ as well, so their paths resolve too.
 set -eu
 cd "$(dirname "$0")/.."
+# npm pack builds through prepack: in a clone without dev dependencies that
+# must fail loudly rather than pack a package with no dist/.
+for tool in tsc esbuild; do
+	command -v "$tool" >/dev/null 2>&1 || {
+		echo "build: $tool not found: run \`npm ci\` first (it installs the dev dependencies the build needs)" >&2
+		exit 1
+	}
+done
 tsc -p tsconfig.json
 esbuild dist/src/cli/main.js dist/src/cli/slirp4netns.js \
 	--bundle --platform=node --format=esm --target=node20 \
