@@ -29,5 +29,6 @@ export * from './pidfd.js';
 export * from './sockopt.js';
 export * from './sockerr.js';
 export * from './ping.js';
+export * from './pty.js';
 export { BLOCKED as SECCOMP_BLOCKED, installSeccomp } from './seccomp.js';
 export * from './sandbox.js';

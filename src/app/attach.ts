@@ -7,18 +7,18 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { onPidExit, sharedPoller } from '../../native/index.js';
 import { confine, restartSandboxed } from './confine.js';
-import { PrereqError } from '../launcher/errors.js';
+import { PrereqError, fileError } from '../launcher/errors.js';
 import { checkTarget, parseTarget, sandboxUserns, type NetnsType, type Target } from '../launcher/target.js';
 import { openTap } from '../launcher/tap.js';
 import { configureInterface, createTap, removeTap } from '../launcher/configure.js';
 import { makeConfig, type StackConfig } from '../stack/config.js';
-import { ipv4ToString } from '../wire/address.js';
+import { ipv4ToString, ipv6ToString } from '../wire/address.js';
 import { FaultPort, type FaultSpec } from '../host/fault.js';
-import { makeLogger, type LogLevel, type Logger } from '../host/log.js';
+import { alwaysLogger, makeLogger, type LogFormat, type LogLevel, type Logger } from '../host/log.js';
 import { PcapPort } from '../host/pcap-port.js';
 import { PcapWriter } from '../host/pcap.js';
 import type { Port } from '../host/port.js';
-import { ApiServer, ForwardTable, LateBackend } from '../host/api.js';
+import { ApiServer, ForwardTable, LateBackend, type ForwardEntry } from '../host/api.js';
 import { Forwarder } from '../host/forward.js';
 import type { ForwardSpec } from '../host/forward-spec.js';
 import { Runtime } from '../host/runtime.js';
@@ -50,6 +50,8 @@ export interface AttachOptions {
    */
   offload?: boolean;
   logLevel: LogLevel;
+  /** --log-format: text for people (default), json for machines. */
+  logFormat?: LogFormat;
   resolvConf?: string;
   disableDns?: boolean;
   outboundAddr?: string;
@@ -79,7 +81,7 @@ function checkFd(fd: number, flag: string): void {
   try {
     fs.fstatSync(fd);
   } catch {
-    throw new PrereqError(`${flag} ${fd}: file descriptor is not open (EBADF)`);
+    throw new PrereqError(`${flag}: ${fd} is not an open file descriptor (EBADF) (pass one the caller opened, e.g. ${flag} 3 with 3>&1 or a pipe)`);
   }
 }
 
@@ -94,7 +96,11 @@ function buildPorts(tap: TapPort, o: Pick<AttachOptions, 'fault' | 'pcap'>, log:
     log.warn({ fault: o.fault }, 'fault injection is on');
   }
   if (o.pcap) {
-    pcap = new PcapWriter(o.pcap);
+    try {
+      pcap = new PcapWriter(o.pcap);
+    } catch (e) {
+      throw fileError('--pcap', o.pcap, 'create', e, 'name a file in a directory you can write');
+    }
     const file = o.pcap;
     pcap.onFailure = (err) => log.error({ file, err: err.message }, 'pcap capture stopped: writing the file failed (the network goes on)');
     top = new PcapPort(top, pcap);
@@ -139,7 +145,7 @@ async function attachDevice(o: NetworkOptions, cfg: StackConfig, target: Target,
     throw e;
   }
   if (o.tapPrecreated) o.tapPrecreated.attached = true;
-  log.info({ tap: opened.name, fd: opened.fd, offloads: offloadNames(opened.offloads) }, 'TAP device attached');
+  log.debug({ tap: opened.name, fd: opened.fd, offloads: offloadNames(opened.offloads) }, 'TAP device attached');
   if (o.offload !== false && !wantsOffload(o)) log.debug('TAP offloads off: --pcap/--fault see single frames with real checksums');
   const tap = new TapPort(opened.fd, opened.name, { vnetHdr: opened.vnetHdr });
   if (!o.configure) return tap;
@@ -149,7 +155,7 @@ async function attachDevice(o: NetworkOptions, cfg: StackConfig, target: Target,
     await tap.close();
     throw e;
   }
-  log.info(
+  log.debug(
     { tap: opened.name, addr: `${ipv4ToString(cfg.guest)}/${cfg.prefixLen}`, gw: ipv4ToString(cfg.gateway), mtu: cfg.mtu },
     'interface configured',
   );
@@ -182,7 +188,7 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   if (o.apiSocket !== undefined) {
     api = new ApiServer(o.apiSocket, forwards, log);
     await api.start().catch((e: Error) => {
-      throw new PrereqError(e.message);
+      throw new PrereqError(`--api-socket: ${e.message} (name a path in a directory you can write)`);
     });
   }
   let tap: TapPort;
@@ -234,7 +240,7 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   try {
     for (const spec of o.publish ?? []) {
       await forwards.add(spec).catch((e: Error) => {
-        throw new PrereqError(`cannot publish ${spec.hostAddr}:${spec.hostPort} -> ${spec.guestPort}/${spec.proto}: ${e.message}`);
+        throw new PrereqError(`--publish: cannot publish ${spec.hostAddr.includes(':') ? `[${spec.hostAddr}]` : spec.hostAddr}:${spec.hostPort} -> ${spec.guestPort}/${spec.proto}: ${e.message} (pick another host port or address, or stop what holds it)`);
       });
     }
     o.beforeStart?.();
@@ -244,13 +250,33 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   }
   tap.onFailure = onFailure;
   tap.start();
-  log.info({ engine: tap.engine, gateway: ipv4ToString(cfg.gateway), dns: ipv4ToString(cfg.dns) }, 'stack serving');
+  log.debug({ engine: tap.engine }, 'stack serving');
+  log.info(`network up: ${networkSummary(o, cfg, tap, forwards.list())}`);
   return {
     runtime,
     tap,
     stats: () => ({ ...runtime.stats(), tap: tap.stats, fault: fault?.counters, process: processMemory() }),
     close: release,
   };
+}
+
+/**
+ * The one line that says what the guest got: device, addresses, gateway,
+ * DNS, MTU, IPv6, offloads, forwards, API socket. The guest address is the
+ * one -c configures (without -c, the one DHCP hands out first is .15).
+ */
+export function networkSummary(o: NetworkOptions, cfg: StackConfig, tap: TapPort, fwds: ForwardEntry[]): string {
+  const parts = [
+    `${tap.name} ${o.configure ? `${ipv4ToString(cfg.guest)}/${cfg.prefixLen}` : `(not configured by tsnet; DHCP or ${ipv4ToString(cfg.guest)}/${cfg.prefixLen})`}`,
+    `gateway ${ipv4ToString(cfg.gateway)}${cfg.disableHostLoopback ? ' (host loopback closed)' : ' (host 127.0.0.1)'}`,
+    `dns ${o.disableDns ? 'off' : ipv4ToString(cfg.dns)}`,
+    `mtu ${cfg.mtu}`,
+  ];
+  if (cfg.ipv6) parts.push(`ipv6 ${ipv6ToString(cfg.ipv6.prefix)}/${cfg.ipv6.prefixLen} by SLAAC, gateway ${ipv6ToString(cfg.ipv6.gateway)}, dns ${ipv6ToString(cfg.ipv6.dns)}`);
+  parts.push(`offloads ${tap.offload ? 'on' : 'off'}`);
+  if (fwds.length) parts.push(`forwards ${fwds.map((f) => `${f.host_addr.includes(':') ? `[${f.host_addr}]` : f.host_addr}:${f.host_port}->${f.guest_port}/${f.proto}`).join(' ')}`);
+  if (o.apiSocket !== undefined) parts.push(`api ${o.apiSocket}`);
+  return parts.join(', ');
 }
 
 /**
@@ -272,9 +298,15 @@ function processMemory(): Record<string, number> {
   return out;
 }
 
-/** SIGUSR1: one JSON line of counters on stderr (flows, bytes, drops by reason). Returns the remover. */
-export function statsOnSignal(served: Served): () => void {
-  const onStats = () => process.stderr.write(`tsnet stats ${JSON.stringify(served.stats())}\n`);
+/**
+ * SIGUSR1: one log line of counters (flows, bytes, drops by reason) through
+ * the logger, whatever --log-level says (it was asked for): `tsnet: stats
+ * counters={...}` as text, `"msg":"stats","counters":{...}` as JSON.
+ * Returns the remover.
+ */
+export function statsOnSignal(served: Served, log: Logger): () => void {
+  const out = alwaysLogger(log);
+  const onStats = () => out.info({ counters: served.stats() }, 'stats');
   process.on('SIGUSR1', onStats);
   return () => process.off('SIGUSR1', onStats);
 }
@@ -296,7 +328,7 @@ function signalReady(fd: number): void {
     fs.writeSync(fd, '1');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new PrereqError(`--ready-fd ${fd}: cannot write to it (${code}); pass the write end of a pipe`);
+    throw new PrereqError(`--ready-fd: cannot write to fd ${fd} (${code}) (pass the write end of a pipe)`);
   } finally {
     try {
       fs.closeSync(fd);
@@ -307,9 +339,9 @@ function signalReady(fd: number): void {
 }
 
 export async function runAttach(o: AttachOptions): Promise<number> {
-  const log = makeLogger(o.logLevel);
+  const log = makeLogger(o.logLevel, o.logFormat);
   if (o.macAddress !== undefined && !o.configure) {
-    throw new PrereqError('--macaddress can only be used with --configure (-c)');
+    throw new PrereqError('--macaddress: can only be used with --configure (add -c)');
   }
   if (o.readyFd !== undefined) checkFd(o.readyFd, '--ready-fd');
   if (o.exitFd !== undefined) checkFd(o.exitFd, '--exit-fd');
@@ -335,7 +367,7 @@ export async function runAttach(o: AttachOptions): Promise<number> {
     try {
       cancelPidWatch = onPidExit(target.pid, () => stop(`target process ${target.pid} exited`));
     } catch {
-      throw new PrereqError(`target process ${target.pid} does not exist (ESRCH)`);
+      throw new PrereqError(`<target>: process ${target.pid} does not exist (ESRCH) (start the container process first, or pass its current PID)`);
     }
   }
 
@@ -351,7 +383,7 @@ export async function runAttach(o: AttachOptions): Promise<number> {
   }
 
   const onSignal = (sig: NodeJS.Signals) => stop(`received ${sig}`);
-  const offStats = statsOnSignal(served);
+  const offStats = statsOnSignal(served, log);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
@@ -382,6 +414,6 @@ export async function runAttach(o: AttachOptions): Promise<number> {
   if (o.exitFd !== undefined) await sharedPoller().remove(o.exitFd);
   await sharedPoller().close();
   if (failure !== undefined) throw failure;
-  log.info({ counters: served.stats() }, 'final counters');
+  log.debug({ counters: served.stats() }, 'final counters');
   return exitCode;
 }

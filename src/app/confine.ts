@@ -52,7 +52,7 @@ export function confine(o: ConfineOptions, log: Logger): void {
     try {
       const r = enterSandbox();
       if (r.threadsWithCaps.length > 0) {
-        log.info({ threads: r.threadsWithCaps }, 'sandbox: threads started before the drop keep their capabilities (one uid is mapped, so they cannot be moved off uid 0)');
+        log.debug({ threads: r.threadsWithCaps }, 'sandbox: threads started before the drop keep their capabilities (one uid is mapped, so they cannot be moved off uid 0)');
       }
       log.info({ uid: r.uid }, 'sandbox entered: root holds /etc and /run, capabilities down to cap_net_bind_service');
     } catch (e) {
@@ -71,9 +71,10 @@ export function confine(o: ConfineOptions, log: Logger): void {
       return;
     }
     const flag = o.seccomp ? '--enable-seccomp' : '--enable-sandbox';
-    throw new PrereqError(`${flag}: cannot install the seccomp filter (${why}); this kernel lacks seccomp filters, or drop the flag`);
+    throw new PrereqError(`${flag}: cannot install the seccomp filter: ${why} (this kernel lacks seccomp filters; drop the flag)`);
   }
   if (!o.seccomp) return;
   if (o.announce) process.stdout.write(`seccomp: The following syscalls will be blocked by seccomp: ${blocked.join(' ')}.\n`);
-  log.info({ blocked }, 'seccomp filter installed');
+  log.info({ blocked: blocked.length }, 'seccomp filter installed');
+  log.debug({ blocked }, 'seccomp: blocked syscalls');
 }

@@ -19,8 +19,9 @@ import { IPV6_DNS_MAC, IPV6_ROUTER_MAC, makeConfig, type StackConfig } from '../
 import { Stack } from '../stack/stack.js';
 import type { TcpFlow } from '../stack/tcp-flows.js';
 import { seqGt, seqLt } from '../stack/tcp/seq.js';
-import { makeLogger, type LogLevel } from '../host/log.js';
-import { PcapWriter, readPcap, type PcapRecord } from '../host/pcap.js';
+import { makeLogger, type LogFormat, type LogLevel } from '../host/log.js';
+import { PcapFormatError, PcapWriter, readPcap, type PcapRecord } from '../host/pcap.js';
+import { PrereqError, fileError } from '../launcher/errors.js';
 import { SimHost, readRecording, type CapturedFrame } from '../host/sim-host.js';
 import { replayDiff } from './replay-diff.js';
 import { pseudoV4, pseudoV6 } from '../wire/checksum.js';
@@ -39,6 +40,7 @@ export interface ReplayOptions {
   disableHostLoopback: boolean;
   enableIpv6?: boolean;
   logLevel: LogLevel;
+  logFormat?: LogFormat;
 }
 
 export interface ReplayResult {
@@ -218,12 +220,20 @@ export function replayRecords(records: PcapRecord[], cfg: StackConfig, onDrop?: 
 }
 
 export async function runReplay(o: ReplayOptions): Promise<number> {
-  const log = makeLogger(o.logLevel);
+  const log = makeLogger(o.logLevel, o.logFormat);
   const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, disableHostLoopback: o.disableHostLoopback, enableIpv6: o.enableIpv6 });
-  const records = await readPcap(o.input);
+  const records = await readPcap(o.input).catch((e: unknown) => {
+    if (e instanceof PcapFormatError) throw new PrereqError(`<in.pcap>: ${e.message}`);
+    throw fileError('<in.pcap>', o.input, 'read', e, 'name an Ethernet pcap, e.g. one written by --pcap or tcpdump -w');
+  });
   const result = replayRecords(records, cfg, (reason, detail) => log.debug({ reason, detail }, 'frame dropped'));
   if (o.out) {
-    const w = new PcapWriter(o.out);
+    let w: PcapWriter;
+    try {
+      w = new PcapWriter(o.out);
+    } catch (e) {
+      throw fileError('--out', o.out, 'create', e, 'name a file in a directory you can write');
+    }
     for (const r of result.output) w.write(r.data, r.timeUs);
     w.close();
   }

@@ -9,8 +9,14 @@
 //              │ removes the temp dir; serveNetwork(target = the stage's PID, -c)         │ then waits
 //              └──────────────────────────── "go" on fd 3 ───────────────────────────────▶│ exec CMD (PID 1)
 //
-// stdin/stdout/stderr (and so the TTY) are passed through. CMD's exit status
-// becomes tsnet's (128+N when killed by signal N). SIGINT/SIGTERM/SIGHUP are
+// On a terminal (stdin and stdout both a TTY, tsnet in its foreground, no
+// --no-tty) CMD gets a pseudo-terminal of its own and is the leader of a
+// session of its own (`setsid --ctty`), as under `podman run -it`, so a
+// shell has job control; src/host/pty-relay.ts copies between the user's
+// terminal and the pty. Otherwise stdin/stdout/stderr are passed through
+// untouched. CMD's exit status becomes tsnet's (128+N when killed by signal
+// N; 125, 126, 127 when tsnet failed or CMD could not be run or found:
+// src/app/exit-codes.ts). SIGINT/SIGTERM/SIGHUP are
 // forwarded to CMD; as PID 1 it ignores signals it has no handler for, so
 // after a grace period the namespace is killed. When CMD exits, tsnet
 // stops the stack: nothing is left behind.
@@ -37,8 +43,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import os from 'node:os';
+import tty from 'node:tty';
 import path from 'node:path';
-import { sharedPoller } from '../../native/index.js';
+import { inForeground, sharedPoller } from '../../native/index.js';
+import { PtyRelay } from '../host/pty-relay.js';
 import { confine, restartSandboxed } from './confine.js';
 import { serveNetwork, statsOnSignal, type NetworkOptions } from './attach.js';
 import { makeLogger } from '../host/log.js';
@@ -46,6 +54,7 @@ import { makeConfig } from '../stack/config.js';
 import { ipv4ToString } from '../wire/address.js';
 import { checkSubordinateIds } from './doctor.js';
 import { PrereqError } from '../launcher/errors.js';
+import { CMD_NOT_EXECUTABLE, CMD_NOT_FOUND, RUN_FAILED } from './exit-codes.js';
 
 export interface RunOptions extends Omit<NetworkOptions, 'configure' | 'tapName'> {
   command: string[];
@@ -57,15 +66,17 @@ export interface RunOptions extends Omit<NetworkOptions, 'configure' | 'tapName'
   seccomp?: boolean;
   /** The sandbox (native/sandbox.ts) once CMD has been let go; on unless --no-sandbox (or --map-auto). */
   sandbox?: boolean;
+  /** A pty for CMD when tsnet runs on a terminal (src/host/pty-relay.ts); off with --no-tty. */
+  tty?: boolean;
 }
 
 const DEFAULT_STOP_TIMEOUT_MS = 3000;
 
 // Runs inside the new namespaces (as root of the user namespace), before CMD.
-// $1 is the temp dir, $2 the hostname, the rest is CMD.
+// $1 is the temp dir, $2 the hostname, $3 "ctty" on a terminal, the rest is CMD.
 const STAGE = `
 set -e
-dir=$1; name=$2; shift 2
+dir=$1; name=$2; ctty=$3; shift 3
 # The host's files stay untouched: these mounts exist only in our namespace.
 [ -e /etc/resolv.conf ] && mount --bind "$dir/resolv.conf" /etc/resolv.conf
 [ -e /etc/hosts ] && mount --bind "$dir/hosts" /etc/hosts
@@ -74,6 +85,8 @@ hostname "$name" 2>/dev/null || busybox hostname "$name"
 echo staged >&3
 read go <&3 || exit 125
 exec 3<&-
+# On a terminal: CMD leads a session of its own with the pty as its terminal.
+[ "$ctty" = ctty ] && exec setsid --ctty "$@"
 exec "$@"
 `;
 
@@ -100,9 +113,9 @@ async function forkedChild(unsharePid: number, timeoutMs = 5000): Promise<number
         }
       }
     } catch {
-      throw new PrereqError('the namespace launcher (setpriv, unshare) exited before the workload could start: see the message above; `tsnet doctor` checks the prerequisites (tsnet run also needs setpriv --pdeathsig, util-linux 2.33 or newer)');
+      throw new PrereqError('unshare: the namespace launcher (setpriv, unshare) exited before the workload could start (see its message above; `tsnet doctor` checks the prerequisites; tsnet run needs util-linux 2.33 or newer)');
     }
-    if (Date.now() - t0 > timeoutMs) throw new PrereqError('timed out waiting for unshare to create the namespaces');
+    if (Date.now() - t0 > timeoutMs) throw new PrereqError('unshare: timed out creating the namespaces (a loaded machine? `tsnet doctor` checks the prerequisites)');
     await new Promise((r) => setTimeout(r, 5));
   }
 }
@@ -158,12 +171,58 @@ export function removeStaleRunDirs(tmp = os.tmpdir()): string[] {
   return removed;
 }
 
+/**
+ * Finds CMD as the workload's exec will: a name with a slash as it is, any
+ * other through $PATH (the workload sees the host's filesystem and our
+ * environment). Fails with the status sh would give: 127 not found, 126
+ * found but not executable. Checked before any namespace is made, so a
+ * typo costs nothing; the stage's exec remains the final word.
+ */
+export function resolveCommand(name: string, envPath = process.env.PATH ?? ''): { ok: true; path: string } | { ok: false; code: number; message: string } {
+  const check = (p: string): 'ok' | 'missing' | 'noexec' => {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(p);
+    } catch {
+      return 'missing';
+    }
+    if (st.isDirectory()) return 'noexec';
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return 'ok';
+    } catch {
+      return 'noexec';
+    }
+  };
+  if (name === '') return { ok: false, code: CMD_NOT_FOUND, message: `"": command not found (name a program after --)` };
+  if (name.includes('/')) {
+    const r = check(name);
+    if (r === 'ok') return { ok: true, path: name };
+    if (r === 'missing') return { ok: false, code: CMD_NOT_FOUND, message: `${name}: no such file (check the path)` };
+    return { ok: false, code: CMD_NOT_EXECUTABLE, message: `${name}: cannot be executed: ${fs.existsSync(name) && fs.statSync(name).isDirectory() ? 'it is a directory' : 'permission denied'} (chmod +x it, or run it through its interpreter)` };
+  }
+  let noexec: string | undefined;
+  for (const dir of envPath.split(':')) {
+    const p = path.join(dir === '' ? '.' : dir, name);
+    const r = check(p);
+    if (r === 'ok') return { ok: true, path: p };
+    if (r === 'noexec') noexec ??= p;
+  }
+  if (noexec) return { ok: false, code: CMD_NOT_EXECUTABLE, message: `${name}: cannot be executed: ${noexec} is not executable (chmod +x it)` };
+  return { ok: false, code: CMD_NOT_FOUND, message: `${name}: command not found (check the name, or install it; PATH is searched)` };
+}
+
 export async function runWorkload(o: RunOptions): Promise<number> {
-  const log = makeLogger(o.logLevel);
+  const cmd = resolveCommand(o.command[0] ?? '');
+  if (!cmd.ok) {
+    process.stderr.write(`tsnet: ${cmd.message}\n`);
+    return cmd.code;
+  }
+  const log = makeLogger(o.logLevel, o.logFormat);
   if (o.sandbox !== false && !o.mapAuto && process.env.TSNET_SANDBOX_NS !== '1') startAgainSandboxed(log);
   if (o.mapAuto) {
     const ids = checkSubordinateIds();
-    if (!ids.ok) throw new PrereqError(`--map-auto needs subordinate ids: ${ids.detail} (fix: ${ids.fix})`);
+    if (!ids.ok) throw new PrereqError(`--map-auto: needs subordinate ids: ${ids.detail} (${ids.fix})`);
   }
   const cfg = makeConfig({ cidr: o.cidr, mtu: o.mtu, macAddress: o.macAddress, disableHostLoopback: o.disableHostLoopback, enableIpv6: o.enableIpv6 });
   for (const p of removeStaleRunDirs()) log.info({ dir: p }, 'removed the temp dir of a tsnet run that died');
@@ -176,25 +235,34 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   );
 
   const unshareArgs = ['--user', '--map-root-user', ...(o.mapAuto ? ['--map-auto'] : []), '--mount', '--net', '--pid', '--uts', '--fork', '--mount-proc', '--kill-child'];
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', 'unshare', ...unshareArgs, '--', '/bin/sh', '-c', STAGE, 'tsnet-stage', dir, o.hostname, ...o.command], {
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+  // Signal keys typed at the terminal that PID 1 would ignore end the namespace (onSignalKey below).
+  let onSignalKey: (sig: 'SIGINT' | 'SIGQUIT') => void = () => {};
+  const relay = o.tty !== false && tty.isatty(0) && tty.isatty(1) && inForeground(0) ? new PtyRelay((sig) => onSignalKey(sig)) : undefined;
+  const stdio = relay ? [relay.slave!, relay.slave!, relay.slave!, 'pipe' as const] : (['inherit', 'inherit', 'inherit', 'pipe'] as const);
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', 'unshare', ...unshareArgs, '--', '/bin/sh', '-c', STAGE, 'tsnet-stage', dir, o.hostname, relay ? 'ctty' : '', ...o.command], {
+    stdio: [...stdio],
   });
+  relay?.closeSlave();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const spawnError = new Promise<never>((_, reject) =>
     child.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'ENOENT' ? new PrereqError('setpriv not found (ENOENT): install util-linux 2.33 or newer') : e),
+      reject(e.code === 'ENOENT' ? new PrereqError('setpriv: not found (ENOENT) (install util-linux 2.33 or newer)') : e),
     ),
   );
   const cleanupDir = () => fs.rmSync(dir, { recursive: true, force: true });
   // fd 3 is a socket pair: "staged" comes back on it, "go" goes out.
   const ctl = child.stdio[3] as Socket;
   ctl.on('error', () => {});
+  let letGo = false; // the stage reported "staged": from then on only CMD's exec can fail
   const staged = new Promise<void>((resolve) => {
     let got = '';
     ctl.setEncoding('utf8');
     ctl.on('data', (d: string) => {
       got += d;
-      if (got.includes('staged\n')) resolve();
+      if (got.includes('staged\n')) {
+        letGo = true;
+        resolve();
+      }
     });
     ctl.on('end', resolve); // the stage is gone: it needs the dir no more
   });
@@ -210,6 +278,7 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   } catch (e) {
     child.kill('SIGKILL');
     await exited;
+    await relay?.finish();
     cleanupDir();
     await sharedPoller().close();
     throw e;
@@ -221,14 +290,22 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   // the status the signal would have given (128+N).
   let killTimer: NodeJS.Timeout | undefined;
   let killedBy: NodeJS.Signals | undefined;
+  const killNamespace = (sig: NodeJS.Signals) => {
+    killedBy ??= sig;
+    // unshare --kill-child makes the kernel SIGKILL PID 1 (and with it the
+    // whole PID namespace) when unshare dies; killing unshare itself also
+    // spares us its "sigprocmask unblock failed" complaint.
+    child.kill('SIGKILL');
+  };
+  onSignalKey = (sig) => {
+    if (catchesSignal(workload, SIGNALS[sig]!)) return; // the pty delivers it
+    log.info({ signal: sig }, 'the workload (PID 1) does not handle this key\'s signal: killing its namespace');
+    killNamespace(sig);
+  };
   const onSignal = (sig: NodeJS.Signals) => {
     if (!catchesSignal(workload, SIGNALS[sig] ?? 0)) {
       log.info({ signal: sig }, 'the workload (PID 1) does not handle this signal: killing its namespace');
-      killedBy ??= sig;
-      // unshare --kill-child makes the kernel SIGKILL PID 1 (and with it the
-      // whole PID namespace) when unshare dies; killing unshare itself also
-      // spares us its "sigprocmask unblock failed" complaint.
-      child.kill('SIGKILL');
+      killNamespace(sig);
       return;
     }
     log.info({ signal: sig }, 'forwarding signal to the workload');
@@ -249,11 +326,12 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
-  const offStats = statsOnSignal(served);
+  const offStats = statsOnSignal(served, log);
 
   // The network is up and the temp dir gone: let CMD start.
   await Promise.race([staged, exited]);
   cleanupDir();
+  relay?.start(workload);
   ctl.end('go\n');
   // tsnet will not open a path, run a program, mount, trace or enter a namespace again.
   const sandboxed = process.env.TSNET_SANDBOX_NS === '1';
@@ -268,6 +346,7 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   confine({ sandbox: sandboxed, seccomp: o.seccomp !== false, resolvConf: o.resolvConf, onUnavailable: 'warn', announce: false }, log);
 
   const r = await exited;
+  await relay?.finish();
   if (killTimer) clearTimeout(killTimer);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
@@ -276,8 +355,14 @@ export async function runWorkload(o: RunOptions): Promise<number> {
   await served.close();
   await sharedPoller().close();
   cleanupDir();
-  log.info({ code: r.code, signal: r.signal, counters: served.stats() }, 'workload exited');
+  log.info({ code: r.code, signal: r.signal }, 'workload exited');
+  log.debug({ counters: served.stats() }, 'final counters');
   if (killedBy) return 128 + SIGNALS[killedBy]!;
+  if (!letGo) {
+    // The stage (mounts, hostname) ended before CMD was let go: tsnet's failure, not CMD's status.
+    log.error({ code: r.code, signal: r.signal }, 'the namespace setup ended before the workload started (see the message above)');
+    return RUN_FAILED;
+  }
   // unshare re-raises the workload's fatal signal on itself.
   if (r.signal) return 128 + (SIGNALS[r.signal] ?? os.constants.signals[r.signal] ?? 0);
   return r.code ?? 1;

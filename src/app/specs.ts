@@ -6,7 +6,7 @@
 // (src/launcher/, native/).
 
 export { parseFaultSpec, FaultSpecError } from '../host/fault.js';
-export { LOG_LEVELS, type LogLevel } from '../host/log.js';
+export { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../host/log.js';
 export { parsePublish, PublishSpecError, type ForwardSpec } from '../host/forward-spec.js';
 export { PcapFormatError } from '../host/pcap.js';
 export type { NetnsType } from '../launcher/target.js';

@@ -2,7 +2,9 @@
 // tsnet's command line: commander definitions for every subcommand. Parses
 // flags into one typed options object per command and hands it to src/host;
 // nothing else happens here. Errors that are the user's or the machine's
-// (bad flags, missing prerequisites) end with one line and exit 1.
+// (bad flags, missing prerequisites) end with one line in the style of
+// src/cli/errors.ts and exit 1 (`tsnet run`: 125, so they cannot be taken
+// for the workload's own status).
 
 import { Command, Option } from 'commander';
 import {
@@ -11,6 +13,7 @@ import {
   mebibytesOption,
   faultOption,
   fdOption,
+  logFormatOption,
   logLevelOption,
   macOption,
   mtuOption,
@@ -27,20 +30,59 @@ import { DEFAULT_MEMORY_BUDGET } from '../stack/budget.js';
 
 /** tsnet run's default MTU, as podman and rootlesskit use. */
 const RUN_DEFAULT_MTU = 65520;
-import { reportFatal } from './fatal.js';
+import { checkEnv } from './env.js';
+import { commanderMessage } from './errors.js';
+import { reportFatal, RUN_FAILED } from './fatal.js';
 import { VERSION } from './version.js';
 
-
+/** The subcommand being parsed (for the exit code and the --help hint of its errors). */
+let current = '';
 
 const program = new Command()
   .name('tsnet')
   .description('Userspace network stack for rootless containers (a slirp4netns/pasta alternative)')
   .version(VERSION, '-V, --version')
-  .showHelpAfterError('(run with --help for usage)');
+  .configureOutput({ outputError: (str, write) => write(`${commanderMessage(str, current)}\n`) })
+  .exitOverride((err) => {
+    // --help and --version end here too, with 0.
+    process.exit(err.exitCode === 0 ? 0 : current === 'run' ? RUN_FAILED : err.exitCode);
+  })
+  .hook('preSubcommand', (_cmd, sub) => {
+    current = sub.name();
+    checkEnv();
+  });
+program.addHelpText(
+  'after',
+  examples([
+    ['tsnet run -- sh', 'a shell in new rootless namespaces with a working network'],
+    ['tsnet attach -c $PID', 'serve the network namespace of an existing process'],
+    ['podman --network-cmd-path=$(command -v tsnet-slirp4netns) run --network slirp4netns IMAGE', 'tsnet as podman\'s slirp4netns'],
+  ]) +
+    '\nEnvironment: TSNET_LOG_LEVEL, TSNET_LOG_FORMAT (defaults for --log-level, --log-format), TSNET_RESOLV_CONF (the drop-in\'s --resolv-conf).\n' +
+    'Signals: SIGINT, SIGTERM, SIGHUP stop tsnet (run: forwarded to CMD); SIGUSR1 logs one line of counters.\n' +
+    'More: man tsnet, or the README.\n',
+);
+
+/** The "Examples:" section that ends each command's --help. */
+function examples(list: Array<[string, string]>): string {
+  return `\nExamples:\n${list.map(([cmd, what]) => `  $ ${cmd}\n      ${what}`).join('\n')}\n`;
+}
+
+/** --log-level and --log-format, with their environment variables as defaults (TSNET_LOG_LEVEL, TSNET_LOG_FORMAT). */
+function logOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').argParser(logLevelOption).env('TSNET_LOG_LEVEL').default('warn'))
+    .addOption(
+      new Option('--log-format <format>', 'text (lines for people) or json (one object per line, for machines)')
+        .argParser(logFormatOption)
+        .env('TSNET_LOG_FORMAT')
+        .default('text'),
+    );
+}
 
 /** The network flags attach and run share (run defaults the MTU to 65520, like podman). */
 function networkOptions(cmd: Command, defaultMtu: number): Command {
-  return cmd
+  return logOptions(cmd)
     .option('-m, --mtu <mtu>', 'MTU of the TAP (68-65521)', mtuOption, defaultMtu)
     .option('--cidr <cidr>', 'virtual network (prefix 1-25); gateway=.2, DNS=.3, guest=.100', cidrOption, DEFAULT_CIDR)
     .option('--macaddress <mac>', 'MAC address of the TAP (attach: requires --configure)', macOption)
@@ -75,8 +117,7 @@ function networkOptions(cmd: Command, defaultMtu: number): Command {
       '--fault <spec>',
       'inject faults at the TAP boundary, both directions: comma list of drop=P,duplicate=P,reorder=P,corrupt=P,seed=N (P a probability)',
       faultOption,
-    )
-    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').argParser(logLevelOption).default('warn'));
+    );
 }
 
 /** The typed network options from parsed flags. */
@@ -92,6 +133,7 @@ function networkConfig(o: any) {
     fault: o.fault,
     offload: o.offload as boolean,
     logLevel: o.logLevel,
+    logFormat: o.logFormat,
     resolvConf: o.resolvConf as string,
     disableDns: o.disableDns as boolean,
     outboundAddr: o.outboundAddr as string | undefined,
@@ -124,7 +166,13 @@ networkOptions(
     .option('-r, --ready-fd <fd>', 'write "1" to this fd and close it once the stack is serving', fdOption)
     .option('-e, --exit-fd <fd>', 'exit when this fd hangs up (its other end is closed)', fdOption),
   DEFAULT_MTU,
-).action(async (target: string, tapname: string, o) => {
+)
+  .addHelpText('after', examples([
+    ['unshare -Urn sleep infinity & tsnet attach -c $!', 'serve a rootless namespace held by a process, configured (10.0.2.100/24 via 10.0.2.2)'],
+    ['tsnet attach -c -p 8080:80 --api-socket /tmp/api.sock $PID', 'also publish guest port 80 on host port 8080, and take more forwards over the JSON API'],
+    ['tsnet attach --netns-type=path /run/user/1000/netns/ns1 tap0', 'a namespace by its path (no -c: the guest can use DHCP)'],
+  ]))
+  .action(async (target: string, tapname: string, o) => {
   const { runAttach } = await import('../app/attach.js');
   process.exitCode = await runAttach({
     ...networkConfig(o),
@@ -152,9 +200,16 @@ networkOptions(
     .option('--map-auto', 'also map your subordinate uid/gid ranges (/etc/subuid, newuidmap) so other uids exist inside', false)
     .option('--no-sandbox', 'do not sandbox tsnet (on by default: once CMD has started, tsnet\'s root holds only /etc and /run and its capabilities are dropped; off with --map-auto)')
     .option('--no-seccomp', 'do not install the seccomp filter (on by default once CMD has started: execve, mount, setns, unshare, ptrace, ... fail with EPERM in tsnet)')
-    .option('--disable-ipv6', 'no IPv6 for CMD (on by default for run: fd00::/64 by SLAAC, as --enable-ipv6 on attach)', false),
+    .option('--disable-ipv6', 'no IPv6 for CMD (on by default for run: fd00::/64 by SLAAC, as --enable-ipv6 on attach)', false)
+    .option('--no-tty', 'no pseudo-terminal for CMD even on a terminal (by default, when stdin and stdout are a terminal, CMD gets a pty and a session of its own, as with podman run -it, so shells have job control)'),
   RUN_DEFAULT_MTU,
-).action(async (cmd: string[], o) => {
+)
+  .addHelpText('after', examples([
+    ['tsnet run -- sh', 'an interactive shell in new rootless namespaces, with network'],
+    ['tsnet run -p 8080:80 -- busybox httpd -f -p 80', 'publish the workload\'s port 80 on the host\'s port 8080'],
+    ['tsnet run --log-level info -- curl -sI http://10.0.2.2:8000/', 'reach a server on the host\'s 127.0.0.1 (and see the "network up" line)'],
+  ]) + '\nExit status: CMD\'s own (128+N if killed by signal N); 125 if tsnet failed, 126 if CMD cannot be executed, 127 if it is not found.\n')
+  .action(async (cmd: string[], o) => {
   const { runWorkload } = await import('../app/run.js');
   process.exitCode = await runWorkload({
     ...networkConfig(o),
@@ -164,10 +219,11 @@ networkOptions(
     mapAuto: o.mapAuto,
     seccomp: o.seccomp,
     sandbox: o.sandbox,
+    tty: o.tty,
   });
 });
 
-program
+const replay = program
   .command('replay')
   .description(
     'feed the guest-side frames of a capture to a fresh stack (no namespaces, no root) and report or write what the stack sends back',
@@ -178,8 +234,13 @@ program
   .option('-m, --mtu <mtu>', 'MTU of the stack', mtuOption, DEFAULT_MTU)
   .option('--cidr <cidr>', 'virtual network', cidrOption, DEFAULT_CIDR)
   .option('--disable-host-loopback', 'as for attach', false)
-  .option('-6, --enable-ipv6', 'as for attach: tsnet answers the guest\'s IPv6 neighbor and router discovery', false)
-  .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').argParser(logLevelOption).default('warn'))
+  .option('-6, --enable-ipv6', 'as for attach: tsnet answers the guest\'s IPv6 neighbor and router discovery', false);
+logOptions(replay)
+  .addHelpText('after', examples([
+    ['tsnet replay pcaps/http-curl.pcap', 'play a capture\'s guest side into a fresh stack and summarize'],
+    ['tsnet replay pcaps/http-download-loss.pcap --diff', 'where tsnet and the recorded peer differ, conversation by conversation'],
+    ['tsnet replay in.pcap --out reply.pcap && tshark -r reply.pcap', 'write what tsnet sent'],
+  ]))
   .action(async (input: string, o) => {
     const { runReplay } = await import('../app/replay.js');
     process.exitCode = await runReplay({
@@ -191,11 +252,16 @@ program
       disableHostLoopback: o.disableHostLoopback,
       enableIpv6: o.enableIpv6,
       logLevel: o.logLevel,
+    logFormat: o.logFormat,
     });
   });
 
 program
   .command('doctor')
+  .addHelpText('after', examples([
+    ['tsnet doctor', 'check this machine for the user who will run tsnet'],
+    ['sudo -u alice tsnet doctor', 'check it for another user'],
+  ]))
   .description('check every prerequisite for rootless networking, one line each with the fix; exit 0 only when tsnet can run')
   .action(async () => {
     const { runChecks, formatChecks } = await import('../app/doctor.js');
@@ -204,4 +270,8 @@ program
     process.exitCode = code;
   });
 
-program.parseAsync(process.argv).catch(reportFatal);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  reportFatal(e, current === 'run' ? RUN_FAILED : 1);
+}

@@ -7,6 +7,7 @@
 // in slirp4netns's line format. Everything then runs as `tsnet attach`.
 
 import { reportFatal } from './fatal.js';
+import { checkEnv } from './env.js';
 import { VERSION } from './version.js';
 import { ConfigError, DEFAULT_CIDR, DEFAULT_MTU, parseCidr, parseMac, parseMtu } from '../stack/config.js';
 import type { NetnsType } from '../app/specs.js';
@@ -264,6 +265,8 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
     process.stderr.write(`slirp4netns: --target-type=${a.targetType} is not supported by tsnet (only netns)\n`);
     return 1;
   }
+  // Engines cannot pass tsnet's own flags; these environment variables can.
+  const env = checkEnv();
   const { outboundAddrOption, outboundAddr6Option } = await import('./options.js');
   let outboundAddr: string | undefined;
   try {
@@ -301,9 +304,9 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
     enableSandbox: a.enableSandbox,
     tapPrecreated: precreatedName === a.tapName ? precreated : undefined,
     udpIdleMs: 60_000,
-    // Engines cannot pass tsnet's own flags; these environment variables can.
-    resolvConf: process.env.TSNET_RESOLV_CONF ?? '/etc/resolv.conf',
-    logLevel: (process.env.TSNET_LOG_LEVEL as 'warn' | undefined) ?? 'warn',
+    resolvConf: env.resolvConf ?? '/etc/resolv.conf',
+    logLevel: env.logLevel ?? 'warn',
+    logFormat: env.logFormat,
   });
 }
 

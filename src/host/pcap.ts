@@ -122,18 +122,22 @@ export function readPcap(path: string): Promise<PcapRecord[]> {
     }
     const magic = first.readUInt32LE(0);
     if (magic === 0x0a0d0d0a) {
-      reject(new PcapFormatError(`${path} is pcapng; convert it with: editcap -F pcap ${path} out.pcap`));
+      reject(new PcapFormatError(`${JSON.stringify(path)} is pcapng (convert it: editcap -F pcap ${path} out.pcap)`));
       return;
     }
     if (magic === 0xa1b23c4d || magic === 0x4d3cb2a1) {
-      reject(new PcapFormatError(`${path} has nanosecond timestamps; convert it with: editcap -F pcap ${path} out.pcap`));
+      reject(new PcapFormatError(`${JSON.stringify(path)} has nanosecond timestamps (convert it: editcap -F pcap ${path} out.pcap)`));
+      return;
+    }
+    if (magic !== 0xa1b2c3d4 && magic !== 0xd4c3b2a1) {
+      reject(new PcapFormatError(`${JSON.stringify(path)} is not a pcap file: no pcap magic number at its start (name an Ethernet pcap, e.g. one written by --pcap or tcpdump -w)`));
       return;
     }
     const out: PcapRecord[] = [];
     const parser = pcapParser.parse(path);
     parser.on('globalHeader', (h) => {
       if (h.linkLayerType !== LINKTYPE_ETHERNET) {
-        reject(new PcapFormatError(`${path}: link type ${h.linkLayerType} is not Ethernet (1)`));
+        reject(new PcapFormatError(`${JSON.stringify(path)}: link type ${h.linkLayerType} is not Ethernet (capture on the TAP, or with --pcap)`));
       }
     });
     parser.on('packet', (p) => {
@@ -142,7 +146,7 @@ export function readPcap(path: string): Promise<PcapRecord[]> {
         data: Buffer.from(p.data),
       });
     });
-    parser.on('error', (e) => reject(new PcapFormatError(`${path}: ${e.message}`)));
+    parser.on('error', (e) => reject(new PcapFormatError(`${JSON.stringify(path)} is not a pcap file: ${e.message} (name an Ethernet pcap, e.g. one written by --pcap or tcpdump -w)`)));
     parser.on('end', () => resolve(out));
   });
 }

@@ -28,13 +28,16 @@ export class PingHost implements EchoHooks {
     private readonly clock: Clock = monotonicClock,
   ) {}
 
-  /** Whether ping sockets can be used; logs the one warning when not. */
+  /**
+   * Whether ping sockets can be used; when not, says so once, at info (a
+   * host setting, not a fault: many hosts ship it so), with the fix.
+   */
   static available(log: Logger): boolean {
     const p = pingAllowed();
     if (!p.ok) {
-      log.warn(
-        `ICMP echo to outside addresses is disabled: ${p.reason ?? 'ping sockets are not permitted'}; ` +
-          'ping to the gateway and DNS addresses still works',
+      log.info(
+        `ping to outside addresses is off: ${p.reason ?? 'ping sockets are not permitted'} ` +
+          '(ping to the gateway and DNS addresses still works)',
       );
     }
     return p.ok;

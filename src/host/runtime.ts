@@ -81,7 +81,7 @@ export class Runtime {
     this.resolvers = new Resolvers(opts.resolvConf ?? '/etc/resolv.conf');
     const nameservers = () => this.resolvers.get();
     if (!opts.disableDns && nameservers().length === 0) {
-      log.warn({ file: this.resolvers.path }, 'no nameservers found: DNS queries to the DNS address will fail');
+      log.warn(`--resolv-conf: no nameservers in ${JSON.stringify(this.resolvers.path)}: DNS queries to the DNS address will fail (name a resolv.conf with nameserver lines)`);
     }
     const outbound = { outboundAddr: opts.outboundAddr, outboundAddr6: opts.outboundAddr6 };
     this.tcpHost = new TcpHost({ ...outbound, nameservers, log, guard, clock }, () => this.kick());

@@ -65,7 +65,7 @@ export async function configureInterface(target: Target, cfg: StackConfig, tap: 
 
 /** Runs `ip -batch -` inside the target's namespaces with what it takes to change them. */
 async function ipBatch(target: Target, cmds: string[]): Promise<{ ok: boolean; failedAt?: number; why: string }> {
-  if (target.type === 'tapfd') throw new PrereqError('--configure cannot be used with --netns-type=tapfd (no namespace to enter)');
+  if (target.type === 'tapfd') throw new PrereqError('--configure: cannot be used with --netns-type=tapfd (there is no namespace to enter: configure the interface yourself)');
   const child = spawn('nsenter', [...nsenterArgs(target, true), '--', 'ip', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -73,14 +73,14 @@ async function ipBatch(target: Target, cmds: string[]): Promise<{ ok: boolean; f
   child.stdin.end(cmds.join('\n') + '\n');
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'ENOENT' ? new PrereqError('nsenter not found (ENOENT): install util-linux (apt-get install util-linux)') : e),
+      reject(e.code === 'ENOENT' ? new PrereqError('nsenter: not found (ENOENT) (install util-linux: apt-get install util-linux)') : e),
     );
     // 'close', not 'exit': its pipes are closed too, so no fd outlives the call.
     child.on('close', (c) => resolve(c));
   });
   if (code === 0) return { ok: true, why: '' };
   if (/exec.*ip.*No such file/i.test(stderr) || code === 127) {
-    throw new PrereqError('ip (iproute2) not found inside the namespace: install iproute2, or configure the interface yourself and drop -c');
+    throw new PrereqError('ip: not found inside the namespace (install iproute2, or configure the interface yourself and drop -c)');
   }
   // ip stops at the first failing command: "Command failed -:N" names it.
   const m = /Command failed -:(\d+)/.exec(stderr);

@@ -68,10 +68,10 @@ export function checkTunAccess(path = '/dev/net/tun'): void {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new PrereqError(`${path} does not exist (ENOENT): load the tun module (modprobe tun) or create the node (mknod ${path} c 10 200)`);
+      throw new PrereqError(`${path}: does not exist (ENOENT) (load the tun module: modprobe tun, or create the node: mknod ${path} c 10 200)`);
     }
     throw new PrereqError(
-      `cannot open ${path} (${code}): it must be readable and writable by this user; most distributions ship it mode 0666 — fix with: sudo chmod 0666 ${path}`,
+      `${path}: cannot open it (${code}): it must be readable and writable by this user (most distributions ship it mode 0666; fix: sudo chmod 0666 ${path})`,
     );
   }
 }
@@ -91,10 +91,10 @@ async function takeTunFdFrom(target: Target): Promise<number> {
   try {
     await new Promise<void>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new PrereqError('timed out waiting for the namespace helper (nsenter) to open /dev/net/tun')), OPENER_TIMEOUT_MS);
+      const timer = setTimeout(() => reject(new PrereqError('nsenter: timed out opening /dev/net/tun in the target namespace (a loaded machine? `tsnet doctor` checks the prerequisites)')), OPENER_TIMEOUT_MS);
       child.on('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        if (e.code === 'ENOENT') reject(new PrereqError('nsenter not found (ENOENT): install util-linux (apt-get install util-linux)'));
+        if (e.code === 'ENOENT') reject(new PrereqError('nsenter: not found (ENOENT) (install util-linux: apt-get install util-linux)'));
         else reject(e);
       });
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -108,9 +108,9 @@ async function takeTunFdFrom(target: Target): Promise<number> {
         clearTimeout(timer);
         const why = stderr.trim().split('\n').pop() ?? '';
         if (code === 97) {
-          reject(new PrereqError(`cannot open /dev/net/tun inside the target namespace: ${why || 'permission denied'}; it must be mode 0666 (sudo chmod 0666 /dev/net/tun)`));
+          reject(new PrereqError(`/dev/net/tun: cannot open it inside the target namespace: ${why || 'permission denied'} (it must be mode 0666: sudo chmod 0666 /dev/net/tun)`));
         } else {
-          reject(new PrereqError(`cannot enter the target's namespaces: ${why || `nsenter exited with ${code}`}`));
+          reject(new PrereqError(`<target>: cannot enter its namespaces: ${why || `nsenter exited with ${code}`} (run tsnet as the owner of the target's user namespace)`));
         }
       });
     });
@@ -119,11 +119,11 @@ async function takeTunFdFrom(target: Target): Promise<number> {
       return pidfdGetfd(pidfd, 3);
     } catch (e) {
       if (e instanceof NativeError && e.code === 'ENOSYS') {
-        throw new PrereqError('pidfd_getfd is not available (ENOSYS): tsnet needs Linux 5.6 or newer');
+        throw new PrereqError('pidfd_getfd: not available (ENOSYS) (tsnet needs Linux 5.6 or newer)');
       }
       if (e instanceof NativeError && e.code === 'EPERM') {
         throw new PrereqError(
-          'pidfd_getfd was refused (EPERM): ptrace access to the namespace helper is denied (check kernel.yama.ptrace_scope <= 1)',
+          'pidfd_getfd: refused (EPERM): ptrace access to the namespace helper is denied (check kernel.yama.ptrace_scope <= 1)',
         );
       }
       throw e;
@@ -207,7 +207,7 @@ export async function openTap(target: Target, tapName: string, precreated = fals
         return { fd: target.fd, name, vnetHdr: offload, offloads: offload ? enableOffloads(target.fd) : 0 };
       }
       if (e instanceof NativeError && e.code === 'EBADF') {
-        throw new PrereqError(`fd ${target.fd} is not open (EBADF): --netns-type=tapfd needs an inherited TAP fd`);
+        throw new PrereqError(`<target>: fd ${target.fd} is not open (EBADF) (--netns-type=tapfd needs an inherited TAP fd)`);
       }
       throw e;
     }
@@ -222,11 +222,11 @@ export async function openTap(target: Target, tapName: string, precreated = fals
     closeFd(fd);
     if (e instanceof NativeError && e.code === 'EPERM') {
       throw new PrereqError(
-        `creating ${tapName} was refused (EPERM): tsnet must run as the owner of the target's user namespace (or pass its --userns-path)`,
+        `${tapName}: creating it was refused (EPERM) (run tsnet as the owner of the target's user namespace, or pass its --userns-path)`,
       );
     }
     if (e instanceof NativeError && e.code === 'EBUSY') {
-      throw new PrereqError(`${tapName} is already attached to another process (EBUSY): pick another TAP name`);
+      throw new PrereqError(`${tapName}: already attached to another process (EBUSY) (pick another TAP name)`);
     }
     throw e;
   }

@@ -31,14 +31,14 @@ export function parseTarget(arg: string, netnsType: NetnsType, usernsPath?: stri
   switch (netnsType) {
     case 'pid': {
       if (!/^\d+$/.test(arg) || Number(arg) < 1) {
-        throw new PrereqError(`target "${arg}" is not a PID; use --netns-type=path for a namespace file`);
+        throw new PrereqError(`<target>: "${arg}" is not a PID (use --netns-type=path for a namespace file)`);
       }
       return { type: 'pid', pid: Number(arg), usernsPath };
     }
     case 'path':
       return { type: 'path', netnsPath: arg, usernsPath };
     case 'tapfd': {
-      if (!/^\d+$/.test(arg)) throw new PrereqError(`target "${arg}" is not a file descriptor number (--netns-type=tapfd)`);
+      if (!/^\d+$/.test(arg)) throw new PrereqError(`<target>: "${arg}" is not a file descriptor number (--netns-type=tapfd takes an inherited TAP fd)`);
       return { type: 'tapfd', fd: Number(arg) };
     }
   }
@@ -56,22 +56,22 @@ function nsId(path: string): string | undefined {
 export function checkTarget(t: Target): void {
   if (t.type === 'pid') {
     if (!fs.existsSync(`/proc/${t.pid}`)) {
-      throw new PrereqError(`target process ${t.pid} does not exist (ESRCH): start the container process first, or pass its current PID`);
+      throw new PrereqError(`<target>: process ${t.pid} does not exist (ESRCH) (start the container process first, or pass its current PID)`);
     }
     if (nsId(`/proc/${t.pid}/ns/net`) === undefined) {
       throw new PrereqError(
-        `cannot read /proc/${t.pid}/ns/net (EACCES): process ${t.pid} belongs to another user; run tsnet as the user who owns it`,
+        `<target>: cannot read /proc/${t.pid}/ns/net (EACCES): process ${t.pid} belongs to another user (run tsnet as the user who owns it)`,
       );
     }
     if (t.usernsPath !== undefined && !fs.existsSync(t.usernsPath)) {
-      throw new PrereqError(`user namespace ${t.usernsPath} does not exist (ENOENT)`);
+      throw new PrereqError(`--userns-path: ${JSON.stringify(t.usernsPath)} does not exist (ENOENT) (name a user namespace file, e.g. /proc/PID/ns/user)`);
     }
   } else if (t.type === 'path') {
     if (!fs.existsSync(t.netnsPath)) {
-      throw new PrereqError(`network namespace ${t.netnsPath} does not exist (ENOENT)`);
+      throw new PrereqError(`<target>: network namespace ${JSON.stringify(t.netnsPath)} does not exist (ENOENT) (name a namespace file, e.g. /proc/PID/ns/net)`);
     }
     if (t.usernsPath !== undefined && !fs.existsSync(t.usernsPath)) {
-      throw new PrereqError(`user namespace ${t.usernsPath} does not exist (ENOENT)`);
+      throw new PrereqError(`--userns-path: ${JSON.stringify(t.usernsPath)} does not exist (ENOENT) (name a user namespace file, e.g. /proc/PID/ns/user)`);
     }
   }
 }

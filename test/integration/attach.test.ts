@@ -169,7 +169,7 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
       const t = startTsnet(['attach', '-c', '-r', '3', String(fx.ns.pid)], [readOnly]);
       const r = await Promise.race([t.exited, new Promise((r) => setTimeout(() => r('timeout'), 10_000))]);
       expect(r).toEqual({ code: 1, signal: null });
-      expect(t.stderr()).toMatch(/^tsnet: --ready-fd 3: cannot write to it \(EBADF\)/m);
+      expect(t.stderr()).toMatch(/^tsnet: --ready-fd: cannot write to fd 3 \(EBADF\) \(pass the write end of a pipe\)$/m);
     } finally {
       fs.closeSync(readOnly);
     }
@@ -192,7 +192,7 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     const r = await t.exited;
     expect(r.code).toBe(1);
     expect(t.stderr().trim().split('\n')).toHaveLength(1);
-    expect(t.stderr()).toMatch(/^tsnet: target process 999999999 does not exist/);
+    expect(t.stderr()).toMatch(/^tsnet: <target>: process 999999999 does not exist \(ESRCH\) \(start the container process first, or pass its current PID\)$/m);
   });
 
   it('names the missing prerequisite when nsenter is not installed', async () => {
@@ -203,17 +203,17 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     const t = startTsnet(['attach', '-c', String(fx.ns.pid)], [], { PATH: bin });
     const r = await t.exited;
     expect(r.code).toBe(1);
-    expect(t.stderr().trim()).toBe('tsnet: nsenter not found (ENOENT): install util-linux (apt-get install util-linux)');
+    expect(t.stderr().trim()).toBe('tsnet: nsenter: not found (ENOENT) (install util-linux: apt-get install util-linux)');
   });
 
   it('rejects bad flags with a precise message', async () => {
     const bad = [
-      [['attach', '--mtu', '70000', '1'], /MTU must be between 68 and 65521/],
+      [['attach', '--mtu', '70000', '1'], /^tsnet: --mtu: "70000" is not an MTU \(use a whole number from 68 to 65521\)$/m],
       [['attach', '--cidr', '10.0.2.100/24', '1'], /CIDR needs to be a network address like 10\.0\.2\.0\/24, not like 10\.0\.2\.100\/24/],
       [['attach', '--cidr', '10.0.2.0/26', '1'], /prefix length needs to be 1-25/],
-      [['attach', '--cidr', 'foo', '1'], /invalid CIDR/],
-      [['attach', '--netns-type', 'bogus', '1'], /must be pid, path or tapfd/],
-      [['attach', '--macaddress', '52:54:00:12:34:56', String(process.pid)], /--macaddress can only be used with --configure/],
+      [['attach', '--cidr', 'foo', '1'], /^tsnet: --cidr: "foo" is not an IPv4 network/m],
+      [['attach', '--netns-type', 'bogus', '1'], /^tsnet: --netns-type: "bogus" is not a target type \(use pid, path or tapfd\)$/m],
+      [['attach', '--macaddress', '52:54:00:12:34:56', String(process.pid)], /^tsnet: --macaddress: can only be used with --configure \(add -c\)$/m],
     ] as const;
     for (const [args, re] of bad) {
       const t = startTsnet([...args]);

@@ -275,7 +275,7 @@ describe.skipIf(integrationSkip !== '')('port forwarding (rootless namespace)', 
     const t = startTsnet(['attach', '-p', '8080:80/sctp', String(fx.ns.pid)]);
     const r = await t.exited;
     expect(r.code).toBe(1);
-    expect(t.stderr()).toMatch(/invalid --publish "8080:80\/sctp": protocol must be tcp or udp/);
+    expect(t.stderr()).toMatch(/^tsnet: --publish: "8080:80\/sctp": protocol must be tcp or udp \(e\.g\. -p 8080:80 or -p 127\.0\.0\.1:5353:53\/udp\)$/m);
   });
 
   it('--api-socket: add, list, remove, errors', async () => {

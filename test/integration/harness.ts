@@ -146,13 +146,19 @@ export async function stopTsnet(t: Tsnet, graceMs = 5000): Promise<{ code: numbe
   return r;
 }
 
-/** Asks a running tsnet for its counters (SIGUSR1 → one "tsnet stats {json}" line on stderr). */
+/**
+ * Asks a running tsnet for its counters: SIGUSR1 → one log line on stderr,
+ * `tsnet: stats counters={json}` (text) or `{..."msg":"stats","counters":{json}}` (--log-format json).
+ */
 export async function statsOf(t: Tsnet): Promise<Record<string, any>> {
   const before = t.stderr().length;
   t.proc.kill('SIGUSR1');
   let line: string | undefined;
   await waitFor(() => {
-    line = /tsnet stats (.*)\n/.exec(t.stderr().slice(before))?.[1];
+    const out = t.stderr().slice(before);
+    line = /^tsnet: stats counters=(.*)$/m.exec(out)?.[1];
+    const json = /^\{.*"msg":"stats".*\}$/m.exec(out)?.[0];
+    if (line === undefined && json !== undefined) line = JSON.stringify((JSON.parse(json) as { counters: unknown }).counters);
     return line !== undefined;
   }, 5000, 'tsnet stats on SIGUSR1');
   return JSON.parse(line!);

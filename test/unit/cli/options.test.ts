@@ -15,8 +15,8 @@ describe('--outbound-addr and --outbound-addr6', () => {
   });
 
   it('name what is wrong with the other family or an unknown name', () => {
-    expect(() => outboundAddr6Option('192.0.2.7')).toThrow('"192.0.2.7" is IPv4; --outbound-addr6 takes an IPv6 address or an interface');
-    expect(() => outboundAddrOption('2001:db8::7')).toThrow('is IPv6');
+    expect(() => outboundAddr6Option('192.0.2.7')).toThrow('"192.0.2.7" is an IPv4 address (use --outbound-addr for IPv4)');
+    expect(() => outboundAddrOption('2001:db8::7')).toThrow('"2001:db8::7" is an IPv6 address (use --outbound-addr6 for IPv6)');
     expect(() => outboundAddr6Option('nosuchif0')).toThrow('"nosuchif0" is neither an IPv6 address nor a network interface');
   });
 });

@@ -14,7 +14,7 @@ describe('parseTarget', () => {
   });
 
   it('refuses a PID that is not one', () => {
-    expect(() => parseTarget('abc', 'pid')).toThrow(/"abc" is not a PID/);
+    expect(() => parseTarget('abc', 'pid')).toThrow('<target>: "abc" is not a PID (use --netns-type=path for a namespace file)');
     expect(() => parseTarget('0', 'pid')).toThrow(/not a PID/);
   });
 });
