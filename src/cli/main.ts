@@ -50,6 +50,8 @@ const program = new Command()
   .hook('preSubcommand', (_cmd, sub) => {
     current = sub.name();
     checkEnv();
+    // An empty variable counts as unset (commander would parse it as a value).
+    for (const v of ['TSNET_LOG_LEVEL', 'TSNET_LOG_FORMAT', 'TSNET_RESOLV_CONF']) if (process.env[v] === '') delete process.env[v];
   });
 program.addHelpText(
   'after',
@@ -58,7 +60,7 @@ program.addHelpText(
     ['tsnet attach -c $PID', 'serve the network namespace of an existing process'],
     ['podman --network-cmd-path=$(command -v tsnet-slirp4netns) run --network slirp4netns IMAGE', 'tsnet as podman\'s slirp4netns'],
   ]) +
-    '\nEnvironment: TSNET_LOG_LEVEL, TSNET_LOG_FORMAT (defaults for --log-level, --log-format), TSNET_RESOLV_CONF (the drop-in\'s --resolv-conf).\n' +
+    '\nEnvironment: TSNET_LOG_LEVEL, TSNET_LOG_FORMAT, TSNET_RESOLV_CONF (defaults for --log-level, --log-format, --resolv-conf; the drop-in\'s only way to set them).\n' +
     'Signals: SIGINT, SIGTERM, SIGHUP stop tsnet (run: forwarded to CMD); SIGUSR1 logs one line of counters.\n' +
     'More: man tsnet, or the README.\n',
 );
@@ -81,19 +83,23 @@ function logOptions(cmd: Command): Command {
 }
 
 /** The network flags attach and run share (run defaults the MTU to 65520, like podman). */
-function networkOptions(cmd: Command, defaultMtu: number): Command {
-  return logOptions(cmd)
+function networkOptions(cmd: Command, defaultMtu: number, ipv6Flag: boolean): Command {
+  logOptions(cmd)
     .option('-m, --mtu <mtu>', 'MTU of the TAP (68-65521)', mtuOption, defaultMtu)
     .option('--cidr <cidr>', 'virtual network (prefix 1-25); gateway=.2, DNS=.3, guest=.100', cidrOption, DEFAULT_CIDR)
     .option('--macaddress <mac>', 'MAC address of the TAP (attach: requires --configure)', macOption)
-    .option('--disable-host-loopback', 'TCP/UDP to the gateway get ICMP net unreachable instead of reaching host 127.0.0.1', false)
-    .option(
+    .option('--disable-host-loopback', 'TCP/UDP to the gateway get ICMP net unreachable instead of reaching host 127.0.0.1', false);
+  // run has IPv6 on by default (--disable-ipv6 there).
+  if (ipv6Flag) {
+    cmd.option(
       '-6, --enable-ipv6',
       'IPv6 on the guest link: router advertisements for fd00::/64 (SLAAC, default route via fe80::2, DNS fd00::3), neighbor discovery, ping, TCP and UDP over IPv6 (fd00::2 is the host, fd00::3 the DNS)',
       false,
-    )
+    );
+  }
+  return cmd
     .option('--disable-dns', 'drop DNS queries to the DNS address (10.0.2.3)', false)
-    .option('--resolv-conf <file>', 'nameservers for the DNS address, tried in order', '/etc/resolv.conf')
+    .addOption(new Option('--resolv-conf <file>', 'nameservers for the DNS address, tried in order').env('TSNET_RESOLV_CONF').default('/etc/resolv.conf'))
     .option('--outbound-addr <addr>', 'local IPv4 address (or interface name) for outgoing TCP/UDP sockets', outboundAddrOption)
     .option('--outbound-addr6 <addr>', 'local IPv6 address (or interface name) for outgoing TCP/UDP sockets over IPv6 (with -6)', outboundAddr6Option)
     .option('--udp-idle-timeout <seconds>', 'close a UDP flow after this long without traffic', secondsOption, 60)
@@ -161,11 +167,12 @@ networkOptions(
       new Option('--netns-type <type>', 'what <target> names: pid, path or tapfd').argParser(netnsTypeOption).default('pid'),
     )
     .option('--userns-path <path>', 'user namespace to join (default: the target process\'s own; with --netns-type=path: none)')
-    .option('--enable-sandbox', 'once everything is open: a root holding only /etc and /run, no capability but cap_net_bind_service, no_new_privs (started through src/cli/sandbox.sh)', false)
+    .option('--enable-sandbox', 'once everything is open: a root holding only /etc and /run, no capability but cap_net_bind_service, no_new_privs (tsnet starts itself again through its sandbox.sh)', false)
     .option('--enable-seccomp', 'once serving, block syscalls tsnet never needs again (execve, mount, setns, unshare, ptrace, ...) with EPERM, on every thread', false)
     .option('-r, --ready-fd <fd>', 'write "1" to this fd and close it once the stack is serving', fdOption)
     .option('-e, --exit-fd <fd>', 'exit when this fd hangs up (its other end is closed)', fdOption),
   DEFAULT_MTU,
+  true,
 )
   .addHelpText('after', examples([
     ['unshare -Urn sleep infinity & tsnet attach -c $!', 'serve a rootless namespace held by a process, configured (10.0.2.100/24 via 10.0.2.2)'],
@@ -203,6 +210,7 @@ networkOptions(
     .option('--disable-ipv6', 'no IPv6 for CMD (on by default for run: fd00::/64 by SLAAC, as --enable-ipv6 on attach)', false)
     .option('--no-tty', 'no pseudo-terminal for CMD even on a terminal (by default, when stdin and stdout are a terminal, CMD gets a pty and a session of its own, as with podman run -it, so shells have job control)'),
   RUN_DEFAULT_MTU,
+  false,
 )
   .addHelpText('after', examples([
     ['tsnet run -- sh', 'an interactive shell in new rootless namespaces, with network'],

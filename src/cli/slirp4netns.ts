@@ -40,6 +40,17 @@ User-mode networking for unprivileged network namespaces, provided by tsnet
 --create-sandbox         deprecated alias of --enable-sandbox
 -h, --help               show this help and exit
 -v, --version            show version and exit
+
+Environment: TSNET_LOG_LEVEL (e.g. debug), TSNET_LOG_FORMAT (text or json),
+TSNET_RESOLV_CONF (nameservers for 10.0.2.3; default /etc/resolv.conf).
+
+Examples:
+  $ unshare -Urn sleep infinity & tsnet-slirp4netns -c $! tap0
+      serve a rootless namespace, configured (10.0.2.100/24 via 10.0.2.2)
+  $ tsnet-slirp4netns -c -6 -a /tmp/api.sock -r 3 $PID tap0 3>ready
+      with IPv6, a JSON API socket for port forwards, "1" in ready when up
+  $ podman --network-cmd-path=$(command -v tsnet-slirp4netns) run --network slirp4netns IMAGE
+      as podman's slirp4netns (or network_cmd_path in containers.conf)
 `;
 
 /**

@@ -3,8 +3,8 @@
 // guest; for UDP, each client address a conversation with the guest port
 // (replies go back to that client; idle ones expire). Either way with
 // the client's real IPv4 address and port as the source the guest sees
-// (rootlesskit's builtin driver loses it; slirp4netns shows 10.0.2.2). A
-// client on the host loopback appears as the gateway.
+// (as slirp4netns's API forwards do; rootlesskit's builtin driver before
+// v3 loses it). A client on the host loopback appears as the gateway.
 // IPv6 (with --enable-ipv6): an IPv6 client reaches the guest over
 // IPv6 — at the forward's IPv6 guest_addr, else at the address the guest
 // took by SLAAC — as itself (::1 as fd00::2); a guest server that listens

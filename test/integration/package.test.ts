@@ -6,7 +6,7 @@
 // package.json the fields a registry shows. Installed from the tarball into
 // an empty prefix (no build step), `tsnet --help`, `tsnet doctor`,
 // `tsnet run` and the drop-in `tsnet-slirp4netns` work as the test user —
-// and nothing named `slirp4netns` lands on the PATH.
+// nothing named `slirp4netns` lands on the PATH, and `man tsnet` works.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -99,8 +99,9 @@ describe.skipIf(integrationSkip !== '' || !isCheckout)('npm package: packed from
     }
   });
 
-  it('puts tsnet and tsnet-slirp4netns on the PATH, never a slirp4netns', () => {
+  it('puts tsnet and tsnet-slirp4netns on the PATH, never a slirp4netns, and the man page on the MANPATH', () => {
     expect(fs.readdirSync(path.join(prefix, 'bin')).sort()).toEqual(['tsnet', 'tsnet-slirp4netns']);
+    expect(fs.existsSync(path.join(prefix, 'share/man/man1/tsnet.1'))).toBe(true);
   });
 
   it('tsnet --help, tsnet doctor and tsnet run work from the install, as the test user', async () => {

@@ -117,6 +117,18 @@ describe.skipIf(!built)('the built command line', () => {
     expect(tsnet(['run', '--', plainFile])).toEqual({ code: 126, err: `tsnet: ${plainFile}: cannot be executed: permission denied (chmod +x it, or run it through its interpreter)\n` });
   });
 
+  it('documents every flag of every command in the man page and the README', () => {
+    const slirp = fileURLToPath(new URL('../../../dist/src/cli/slirp4netns.js', import.meta.url));
+    const helps = ['', 'run', 'attach', 'replay', 'doctor'].map((c) => spawnSync(main, c ? [c, '--help'] : ['--help'], { encoding: 'utf8' }).stdout);
+    helps.push(spawnSync(slirp, ['--help'], { encoding: 'utf8' }).stdout);
+    const flags = new Set(helps.flatMap((h) => [...h.matchAll(/(?<![\w-])--[a-z][a-z0-9-]+/g)].map((m) => m[0])));
+    expect(flags.size).toBeGreaterThan(40);
+    const man = fs.readFileSync(fileURLToPath(new URL('../../../man/tsnet.1', import.meta.url)), 'utf8').replaceAll('\\-', '-');
+    const readme = fs.readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+    expect([...flags].filter((f) => !man.includes(f))).toEqual([]);
+    expect([...flags].filter((f) => !readme.includes(f))).toEqual([]);
+  });
+
   it('names the flag of a file it cannot use', () => {
     const pcap = fileURLToPath(new URL('../../../pcaps/http-curl.pcap', import.meta.url));
     expect(tsnet(['replay', '/nonexistent/in.pcap'])).toEqual({
