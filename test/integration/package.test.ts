@@ -104,6 +104,14 @@ describe.skipIf(integrationSkip !== '' || !isCheckout)('npm package: packed from
     expect(fs.existsSync(path.join(prefix, 'share/man/man1/tsnet.1'))).toBe(true);
   });
 
+  it.skipIf(spawnSync('podman', ['--version']).status !== 0)('podman, with the install on the PATH, still uses the system slirp4netns', async () => {
+    const env = { PATH: `${path.join(prefix, 'bin')}:${process.env.PATH ?? ''}` };
+    const info = await runAsUser('podman', ['info', '--format', '{{.Host.Slirp4NetNS.Executable}}|{{.Host.Slirp4NetNS.Version}}'], { env, timeoutMs: 60_000 });
+    expect(info.code, info.stderr).toBe(0);
+    expect(info.stdout).not.toContain(prefix);
+    expect(info.stdout).not.toContain('tsnet');
+  });
+
   it('tsnet --help, tsnet doctor and tsnet run work from the install, as the test user', async () => {
     const bin = path.join(prefix, 'bin/tsnet');
     const help = await runAsUser(bin, ['--help']);
