@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Netns, integrationSkip, killAll, readyFrom, runAsUser, spawnAs, stopTsnet, type Tsnet } from './harness.js';
+import { Netns, integrationSkip, killAll, readyFrom, runAs, runAsUser, spawnAs, stopTsnet, userTempDir, type Tsnet } from './harness.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const isCheckout = fs.existsSync(path.join(root, '.git'));
@@ -105,11 +105,33 @@ describe.skipIf(integrationSkip !== '' || !isCheckout)('npm package: packed from
   });
 
   it.skipIf(spawnSync('podman', ['--version']).status !== 0)('podman, with the install on the PATH, still uses the system slirp4netns', async () => {
-    const env = { PATH: `${path.join(prefix, 'bin')}:${process.env.PATH ?? ''}` };
-    const info = await runAsUser('podman', ['info', '--format', '{{.Host.Slirp4NetNS.Executable}}|{{.Host.Slirp4NetNS.Version}}'], { env, timeoutMs: 60_000 });
-    expect(info.code, info.stderr).toBe(0);
-    expect(info.stdout).not.toContain(prefix);
-    expect(info.stdout).not.toContain('tsnet');
+    // A podman state of its own (as test/integration/podman.test.ts), so its pause process can be stopped by its PID.
+    const dir = userTempDir('tspk-');
+    const env = {
+      PATH: `${path.join(prefix, 'bin')}:${process.env.PATH ?? ''}`,
+      HOME: path.join(dir, 'h'),
+      XDG_RUNTIME_DIR: path.join(dir, 'r'),
+      XDG_CONFIG_HOME: path.join(dir, 'h/.config'),
+      XDG_DATA_HOME: path.join(dir, 'h/.local/share'),
+    };
+    for (const d of [env.XDG_RUNTIME_DIR, path.join(env.XDG_CONFIG_HOME, 'containers'), env.XDG_DATA_HOME]) fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(path.join(env.XDG_CONFIG_HOME, 'containers/containers.conf'), '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n');
+    fs.writeFileSync(path.join(env.XDG_CONFIG_HOME, 'containers/storage.conf'), '[storage]\ndriver = "vfs"\n');
+    if (runAs) execFileSync('chown', ['-R', `${runAs.uid}:${runAs.gid}`, dir]);
+    try {
+      const info = await runAsUser('podman', ['info', '--format', '{{.Host.Slirp4NetNS.Executable}}|{{.Host.Slirp4NetNS.Version}}'], { env, timeoutMs: 60_000 });
+      expect(info.code, info.stderr).toBe(0);
+      expect(info.stdout).not.toContain(prefix);
+      expect(info.stdout).not.toContain('tsnet');
+    } finally {
+      const pauseFile = path.join(env.XDG_RUNTIME_DIR, 'libpod/tmp/pause.pid');
+      try {
+        process.kill(Number(fs.readFileSync(pauseFile, 'utf8').trim()), 'SIGKILL');
+      } catch {
+        // none started, or gone
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('tsnet --help, tsnet doctor and tsnet run work from the install, as the test user', async () => {
