@@ -142,6 +142,7 @@ function processData(t: Tcb, now: number, seq: number, payload: Buffer): void {
   // full-sized segment; otherwise delay (dispatch at the end of the I/O
   // batch coalesces the rest).
   t.ackPendingBytes += end - start;
+  t.rcvLastShort = end - start < t.rcvMss;
   if (t.ackPendingBytes >= 2 * t.rcvMss) t.ackNow = true;
   else if (t.timers.delAck === Infinity) t.timers.delAck = now + t.delayedAckMs;
 }
@@ -180,7 +181,8 @@ function processFin(t: Tcb, now: number): void {
  * update is owed when the window it can announce grew by a worthwhile
  * amount — 2*MSS, or half the buffer when the buffer is small (RFC 9293
  * §3.8.6.2.2) — and the peer may be short of room: with WINDOW_ROOM_MSS
- * full segments or more still open it is not waiting for us, and the larger
+ * full segments or more still open — or one, when its last segment was
+ * short (it had no more to send) — it is not waiting for us, and the larger
  * window rides on our next segment (the ACK its next data draws, or our
  * reply). That spares a bare ACK per short connection: the first one
  * announcing the scaled window after the 64 KiB a SYN-ACK can say.
@@ -192,7 +194,15 @@ export function consumed(t: Tcb, n: number, recheck: boolean): void {
   const adv = Math.max(0, seqDiff(t.rcvAdvRight, t.rcvNxt));
   // What the window field can express at most (65535 << our shift).
   const avail = Math.min(rcvAvail(t), 0xffff * 2 ** t.rcvShift);
-  if (avail - adv >= Math.min(2 * t.mss, t.rcvBufSize / 2) && adv < Math.min(WINDOW_ROOM_MSS * t.mss, t.rcvBufSize / 2)) t.ackNow = true;
+  if (avail - adv < Math.min(2 * t.mss, t.rcvBufSize / 2)) return; // not worth announcing (SWS avoidance)
+  if (adv >= Math.min(WINDOW_ROOM_MSS * t.mss, t.rcvBufSize / 2)) return; // the peer has room
+  // A peer whose last segment was short sent what it had, not what the
+  // window allowed; while a full segment still fits it is not waiting for
+  // us either. At MTU 65520 the SYN-ACK's 64 KiB is one segment: without
+  // this, every request on a fresh connection drew a bare window update
+  // ahead of the reply.
+  if (t.rcvLastShort && adv >= t.rcvMss) return;
+  t.ackNow = true;
 }
 
 /** Full segments of open window at which a peer is not waiting for a window update (see consumed()). */

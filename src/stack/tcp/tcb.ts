@@ -314,6 +314,11 @@ export class Tcb {
   // --- output state ---
   ackNow = false;
   ackPendingBytes = 0;
+  /**
+   * The peer's last data segment was shorter than its MSS: it sent what it
+   * had, not what the window allowed (receiver.ts consumed()).
+   */
+  rcvLastShort = false;
   ctlQueue: TcpRepr[] = [];
   closedNotified = false;
   emitFn: TcpEmit | undefined;

@@ -131,6 +131,24 @@ describe('receiving data', () => {
     expect(reply!.window * 2 ** h.synAck.windowScale!).toBeGreaterThan(65535);
   });
 
+  it('at MTU 65520 too: a short request leaves the guest a full segment of room, so no bare update; a full segment draws one', () => {
+    const mss = 65480;
+    const h = established({ rcvBufSize: 4 << 20, mss }, { ...SYN, mss, windowScale: 7 });
+    expect(h.synAck.window).toBe(65535);
+    h.in(data(0, 1));
+    expect(h.out()).toEqual([]);
+    h.conn.send(Buffer.from('y'));
+    const [reply] = h.out();
+    expectSeg(reply, { flags: 'PA', ack: g(1) });
+    expect(reply!.window * 2 ** h.synAck.windowScale!).toBeGreaterThan(65535);
+    // A bulk sender on a fresh connection fills the one segment it may send: the update goes at once.
+    const b = established({ rcvBufSize: 4 << 20, mss }, { ...SYN, mss, windowScale: 7 });
+    b.in(data(0, 65535));
+    const [upd] = b.out();
+    expectSeg(upd, { ack: g(65535) });
+    expect(upd!.window * 2 ** b.synAck.windowScale!).toBeGreaterThan(65535 * 4);
+  });
+
   it('sends no window updates beyond what an unscaled window can express', () => {
     // No window scale from the guest: our window field caps at 65535 although
     // the buffer is 256 KiB, so consuming data must not trigger updates.
