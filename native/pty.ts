@@ -24,7 +24,6 @@ const O_CLOEXEC = 0o2000000;
 const ISIG = 0x1;
 const VINTR = 0;
 const VQUIT = 1;
-const VSUSP = 10;
 const VDISABLE = 0;
 
 export interface PtyPair {
@@ -81,21 +80,17 @@ export function foregroundGroup(fd: number): number {
 }
 
 /**
- * The signal byte b makes terminal fd's line discipline send (on a pty
- * master: the slave's settings, which the workload controls), or undefined:
- * only with ISIG on, and only the INTR, QUIT and SUSP characters.
+ * The characters with which terminal fd's line discipline sends SIGINT and
+ * SIGQUIT (on a pty master: the slave's settings, which the workload
+ * controls), or undefined when it sends none (ISIG off). A disabled
+ * character is -1, so no byte matches it.
  */
-export function signalOfByte(fd: number, b: number): 'SIGINT' | 'SIGQUIT' | 'SIGTSTP' | undefined {
+export function signalKeys(fd: number): { intr: number; quit: number } | undefined {
   const t = new Uint8Array(60);
   if (raw.ioctlPtr(fd, TCGETS, t) < 0) return undefined;
-  const lflag = new DataView(t.buffer).getUint32(12, true);
-  if (!(lflag & ISIG)) return undefined;
-  const cc = (i: number) => t[17 + i]!;
-  if (b === VDISABLE) return undefined;
-  if (b === cc(VINTR)) return 'SIGINT';
-  if (b === cc(VQUIT)) return 'SIGQUIT';
-  if (b === cc(VSUSP)) return 'SIGTSTP';
-  return undefined;
+  if (!(new DataView(t.buffer).getUint32(12, true) & ISIG)) return undefined;
+  const cc = (i: number) => (t[17 + i] === VDISABLE ? -1 : t[17 + i]!);
+  return { intr: cc(VINTR), quit: cc(VQUIT) };
 }
 
 /** Whether terminal fd has our own process group in its foreground (false when it is not a terminal or we run in the background). */

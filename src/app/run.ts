@@ -179,14 +179,14 @@ export function removeStaleRunDirs(tmp = os.tmpdir()): string[] {
  * typo costs nothing; the stage's exec remains the final word.
  */
 export function resolveCommand(name: string, envPath = process.env.PATH ?? ''): { ok: true; path: string } | { ok: false; code: number; message: string } {
-  const check = (p: string): 'ok' | 'missing' | 'noexec' => {
+  const check = (p: string): 'ok' | 'missing' | 'dir' | 'noexec' => {
     let st: fs.Stats;
     try {
       st = fs.statSync(p);
     } catch {
       return 'missing';
     }
-    if (st.isDirectory()) return 'noexec';
+    if (st.isDirectory()) return 'dir';
     try {
       fs.accessSync(p, fs.constants.X_OK);
       return 'ok';
@@ -199,14 +199,14 @@ export function resolveCommand(name: string, envPath = process.env.PATH ?? ''): 
     const r = check(name);
     if (r === 'ok') return { ok: true, path: name };
     if (r === 'missing') return { ok: false, code: CMD_NOT_FOUND, message: `${name}: no such file (check the path)` };
-    return { ok: false, code: CMD_NOT_EXECUTABLE, message: `${name}: cannot be executed: ${fs.existsSync(name) && fs.statSync(name).isDirectory() ? 'it is a directory' : 'permission denied'} (chmod +x it, or run it through its interpreter)` };
+    return { ok: false, code: CMD_NOT_EXECUTABLE, message: `${name}: cannot be executed: ${r === 'dir' ? 'it is a directory' : 'permission denied'} (chmod +x it, or run it through its interpreter)` };
   }
   let noexec: string | undefined;
   for (const dir of envPath.split(':')) {
     const p = path.join(dir === '' ? '.' : dir, name);
     const r = check(p);
     if (r === 'ok') return { ok: true, path: p };
-    if (r === 'noexec') noexec ??= p;
+    if (r === 'noexec' || r === 'dir') noexec ??= p;
   }
   if (noexec) return { ok: false, code: CMD_NOT_EXECUTABLE, message: `${name}: cannot be executed: ${noexec} is not executable (chmod +x it)` };
   return { ok: false, code: CMD_NOT_FOUND, message: `${name}: command not found (check the name, or install it; PATH is searched)` };

@@ -17,12 +17,8 @@
 // terminal (SIGWINCH reaches the workload through the pty).
 
 import net from 'node:net';
-import { closeFd, foregroundGroup, openPty, setWindowSize, signalOfByte } from '../../native/index.js';
-
-interface PipeBinding {
-  Pipe: new (type: number) => { open(fd: number): number };
-  constants: { SOCKET: number };
-}
+import { closeFd, foregroundGroup, openPty, setWindowSize, signalKeys } from '../../native/index.js';
+import { pipeHandle } from './tap-port.js';
 
 export class PtyRelay {
   readonly master: number;
@@ -39,9 +35,8 @@ export class PtyRelay {
     const pair = openPty();
     this.master = pair.master;
     this.slave = pair.slave;
-    const binding = (process as unknown as { binding(name: string): PipeBinding }).binding('pipe_wrap');
-    const handle = new binding.Pipe(binding.constants.SOCKET);
-    if (handle.open(this.master) !== 0) throw new Error('cannot watch the pty master');
+    const handle = pipeHandle(this.master);
+    if (!handle) throw new Error('cannot watch the pty master');
     this.sock = new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
     this.sock.on('data', (d: Buffer) => process.stdout.write(d));
     // Once every holder of the slave is gone the master reads EIO: the end of the output.
@@ -73,9 +68,13 @@ export class PtyRelay {
   }
 
   private input(d: Buffer): void {
-    for (const b of d) {
-      const sig = signalOfByte(this.master, b);
-      if ((sig === 'SIGINT' || sig === 'SIGQUIT') && foregroundGroup(this.master) === this.workloadPid) this.onSignalKey(sig);
+    // The pty's settings once per chunk (a paste is one chunk), not per byte.
+    const keys = signalKeys(this.master);
+    if (keys) {
+      for (const b of d) {
+        const sig = b === keys.intr ? 'SIGINT' : b === keys.quit ? 'SIGQUIT' : undefined;
+        if (sig && foregroundGroup(this.master) === this.workloadPid) this.onSignalKey(sig);
+      }
     }
     this.sock.write(d);
   }

@@ -239,11 +239,11 @@ interface PipeBinding {
 }
 
 /**
- * Wraps fd in a libuv pipe handle as a read-only net.Socket reading into
- * `buf` (Node's onread: no allocation per frame), or undefined when the
- * binding is unavailable.
+ * A libuv pipe handle watching fd (the event loop's own epoll), or
+ * undefined when the pipe_wrap binding is unavailable or refuses the fd.
+ * Shared with the pty relay (src/host/pty-relay.ts).
  */
-function openStream(fd: number, buf: Buffer, onFrame: (n: number) => void): net.Socket | undefined {
+export function pipeHandle(fd: number): object | undefined {
   let binding: PipeBinding;
   try {
     binding = (process as unknown as { binding(name: string): PipeBinding }).binding('pipe_wrap');
@@ -251,7 +251,17 @@ function openStream(fd: number, buf: Buffer, onFrame: (n: number) => void): net.
     return undefined;
   }
   const handle = new binding.Pipe(binding.constants.SOCKET);
-  if (handle.open(fd) !== 0) return undefined;
+  return handle.open(fd) === 0 ? handle : undefined;
+}
+
+/**
+ * A net.Socket reading fd through a libuv pipe handle, each read landing in
+ * `buf` (Node's onread: no allocation per frame), or undefined when the
+ * binding is unavailable.
+ */
+function openStream(fd: number, buf: Buffer, onFrame: (n: number) => void): net.Socket | undefined {
+  const handle = pipeHandle(fd);
+  if (!handle) return undefined;
   return new net.Socket({
     handle,
     readable: true,
