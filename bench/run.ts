@@ -169,7 +169,7 @@ async function attach(stack: string, mtu: number, nsPid: number): Promise<Attach
     const api = path.join(dir, 'api.sock');
     const args =
       stack === 'tsnet'
-        ? [path.join(stage, 'dist/src/cli/main.js'), 'attach', '-c', '-6', '--mtu', String(mtu), '-r', '3', '--api-socket', api, String(nsPid)]
+        ? [path.join(stage, 'dist/src/cli/main.cjs'), 'attach', '-c', '-6', '--mtu', String(mtu), '-r', '3', '--api-socket', api, String(nsPid)]
         : ['slirp4netns', '--configure', '--enable-ipv6', `--mtu=${mtu}`, '-r', '3', '--api-socket', api, String(nsPid), 'tap0'];
     const proc = spawnAs(runAs, args[0]!, args.slice(1), { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
     const readyMs = await readyFd(proc, t0);

@@ -31,4 +31,5 @@ export * from './sockerr.js';
 export * from './ping.js';
 export * from './pty.js';
 export { BLOCKED as SECCOMP_BLOCKED, installSeccomp } from './seccomp.js';
+export { ARENA_MAX, MMAP_THRESHOLD, tuneMalloc } from './malloc.js';
 export * from './sandbox.js';

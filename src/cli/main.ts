@@ -6,6 +6,7 @@
 // src/cli/errors.ts and exit 1 (`tsnet run`: 125, so they cannot be taken
 // for the workload's own status).
 
+import './early.js'; // first: tunes malloc before other threads allocate
 import { Command, Option } from 'commander';
 import {
   cidrOption,
@@ -278,8 +279,5 @@ program
     process.exitCode = code;
   });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  reportFatal(e, current === 'run' ? RUN_FAILED : 1);
-}
+// No top-level await: the command is bundled as CommonJS (scripts/build.sh).
+program.parseAsync(process.argv).catch((e: unknown) => reportFatal(e, current === 'run' ? RUN_FAILED : 1));

@@ -1,6 +1,6 @@
 #!/bin/sh
 # slirp4netns (tsnet's drop-in), the command engines run: makes the TAP
-# device first, then runs tsnet's Node.js entry (slirp4netns.js beside it).
+# device first, then runs tsnet's Node.js entry (slirp4netns.cjs beside it).
 #
 # Why a shell first: scripts written for slirp4netns start it in the
 # background and configure the TAP at once (slirp4netns has it ~30 ms after
@@ -25,7 +25,7 @@
 # 0 (podman's keep-id and --uidmap).
 
 set -u
-entry="$(dirname "$(readlink -f "$0")")/slirp4netns.js"
+entry="$(dirname "$(readlink -f "$0")")/slirp4netns.cjs"
 # V8's young generation capped at 1 MiB per semi-space (Node's default grows
 # to 16): tsnet allocates little per frame, and the cap keeps ~5 MiB of
 # resident memory off a bulk transfer at no measured cost in speed. The

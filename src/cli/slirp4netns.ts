@@ -6,6 +6,7 @@
 // exit status 1, --help text listing every option (engines grep it), and -v
 // in slirp4netns's line format. Everything then runs as `tsnet attach`.
 
+import './early.js'; // first: tunes malloc before other threads allocate
 import { reportFatal } from './fatal.js';
 import { checkEnv } from './env.js';
 import { VERSION } from './version.js';
@@ -322,7 +323,7 @@ async function run(argv: string[], precreated: { attached: boolean; configured: 
 }
 
 // Run only as the entry point (the module is also imported by tests).
-if (process.argv[1] && /slirp4netns(\.js)?$/.test(process.argv[1])) {
+if (process.argv[1] && /slirp4netns(\.c?js)?$/.test(process.argv[1])) {
   main(process.argv.slice(2)).then(
     (code) => (process.exitCode = code),
     (e) => reportFatal(e),

@@ -21,7 +21,7 @@ declare module 'vitest' {
 export default function setup(project: TestProject): () => void {
   const root = fileURLToPath(new URL('../..', import.meta.url));
   let skip = '';
-  if (!fs.existsSync(`${root}/dist/src/cli/main.js`)) skip = 'dist/ is missing: run `npm run build` (npm test does)';
+  if (!fs.existsSync(`${root}/dist/src/cli/main.cjs`)) skip = 'dist/ is missing: run `npm run build` (npm test does)';
   const runAs = unprivilegedUser();
   skip ||= prepareTun();
   const stage = skip ? '/nonexistent' : stagePackage(root, ['test/integration/guest']);

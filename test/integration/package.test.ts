@@ -70,7 +70,8 @@ describe.skipIf(integrationSkip !== '' || !isCheckout)('npm package: packed from
   it('holds the built commands, their maps and sources, the launcher scripts, LICENSE, the man page and the example captures', () => {
     for (const f of [
       'package.json', 'LICENSE', 'README.md', 'man/tsnet.1',
-      'dist/src/cli/main.js', 'dist/src/cli/main.js.map', 'dist/src/cli/slirp4netns.js', 'dist/src/cli/slirp4netns.js.map',
+      'dist/src/cli/main.cjs', 'dist/src/cli/main.bundle.cjs', 'dist/src/cli/main.bundle.cjs.map', 'dist/src/cli/main.bundle.cjs.cache',
+      'dist/src/cli/slirp4netns.cjs', 'dist/src/cli/slirp4netns.bundle.cjs', 'dist/src/cli/slirp4netns.bundle.cjs.map', 'dist/src/cli/slirp4netns.bundle.cjs.cache',
       'dist/src/cli/slirp4netns', 'dist/src/cli/sandbox.sh',
       'pcaps/http-curl.pcap', 'pcaps/http-download-loss.pcap', 'src/stack/stack.ts', 'native/libc.ts',
     ]) {
@@ -82,13 +83,13 @@ describe.skipIf(integrationSkip !== '' || !isCheckout)('npm package: packed from
     expect(pkg.license).toBe('MIT');
     expect(pkg.os).toEqual(['linux']);
     expect(pkg.repository?.url).toMatch(/^git\+https:\/\//);
-    expect(pkg.bin).toEqual({ tsnet: 'dist/src/cli/main.js', 'tsnet-slirp4netns': 'dist/src/cli/slirp4netns' });
+    expect(pkg.bin).toEqual({ tsnet: 'dist/src/cli/main.cjs', 'tsnet-slirp4netns': 'dist/src/cli/slirp4netns' });
     expect(Object.keys(pkg.dependencies)).toEqual(['koffi']); // everything else is in the bundles
   });
 
   it('source maps name only what ships, or carry the text of what does not', () => {
     const installed = path.join(prefix, 'lib/node_modules/tsnet');
-    for (const map of ['dist/src/cli/main.js.map', 'dist/src/cli/slirp4netns.js.map']) {
+    for (const map of ['dist/src/cli/main.bundle.cjs.map', 'dist/src/cli/slirp4netns.bundle.cjs.map']) {
       const m = JSON.parse(fs.readFileSync(path.join(installed, map), 'utf8')) as { sources: string[]; sourcesContent?: Array<string | null> };
       const missing = m.sources.filter((s, i) => !fs.existsSync(path.resolve(path.dirname(path.join(installed, map)), s)) && !m.sourcesContent?.[i]);
       expect(missing, map).toEqual([]);

@@ -110,7 +110,7 @@ describe('tsnet replay (CLI)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnet-replay-'));
     try {
       const out = path.join(dir, 'x.pcap');
-      const main = path.resolve(import.meta.dirname, '../../dist/src/cli/main.js');
+      const main = path.resolve(import.meta.dirname, '../../dist/src/cli/main.cjs');
       const summary = execFileSync(process.execPath, [main, 'replay', path.join(PCAPS, 'arp-gateway.pcap'), '--out', out], {
         encoding: 'utf8',
       });
@@ -131,7 +131,7 @@ describe('tsnet replay (CLI)', () => {
   });
 
   it('--diff says, per conversation, where tsnet and the recorded peer differ (here: nowhere in the streams)', () => {
-    const main = path.resolve(import.meta.dirname, '../../dist/src/cli/main.js');
+    const main = path.resolve(import.meta.dirname, '../../dist/src/cli/main.cjs');
     const out = execFileSync(process.execPath, [main, 'replay', path.join(PCAPS, 'http-curl.pcap'), '--diff'], { encoding: 'utf8' });
     expect(out).toMatch(/^tcp 10\.0\.2\.100:\d+ > 10\.0\.2\.2:18099$/m);
     expect(out).toMatch(/^  stream: identical \(\d+ bytes\)$/m);

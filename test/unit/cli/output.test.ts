@@ -20,7 +20,7 @@ const plainFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tsnet-output-
 fs.writeFileSync(plainFile, 'echo hi\n', { mode: 0o644 });
 afterAll(() => fs.rmSync(path.dirname(plainFile), { recursive: true, force: true }));
 
-const main = fileURLToPath(new URL('../../../dist/src/cli/main.js', import.meta.url));
+const main = fileURLToPath(new URL('../../../dist/src/cli/main.cjs', import.meta.url));
 const built = fs.existsSync(main);
 
 function tsnet(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; err: string } {
@@ -118,7 +118,7 @@ describe.skipIf(!built)('the built command line', () => {
   });
 
   it('documents every flag of every command in the man page and the README', () => {
-    const slirp = fileURLToPath(new URL('../../../dist/src/cli/slirp4netns.js', import.meta.url));
+    const slirp = fileURLToPath(new URL('../../../dist/src/cli/slirp4netns.cjs', import.meta.url));
     const helps = ['', 'run', 'attach', 'replay', 'doctor'].map((c) => spawnSync(main, c ? [c, '--help'] : ['--help'], { encoding: 'utf8' }).stdout);
     helps.push(spawnSync(slirp, ['--help'], { encoding: 'utf8' }).stdout);
     const flags = new Set(helps.flatMap((h) => [...h.matchAll(/(?<![\w-])--[a-z][a-z0-9-]+/g)].map((m) => m[0])));
@@ -143,4 +143,29 @@ describe.skipIf(!built)('the built command line', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^tsnet: <in\.pcap>: ".*not-a-program" is not a pcap file: .* \(name an Ethernet pcap, e\.g\. one written by --pcap or tcpdump -w\)\n$/);
   });
+});
+
+describe.skipIf(!built)('the built commands start from their code caches', () => {
+  // What src/cli/load.cjs does, reported: V8 takes or rejects the cache the
+  // build wrote beside each bundle, under the flags of load.cjs's #! line.
+  const flags = fs.readFileSync(main, 'utf8').split('\n')[0]!.replace('#!/usr/bin/env -S node', '').trim().split(/\s+/).filter(Boolean);
+  const probe = `
+    const fs = require('node:fs'), vm = require('node:vm'), Module = require('node:module');
+    const file = process.argv[1];
+    let src = fs.readFileSync(file, 'utf8');
+    if (src.startsWith('#!')) src = '//' + src.slice(2);
+    const s = new vm.Script(Module.wrap(src), { filename: file, cachedData: fs.readFileSync(file + '.cache') });
+    process.stdout.write(s.cachedDataRejected ? 'rejected' : 'accepted');`;
+  for (const name of ['main', 'slirp4netns']) {
+    it(`${name}.bundle.cjs.cache is accepted with the #! flags, and rejected (harmlessly) without them`, () => {
+      const bundle = path.join(path.dirname(main), `${name}.bundle.cjs`);
+      expect(flags).toContain('--max-semi-space-size=1');
+      expect(spawnSync(process.execPath, [...flags, '-e', probe, bundle], { encoding: 'utf8' }).stdout).toBe('accepted');
+      expect(spawnSync(process.execPath, ['-e', probe, bundle], { encoding: 'utf8' }).stdout).toBe('rejected');
+      // The command still runs when V8 rejects the cache.
+      const r = spawnSync(process.execPath, [path.join(path.dirname(main), `${name}.cjs`), '--version'], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/0\.1\.0/);
+    });
+  }
 });

@@ -13,7 +13,7 @@ const launcher = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 
 /** The launcher's batch for args (our own PID as the target: same namespaces, nothing entered). */
 function batchFor(args: string[]): string[] | 'entry' {
-  // Run from src/cli/, where the entry (slirp4netns.js) does not exist: when
+  // Run from src/cli/, where the entry (slirp4netns.cjs) does not exist: when
   // the launcher hands over instead of printing, that hand-over fails.
   try {
     const out = execFileSync('sh', [launcher, ...args], {

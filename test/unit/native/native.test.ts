@@ -6,6 +6,7 @@ import { accessSync, constants } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   E,
+  tuneMalloc,
   NativeError,
   O_RDONLY,
   POLLIN,
@@ -278,5 +279,12 @@ describe('tun (needs /dev/net/tun access, no privileges)', () => {
     expect(f & IFF_TAP).toBe(IFF_TAP);
     expect(f & IFF_NO_PI).toBe(IFF_NO_PI);
     expect(f & IFF_VNET_HDR).toBe(IFF_VNET_HDR);
+  });
+});
+
+describe('tuneMalloc (mallopt)', () => {
+  it('glibc takes both settings, and again (the entry points may both call it)', () => {
+    expect(tuneMalloc()).toBe(true);
+    expect(tuneMalloc()).toBe(true);
   });
 });
