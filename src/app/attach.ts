@@ -9,7 +9,7 @@ import { onPidExit, sharedPoller } from '../../native/index.js';
 import { confine, restartSandboxed } from './confine.js';
 import { PrereqError, fileError } from '../launcher/errors.js';
 import { checkTarget, parseTarget, sandboxUserns, type NetnsType, type Target } from '../launcher/target.js';
-import { openTap } from '../launcher/tap.js';
+import { makeTap, oneHelperWillDo, openTap, type OpenedTap } from '../launcher/tap.js';
 import { configureInterface, createTap, removeTap } from '../launcher/configure.js';
 import { makeConfig, type StackConfig } from '../stack/config.js';
 import { ipv4ToString, ipv6ToString } from '../wire/address.js';
@@ -124,25 +124,35 @@ function offloadNames(bits: number): string {
 }
 
 /**
- * The device, attached: made (persistent, and with -c configured) in one
- * nsenter unless the launcher already did, then attached with its
- * persistence dropped; a device we made is removed again if attaching fails.
+ * The device, attached: made, configured (-c) and attached by one helper
+ * (makeTap) unless the launcher already made it; where the helper cannot
+ * run ip as itself (keep-id), made persistent (and configured) by one
+ * nsenter, then attached with its persistence dropped, and removed again if
+ * attaching fails.
  * A device that existed before us (rootlesskit makes tap0 itself), a tapfd
  * target or a name pattern (tap%d) is attached as it is, and left as it was.
  */
 async function attachDevice(o: NetworkOptions, cfg: StackConfig, target: Target, log: Logger): Promise<TapPort> {
   let made = o.tapPrecreated !== undefined;
   let configured = o.tapPrecreated?.configured ?? false;
+  let opened: OpenedTap | undefined;
   if (!made && target.type !== 'tapfd' && !o.tapName.includes('%')) {
-    made = await createTap(target, o.tapName, o.configure ? cfg : undefined);
-    configured = made && o.configure;
+    if (oneHelperWillDo(target)) {
+      // Undefined: the name is taken; attach to that device below.
+      opened = await makeTap(target, o.tapName, o.configure ? cfg : undefined, wantsOffload(o));
+      configured = opened !== undefined && o.configure;
+    } else {
+      made = await createTap(target, o.tapName, o.configure ? cfg : undefined);
+      configured = made && o.configure;
+    }
   }
-  let opened: Awaited<ReturnType<typeof openTap>>;
-  try {
-    opened = await openTap(target, o.tapName, made, wantsOffload(o));
-  } catch (e) {
-    if (made && !o.tapPrecreated) removeTap(target, o.tapName);
-    throw e;
+  if (!opened) {
+    try {
+      opened = await openTap(target, o.tapName, made, wantsOffload(o));
+    } catch (e) {
+      if (made && !o.tapPrecreated) removeTap(target, o.tapName);
+      throw e;
+    }
   }
   if (o.tapPrecreated) o.tapPrecreated.attached = true;
   log.debug({ tap: opened.name, fd: opened.fd, offloads: offloadNames(opened.offloads) }, 'TAP device attached');

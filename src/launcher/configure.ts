@@ -78,6 +78,11 @@ async function ipBatch(target: Target, cmds: string[]): Promise<{ ok: boolean; f
     // 'close', not 'exit': its pipes are closed too, so no fd outlives the call.
     child.on('close', (c) => resolve(c));
   });
+  return ipOutcome(code, stderr);
+}
+
+/** What `ip -batch -` exiting with `code` and writing `stderr` says: which line failed, and why. */
+export function ipOutcome(code: number | null, stderr: string): { ok: boolean; failedAt?: number; why: string } {
   if (code === 0) return { ok: true, why: '' };
   if (/exec.*ip.*No such file/i.test(stderr) || code === 127) {
     throw new PrereqError('ip: not found inside the namespace (install iproute2, or configure the interface yourself and drop -c)');

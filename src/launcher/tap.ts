@@ -28,10 +28,13 @@ import {
   TUN_F_USO6,
 } from '../../native/index.js';
 import { PrereqError } from './errors.js';
-import { deleteLink } from './configure.js';
+import { creationCommands, deleteLink, ipOutcome } from './configure.js';
+import type { StackConfig } from '../stack/config.js';
 import { nsenterArgs, type Target } from './target.js';
 
-const OPENER_SCRIPT = 'exec 3<>/dev/net/tun || exit 97; echo ok; read _';
+// Told "go" on its stdin, the same process runs `ip -batch -` on the rest
+// (without the tun fd); at end of input it just exits.
+const OPENER_SCRIPT = 'exec 3<>/dev/net/tun || exit 97; echo ok; read go || exit 0; exec ip -batch - 3>&-';
 const OPENER_TIMEOUT_MS = 10_000;
 
 export interface OpenedTap {
@@ -76,17 +79,38 @@ export function checkTunAccess(path = '/dev/net/tun'): void {
   }
 }
 
+/** The opener, started inside the target's namespaces, holding /dev/net/tun open as its fd 3. */
+interface Opener {
+  /** Our copy of its fd 3 (pidfd_getfd). */
+  fd: number;
+  /**
+   * Ends the helper: with `batch`, the same process first runs `ip -batch -`
+   * on those lines (as whoever it entered as). Resolves once it has exited
+   * and its pipes are closed, with ip's exit code and its stderr (0 and ''
+   * without a batch). Bounded: a wedged helper is not waited for.
+   */
+  finish(batch?: string[]): Promise<{ code: number | null; stderr: string }>;
+}
+
 /** Runs the opener inside the target's namespaces and takes its fd 3. */
-async function takeTunFdFrom(target: Target): Promise<number> {
+async function startOpener(target: Target): Promise<Opener> {
   const child = spawn('nsenter', [...nsenterArgs(target), '--', 'sh', '-c', OPENER_SCRIPT], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
   let closed = false;
-  child.on('close', () => (closed = true));
+  const closing = new Promise<number | null>((resolve) => child.on('close', (code) => ((closed = true), resolve(code))));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const release = () => {
-    child.stdin.end();
+  child.stdin.on('error', () => {}); // the helper may exit before reading everything
+  const finish = async (batch?: string[]) => {
+    const before = stderr.length;
+    child.stdin.end(batch ? `go\n${batch.join('\n')}\n` : undefined);
+    child.stdout.destroy();
+    if (closed) return { code: batch ? await closing : 0, stderr: stderr.slice(before) };
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([closing, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), batch ? OPENER_TIMEOUT_MS : 2000)))]);
+    clearTimeout(timer);
+    return { code: batch ? code : 0, stderr: stderr.slice(before) };
   };
   try {
     await new Promise<void>((resolve, reject) => {
@@ -116,7 +140,7 @@ async function takeTunFdFrom(target: Target): Promise<number> {
     });
     const pidfd = pidfdOpen(child.pid!);
     try {
-      return pidfdGetfd(pidfd, 3);
+      return { fd: pidfdGetfd(pidfd, 3), finish };
     } catch (e) {
       if (e instanceof NativeError && e.code === 'ENOSYS') {
         throw new PrereqError('pidfd_getfd: not available (ENOSYS) (tsnet needs Linux 5.6 or newer)');
@@ -130,21 +154,17 @@ async function takeTunFdFrom(target: Target): Promise<number> {
     } finally {
       closeFd(pidfd);
     }
-  } finally {
-    release();
-    child.stdout.destroy();
-    // The helper exits once its stdin closes; wait for that (and its pipes),
-    // so no fd of ours outlives the open. Bounded: a wedged helper is not waited for.
-    if (!closed) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 2000);
-        child.once('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+  } catch (e) {
+    await finish();
+    throw e;
   }
+}
+
+/** The opener's fd alone: the helper is ended at once. */
+async function takeTunFdFrom(target: Target): Promise<number> {
+  const opener = await startOpener(target);
+  await opener.finish();
+  return opener.fd;
 }
 
 /** A device the slirp4netns launcher made ahead of time, and how it entered the namespaces to make it. */
@@ -185,6 +205,63 @@ export function removePrecreatedTap(pre: PrecreatedTap): void {
     return;
   }
   deleteLink(args, pre.name);
+}
+
+/**
+ * Whether one helper can both hold the tun fd and run ip: it enters as we
+ * are (pidfd_getfd needs that), so it must be who ip has to be there —
+ * always, unless our uid maps to someone other than root in the target's
+ * user namespace (podman's keep-id), where ip runs as its root instead.
+ */
+export function oneHelperWillDo(target: Target): boolean {
+  return target.type !== 'tapfd' && nsenterArgs(target, true).join('\0') === nsenterArgs(target).join('\0');
+}
+
+/**
+ * `tapName` made, configured (given cfg, as creationCommands says) and
+ * attached, with one helper: TUNSETIFF on the fd we took makes a device
+ * under a temporary name — ours alone, not persistent, so it goes when our
+ * fd closes, whatever fails later — and the same helper's `ip -batch -`
+ * configures it, renames it to tapName and routes it, so that it never
+ * shows half-configured under its name. One nsenter instead of two: ~20 ms
+ * of start-up. Undefined when a device called tapName exists already (the
+ * rename says so): the caller attaches to that one instead.
+ */
+export async function makeTap(target: Target, tapName: string, cfg: StackConfig | undefined, offload: boolean): Promise<OpenedTap | undefined> {
+  checkTunAccess();
+  const tmp = `tsn${process.pid}`;
+  const opener = await startOpener(target);
+  const { fd } = opener;
+  let finished = false;
+  let keep = false;
+  try {
+    let offloads = 0;
+    try {
+      setIff(fd, tmp, { vnetHdr: offload });
+      if (offload) offloads = enableOffloads(fd);
+    } catch (e) {
+      if (e instanceof NativeError && e.code === 'EPERM') {
+        throw new PrereqError(`${tapName}: creating it was refused (EPERM) (run tsnet as the owner of the target's user namespace, or pass its --userns-path)`);
+      }
+      throw e;
+    }
+    const made = creationCommands(tapName, tmp, cfg);
+    // Its first line (tuntap add) is what TUNSETIFF just did.
+    const cmds = cfg ? made.cmds.slice(1) : [`link set ${tmp} name ${tapName}`];
+    const renamedAt = cfg ? made.renamedAt - 1 : 1;
+    const { code, stderr } = await opener.finish(cmds);
+    finished = true;
+    const r = code === null ? { ok: false, failedAt: undefined, why: 'ip did not finish in time' } : ipOutcome(code, stderr);
+    if (r.ok) {
+      keep = true;
+      return { fd, name: tapName, vnetHdr: offload, offloads };
+    }
+    if (r.failedAt === renamedAt && /exists/i.test(r.why)) return undefined;
+    throw new PrereqError(`configuring ${tapName} failed: ${r.why}`);
+  } finally {
+    if (!keep) closeFd(fd); // the device goes with it, under either name
+    if (!finished) await opener.finish();
+  }
 }
 
 /**

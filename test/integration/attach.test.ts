@@ -112,6 +112,32 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     fx.tsnet = undefined;
   });
 
+  it('makes tap0 its own (gone when tsnet stops, never seen under a temporary name); a tap0 made before it is configured with -c and left', async () => {
+    const links = async () => (await fx.ns.exec(['ip', '-o', 'link', 'show'])).stdout;
+    const addr = async () => (await fx.ns.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', 'tap0'])).stdout;
+    fx.tsnet = startTsnet(['attach', '-c', '-r', '3', String(fx.ns.pid), 'tap0'], ['pipe']);
+    expect(await readyFrom(fx.tsnet)).toBe('1');
+    expect(await links()).toMatch(/: tap0: .*\bUP\b/);
+    expect(await links()).not.toMatch(/tsn\d+/);
+    expect(await addr()).toMatch(/10\.0\.2\.100\/24/);
+    expect((await stopTsnet(fx.tsnet)).code).toBe(0);
+    fx.tsnet = undefined;
+    expect(await links()).not.toMatch(/tap0|tsn\d+/);
+
+    // rootlesskit's way: the device exists (persistent) before tsnet starts.
+    expect((await fx.ns.exec(['ip', 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap'])).code).toBe(0);
+    fx.tsnet = startTsnet(['attach', '-c', '-r', '3', String(fx.ns.pid), 'tap0'], ['pipe']);
+    expect(await readyFrom(fx.tsnet)).toBe('1');
+    expect(await addr()).toMatch(/10\.0\.2\.100\/24/);
+    expect((await fx.ns.exec(['ping', '-c', '1', '-W', '2', '10.0.2.2'])).stdout).toMatch(/1 received/);
+    expect(await links()).not.toMatch(/tsn\d+/);
+    expect((await stopTsnet(fx.tsnet)).code).toBe(0);
+    fx.tsnet = undefined;
+    expect(await links()).toMatch(/: tap0: /);
+    expect(await links()).not.toMatch(/tsn\d+/);
+    await fx.ns.exec(['ip', 'link', 'del', 'dev', 'tap0']);
+  });
+
   it('leaves no helper process and no fd behind: nsenter (TAP opener, ip -batch) reaped, fds back to the baseline after traffic', async () => {
     fx.tsnet = startTsnet(['attach', '-c', '-r', '3', '--udp-idle-timeout', '1', String(fx.ns.pid)], ['pipe']);
     const pid = fx.tsnet.proc.pid!;
