@@ -1,10 +1,13 @@
 // Getting the TAP device's fd into tsnet, rootless and without a compiled
 // helper:
-//   1. spawn `nsenter <target's user+net ns> sh -c 'exec 3<>/dev/net/tun; echo ok; read _'`
+//   1. spawn `nsenter <target's user+net ns> sh -c 'exec 3<>/dev/net/tun; echo ok; read go; exec ip -batch -'`
 //      — the tun driver binds the fd to the netns it was opened in;
 //   2. pidfd_open(opener) + pidfd_getfd(pidfd, 3): now we hold that fd;
 //   3. TUNSETIFF from here (the owner of a user namespace has CAP_NET_ADMIN
-//      in it), then close the opener's stdin so it exits.
+//      in it): makeTap makes the device under a temporary name and hands the
+//      helper the `ip` lines that configure it and rename it (one helper for
+//      the whole job); openTap attaches to a device that exists and ends the
+//      helper at once (its stdin closes, it exits).
 // With --netns-type=tapfd the fd is inherited and only checked (TUNGETIFF),
 // or attached with TUNSETIFF when the parent passed a bare /dev/net/tun fd.
 
