@@ -11,18 +11,22 @@
 // With --netns-type=tapfd the fd is inherited and only checked (TUNGETIFF),
 // or attached with TUNSETIFF when the parent passed a bare /dev/net/tun fd.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import {
   closeFd,
   getIff,
   IFF_VNET_HDR,
   NativeError,
+  onPidExit,
   pidfdGetfd,
   pidfdOpen,
+  reap,
   setIff,
   setOffload,
   setPersist,
+  spawnPiped,
+  type Spawned,
   TUN_F_CSUM,
   TUN_F_TSO4,
   TUN_F_TSO6,
@@ -95,19 +99,43 @@ interface Opener {
   finish(batch?: string[]): Promise<{ code: number | null; stderr: string }>;
 }
 
+/**
+ * The opener's process (posix_spawn: native/spawn.ts, no fork of tsnet),
+ * its stdio as Node streams; `closed` resolves with its exit code once it
+ * has exited, been reaped and its stdout and stderr are closed.
+ */
+function spawnHelper(args: string[]) {
+  let h: Spawned;
+  try {
+    h = spawnPiped('nsenter', ['nsenter', ...args]);
+  } catch (e) {
+    if (e instanceof NativeError && e.code === 'ENOENT') throw new PrereqError('nsenter: not found (ENOENT) (install util-linux: apt-get install util-linux)');
+    throw e;
+  }
+  const stdin = new net.Socket({ fd: h.stdin, readable: false, writable: true });
+  const stdout = new net.Socket({ fd: h.stdout, readable: true, writable: false });
+  const stderr = new net.Socket({ fd: h.stderr, readable: true, writable: false });
+  stdin.on('error', () => {}); // the helper may exit before reading everything
+  const closedStream = (s: net.Socket) => new Promise<void>((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve())));
+  const exited = new Promise<number>((resolve) => onPidExit(h.pid, () => resolve(reap(h.pid) ?? -1)));
+  const closed = exited.then(async (code) => {
+    await Promise.all([closedStream(stdout), closedStream(stderr)]);
+    return code;
+  });
+  return { pid: h.pid, stdin, stdout, stderr, exited, closed };
+}
+
 /** Runs the opener inside the target's namespaces and takes its fd 3. */
 async function startOpener(target: Target): Promise<Opener> {
-  const child = spawn('nsenter', [...nsenterArgs(target), '--', 'sh', '-c', OPENER_SCRIPT], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawnHelper([...nsenterArgs(target), '--', 'sh', '-c', OPENER_SCRIPT]);
   let stderr = '';
   let closed = false;
-  const closing = new Promise<number | null>((resolve) => child.on('close', (code) => ((closed = true), resolve(code))));
+  const closing = child.closed.then((code) => ((closed = true), code));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.on('error', () => {}); // the helper may exit before reading everything
   const finish = async (batch?: string[]) => {
     const before = stderr.length;
-    child.stdin.end(batch ? `go\n${batch.join('\n')}\n` : undefined);
+    if (batch) child.stdin.end(`go\n${batch.join('\n')}\n`);
+    else child.stdin.end();
     child.stdout.destroy();
     if (closed) return { code: batch ? await closing : 0, stderr: stderr.slice(before) };
     let timer: NodeJS.Timeout | undefined;
@@ -119,11 +147,6 @@ async function startOpener(target: Target): Promise<Opener> {
     await new Promise<void>((resolve, reject) => {
       let out = '';
       const timer = setTimeout(() => reject(new PrereqError('nsenter: timed out opening /dev/net/tun in the target namespace (a loaded machine? `tsnet doctor` checks the prerequisites)')), OPENER_TIMEOUT_MS);
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        if (e.code === 'ENOENT') reject(new PrereqError('nsenter: not found (ENOENT) (install util-linux: apt-get install util-linux)'));
-        else reject(e);
-      });
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
         out += d;
         if (out.includes('ok\n')) {
@@ -131,7 +154,7 @@ async function startOpener(target: Target): Promise<Opener> {
           resolve();
         }
       });
-      child.on('exit', (code) => {
+      void child.exited.then((code) => {
         clearTimeout(timer);
         const why = stderr.trim().split('\n').pop() ?? '';
         if (code === 97) {
@@ -141,7 +164,7 @@ async function startOpener(target: Target): Promise<Opener> {
         }
       });
     });
-    const pidfd = pidfdOpen(child.pid!);
+    const pidfd = pidfdOpen(child.pid);
     try {
       return { fd: pidfdGetfd(pidfd, 3), finish };
     } catch (e) {
