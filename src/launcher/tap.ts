@@ -272,9 +272,12 @@ export async function makeTap(target: Target, tapName: string, cfg: StackConfig 
       throw e;
     }
     const made = creationCommands(tapName, tmp, cfg);
-    // Its first line (tuntap add) is what TUNSETIFF just did.
-    const cmds = cfg ? made.cmds.slice(1) : [`link set ${tmp} name ${tapName}`];
-    const renamedAt = cfg ? made.renamedAt - 1 : 1;
+    // Its first line (tuntap add) is what TUNSETIFF just did. Configured and
+    // brought up with its carrier off, then given carrier, the device goes
+    // through the states it would if it were attached last (a link event;
+    // operstate UP, not UNKNOWN), as a device the launcher made does.
+    const cmds = cfg ? [`link set ${tmp} carrier off`, ...made.cmds.slice(1), `link set ${tapName} carrier on`] : [`link set ${tmp} name ${tapName}`];
+    const renamedAt = cfg ? made.renamedAt : 1;
     const { code, stderr } = await opener.finish(cmds);
     finished = true;
     const r = code === null ? { ok: false, failedAt: undefined, why: 'ip did not finish in time' } : ipOutcome(code, stderr);

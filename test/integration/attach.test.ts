@@ -117,7 +117,7 @@ describe.skipIf(integrationSkip !== '')('tsnet attach (rootless namespace)', () 
     const addr = async () => (await fx.ns.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', 'tap0'])).stdout;
     fx.tsnet = startTsnet(['attach', '-c', '-r', '3', String(fx.ns.pid), 'tap0'], ['pipe']);
     expect(await readyFrom(fx.tsnet)).toBe('1');
-    expect(await links()).toMatch(/: tap0: .*\bUP\b/);
+    expect(await links()).toMatch(/: tap0: .*\bUP\b.* state UP /);
     expect(await links()).not.toMatch(/tsn\d+/);
     expect(await addr()).toMatch(/10\.0\.2\.100\/24/);
     expect((await stopTsnet(fx.tsnet)).code).toBe(0);
