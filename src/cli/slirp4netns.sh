@@ -25,7 +25,11 @@
 # 0 (podman's keep-id and --uidmap).
 
 set -u
-entry="$(dirname "$(readlink -f "$0")")/slirp4netns.cjs"
+# Every fork and exec costs ~4 ms on a small VM, and this runs on every
+# container start: the launcher starts readlink, nsenter (with ip) and node,
+# and computes the rest with the shell's builtins.
+self=$(readlink -f "$0")
+entry=${self%/*}/slirp4netns.cjs
 # V8's young generation capped at 1 MiB per semi-space (Node's default grows
 # to 16): tsnet allocates little per frame, and the cap keeps ~5 MiB of
 # resident memory off a bulk transfer at no measured cost in speed. The old
@@ -51,7 +55,7 @@ run_sandboxed() {
 		sb_userns=
 		sb_creds=keep
 	fi
-	exec sh "$(dirname "$entry")/sandbox.sh" "$sb_userns" "$sb_creds" -- node $node_flags "$entry" "$@"
+	exec sh "${entry%/*}/sandbox.sh" "$sb_userns" "$sb_creds" -- node $node_flags "$entry" "$@"
 }
 
 netns_type=pid
@@ -129,11 +133,25 @@ esac
 
 enter_user=
 creds=--preserve-credentials
-if [ -n "$userns_path" ] && [ "$(readlink "$userns_path" 2>/dev/null)" != "$(readlink /proc/self/ns/user)" ]; then
+# -ef: the same namespace (nsfs device and inode), without readlink.
+if [ -n "$userns_path" ] && ! [ "$userns_path" -ef /proc/self/ns/user ]; then
 	enter_user=1
 	case $userns_path in
 	/proc/[0-9]*/ns/user)
-		inside=$(awk -v u="$(id -u)" '$2 <= u && u < $2 + $3 { print $1 + u - $2; exit }' "${userns_path%/ns/user}/uid_map" 2>/dev/null)
+		# Who our uid is in there (its uid_map), read with the shell's own read.
+		uid=
+		while read -r key real _; do
+			if [ "$key" = Uid: ]; then uid=$real; break; fi
+		done </proc/self/status
+		inside=
+		if [ -n "$uid" ] && [ -r "${userns_path%/ns/user}/uid_map" ]; then
+			while read -r first lower count; do
+				if [ "$lower" -le "$uid" ] && [ "$uid" -lt $((lower + count)) ]; then
+					inside=$((first + uid - lower))
+					break
+				fi
+			done <"${userns_path%/ns/user}/uid_map"
+		fi
 		if [ -n "$inside" ] && [ "$inside" != 0 ]; then creds=--setuid=0; fi
 		;;
 	esac
@@ -158,20 +176,23 @@ fi
 # (the same commands as src/launcher/configure.ts, from the same values): a
 # script that waits for the device then finds its address. Only canonical
 # values are used; anything else is left to tsnet, which reports it.
-octets() { # a.b.c.d -> a 32-bit number, or failure
-	(
-		IFS=.
-		# shellcheck disable=SC2086 # split on dots
-		set -- $1
-		[ $# -eq 4 ] || exit 1
-		for o in "$@"; do
-			case $o in '' | *[!0-9]* | 0?*) exit 1 ;; esac
-			[ "$o" -le 255 ] || exit 1
-		done
-		echo $((($1 << 24) | ($2 << 16) | ($3 << 8) | $4))
-	)
+octets() { # a.b.c.d -> ip_n, a 32-bit number, or failure
+	case $1 in *[!0-9.]* | .* | *. | *..*) return 1 ;; esac
+	o_ifs=$IFS
+	IFS=.
+	# shellcheck disable=SC2086 # split on dots (the case above let only digits and dots through)
+	set -- $1
+	IFS=$o_ifs
+	[ $# -eq 4 ] || return 1
+	for o in "$@"; do
+		case $o in 0?*) return 1 ;; esac
+		[ "$o" -le 255 ] || return 1
+	done
+	ip_n=$((($1 << 24) | ($2 << 16) | ($3 << 8) | $4))
 }
-dotted() { echo "$((($1 >> 24) & 255)).$((($1 >> 16) & 255)).$((($1 >> 8) & 255)).$(($1 & 255))"; }
+dotted() { # a 32-bit number -> dot, a.b.c.d
+	dot="$((($1 >> 24) & 255)).$((($1 >> 16) & 255)).$((($1 >> 8) & 255)).$(($1 & 255))"
+}
 # The batch (src/launcher/configure.ts's creationCommands, line for line): with
 # -c the device is made and configured as $tmp, then renamed, brought up and
 # routed, so it never shows half-configured under its name.
@@ -182,11 +203,11 @@ configured=0
 if [ "$configure" = 1 ]; then
 	prefix=${cidr#*/}
 	addr=${cidr%/*}
-	[ -n "$mac" ] && mac=$(printf '%s' "$mac" | tr 'A-F' 'a-f')
+	case $mac in *[A-F]*) mac=$(printf '%s' "$mac" | tr 'A-F' 'a-f') ;; esac
 	case $mtu in '' | *[!0-9]* | 0?*) configure=0 ;; *) { [ "$mtu" -ge 68 ] && [ "$mtu" -le 65521 ]; } || configure=0 ;; esac
 	case $prefix in '' | *[!0-9]* | 0?*) configure=0 ;; *) { [ "$prefix" -ge 1 ] && [ "$prefix" -le 25 ]; } || configure=0 ;; esac
 	case $mac in '' | [0-9a-f][02468ace]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]) ;; *) configure=0 ;; esac
-	if [ "$configure" = 1 ] && ip_n=$(octets "$addr"); then
+	if [ "$configure" = 1 ] && octets "$addr"; then
 		mask=$(((0xffffffff << (32 - prefix)) & 0xffffffff))
 		if [ $((ip_n & mask)) -eq "$ip_n" ]; then
 			batch="tuntap add dev $tmp mode tap
@@ -198,11 +219,14 @@ link set $tmp mtu $mtu"
 link set $tmp address $mac"
 				renamed_at=4
 			fi
+			dotted $((ip_n + 100))
+			guest=$dot
+			dotted $((ip_n + 2))
 			batch="$batch
-addr add $(dotted $((ip_n + 100)))/$prefix dev $tmp
+addr add $guest/$prefix dev $tmp
 link set $tmp name $tap
 link set $tap up
-route add default via $(dotted $((ip_n + 2))) dev $tap"
+route add default via $dot dev $tap"
 			renamed_at=$((renamed_at + 2))
 			configured=1
 		fi
@@ -222,9 +246,20 @@ IFS='
 if [ -n "${TSNET_LAUNCHER_PRINT:-}" ]; then printf '%s\n' "$batch"; exit 0; fi # for tests: the batch only
 # ip stops at the first failing command and names it ("Command failed -:N").
 # shellcheck disable=SC2086 # split on newlines only: each line is one argument
-err=$(printf '%s\n' "$batch" | nsenter $how -- ip -batch - 2>&1 >/dev/null)
+err=$(nsenter $how -- ip -batch - 2>&1 >/dev/null <<EOF
+$batch
+EOF
+)
 rc=$?
-failed_at=$(printf '%s\n' "$err" | sed -n 's/.*Command failed -:\([0-9]*\).*/\1/p')
+failed_at=
+if [ "$rc" != 0 ]; then
+	case $err in
+	*"Command failed -:"[0-9]*)
+		failed_at=${err##*Command failed -:}
+		failed_at=${failed_at%%[!0-9]*}
+		;;
+	esac
+fi
 if [ "$rc" = 0 ]; then
 	TSNET_TAP_PRECREATED=$tap
 	TSNET_TAP_NSENTER=$how

@@ -62,7 +62,19 @@ describe('slirp4netns launcher (shell) and tsnet write the same batch', () => {
   });
 
   it('configures nothing from values tsnet would refuse (tsnet reports them)', () => {
-    for (const args of [['-c', '--cidr=10.0.2.5/24', pid], ['-c', '--mtu=99999', pid], ['-c', '--macaddress=01:00:00:00:00:01', pid]]) {
+    for (const args of [
+      ['-c', '--cidr=10.0.2.5/24', pid],
+      ['-c', '--mtu=99999', pid],
+      ['-c', '--macaddress=01:00:00:00:00:01', pid],
+      // Addresses the launcher's own parser (shell builtins only) must refuse, as tsnet does.
+      ['-c', '--cidr=10.0.2/24', pid],
+      ['-c', '--cidr=010.0.2.0/24', pid],
+      ['-c', '--cidr=10.0.256.0/24', pid],
+      ['-c', '--cidr=10..2.0/24', pid],
+      ['-c', '--cidr=10.0.2.0./24', pid],
+      ['-c', '--cidr=a.b.c.d/24', pid],
+      ['-c', '--cidr=10.0.2.0.0/24', pid],
+    ]) {
       expect(batchFor(args), args.join(' ')).toEqual(['tuntap add dev tap0 mode tap']);
     }
   });
