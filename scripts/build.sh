@@ -35,9 +35,10 @@ esbuild dist/src/cli/main.js dist/src/cli/slirp4netns.js \
 	'--banner:js=const __tsnetUrl = require("node:url").pathToFileURL(__filename).href;'
 cp src/cli/load.cjs dist/src/cli/main.cjs
 cp src/cli/load.cjs dist/src/cli/slirp4netns.cjs
+cp src/cli/tsnet.sh dist/src/cli/tsnet
 cp src/cli/slirp4netns.sh dist/src/cli/slirp4netns
 cp src/cli/sandbox.sh dist/src/cli/sandbox.sh
-chmod +x dist/src/cli/main.cjs dist/src/cli/slirp4netns.cjs dist/src/cli/slirp4netns dist/src/cli/sandbox.sh
+chmod +x dist/src/cli/tsnet dist/src/cli/main.cjs dist/src/cli/slirp4netns.cjs dist/src/cli/slirp4netns dist/src/cli/sandbox.sh
 # The code caches, compiled under the flags of load.cjs's #! line (V8 rejects
 # a cache made under other flags).
 flags=$(sed -n '1s/^#!\/usr\/bin\/env -S node //p' src/cli/load.cjs)

@@ -47,5 +47,5 @@ s.listen(8080, () => fetch('http://10.0.2.2:$PUBLISHED/').then(r => r.text()).th
 EOF
 
 echo "+ tsnet run -p 127.0.0.1:$PUBLISHED:8080 -- sh inside.sh"
-node dist/src/cli/main.cjs run --log-level error -p "127.0.0.1:$PUBLISHED:8080" -- sh "$work/inside.sh"
+dist/src/cli/tsnet run --log-level error -p "127.0.0.1:$PUBLISHED:8080" -- sh "$work/inside.sh"
 echo "demo: OK — a workload in rootless namespaces reached the host and served it through a published port"

@@ -16,7 +16,8 @@ export { collect, killAll, waitFor, type RunResult };
 export const stageDir = inject('stageDir');
 export const runAs = inject('runAs');
 export const integrationSkip = inject('integrationSkip');
-export const tsnetMain = path.join(stageDir, 'dist/src/cli/main.cjs');
+/** The command users run (src/cli/tsnet.sh, which starts main.cjs). */
+export const tsnetMain = path.join(stageDir, 'dist/src/cli/tsnet');
 /** The guest-side test client (test/integration/guest/guest.py), readable by the test user. */
 export const guestPy = path.join(stageDir, 'guest/guest.py');
 

@@ -70,7 +70,7 @@ describe.skipIf(integrationSkip !== '' || !isCheckout)('npm package: packed from
   it('holds the built commands, their maps and sources, the launcher scripts, LICENSE, the man page and the example captures', () => {
     for (const f of [
       'package.json', 'LICENSE', 'README.md', 'man/tsnet.1',
-      'dist/src/cli/main.cjs', 'dist/src/cli/main.bundle.cjs', 'dist/src/cli/main.bundle.cjs.map', 'dist/src/cli/main.bundle.cjs.cache',
+      'dist/src/cli/tsnet', 'dist/src/cli/main.cjs', 'dist/src/cli/main.bundle.cjs', 'dist/src/cli/main.bundle.cjs.map', 'dist/src/cli/main.bundle.cjs.cache',
       'dist/src/cli/slirp4netns.cjs', 'dist/src/cli/slirp4netns.bundle.cjs', 'dist/src/cli/slirp4netns.bundle.cjs.map', 'dist/src/cli/slirp4netns.bundle.cjs.cache',
       'dist/src/cli/slirp4netns', 'dist/src/cli/sandbox.sh',
       'pcaps/http-curl.pcap', 'pcaps/http-download-loss.pcap', 'src/stack/stack.ts', 'native/libc.ts',
@@ -83,7 +83,7 @@ describe.skipIf(integrationSkip !== '' || !isCheckout)('npm package: packed from
     expect(pkg.license).toBe('MIT');
     expect(pkg.os).toEqual(['linux']);
     expect(pkg.repository?.url).toMatch(/^git\+https:\/\//);
-    expect(pkg.bin).toEqual({ tsnet: 'dist/src/cli/main.cjs', 'tsnet-slirp4netns': 'dist/src/cli/slirp4netns' });
+    expect(pkg.bin).toEqual({ tsnet: 'dist/src/cli/tsnet', 'tsnet-slirp4netns': 'dist/src/cli/slirp4netns' });
     expect(Object.keys(pkg.dependencies)).toEqual(['koffi']); // everything else is in the bundles
   });
 

@@ -160,9 +160,11 @@ describe.skipIf(!built)('the built commands start from their code caches', () =>
     it(`${name}.bundle.cjs.cache is accepted with the #! flags, and rejected (harmlessly) without them`, () => {
       const bundle = path.join(path.dirname(main), `${name}.bundle.cjs`);
       expect(flags).toContain('--max-semi-space-size=1');
-      // The drop-in's shell launcher starts the same entry with the same flags.
-      const sh = fs.readFileSync(path.join(path.dirname(main), 'slirp4netns'), 'utf8');
-      expect(/^node_flags='?([^'\n]*)'?$/m.exec(sh)?.[1]?.split(' ')).toEqual(flags);
+      // The shell launchers (the drop-in's, tsnet's) start the same entries with the same flags.
+      for (const launcher of ['slirp4netns', 'tsnet']) {
+        const sh = fs.readFileSync(path.join(path.dirname(main), launcher), 'utf8');
+        expect(/^node_flags='?([^'\n]*)'?$/m.exec(sh)?.[1]?.split(' '), launcher).toEqual(flags);
+      }
       expect(spawnSync(process.execPath, [...flags, '-e', probe, bundle], { encoding: 'utf8' }).stdout).toBe('accepted');
       expect(spawnSync(process.execPath, ['-e', probe, bundle], { encoding: 'utf8' }).stdout).toBe('rejected');
       // The command still runs when V8 rejects the cache.

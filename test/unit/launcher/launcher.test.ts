@@ -1,11 +1,15 @@
 // src/cli/slirp4netns.sh (the drop-in's launcher) against
 // src/launcher/configure.ts: for the same command line the shell writes the
 // same ip batch that tsnet would (TSNET_LAUNCHER_PRINT prints it instead of
-// running it), and it leaves alone what it cannot be sure of.
+// running it), and it leaves alone what it cannot be sure of. And
+// src/cli/tsnet.sh's one decision (start tsnet run in the sandbox's
+// namespaces), with stand-ins for node and unshare.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { creationCommands } from '../../../src/launcher/configure.js';
 import { makeConfig } from '../../../src/stack/config.js';
 
@@ -77,5 +81,46 @@ describe('slirp4netns launcher (shell) and tsnet write the same batch', () => {
     ]) {
       expect(batchFor(args), args.join(' ')).toEqual(['tuntap add dev tap0 mode tap']);
     }
+  });
+});
+
+describe('tsnet launcher (src/cli/tsnet.sh): tsnet run starts inside the sandbox namespaces only when tsnet would', () => {
+  const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/tsnet.sh');
+  // Stand-ins that say how they were started: node, and unshare (which also answers the probe).
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'tsnet-launcher-'));
+  fs.writeFileSync(path.join(bin, 'node'), '#!/bin/sh\necho "node sandbox=${TSNET_SANDBOX_NS:-} $*"\n', { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(bin, 'unshare'),
+    '#!/bin/sh\nif [ "$4" = true ]; then exit "${PROBE_RC:-0}"; fi\nwhile [ "$1" != -- ]; do shift; done; shift; exec "$@"\n',
+    { mode: 0o755 },
+  );
+  afterAll(() => fs.rmSync(bin, { recursive: true, force: true }));
+  const start = (args: string[], env: Record<string, string> = {}) =>
+    execFileSync('sh', [script, ...args], { env: { PATH: `${bin}:/usr/bin:/bin`, ...env }, encoding: 'utf8' }).trim();
+  const flags = '--max-semi-space-size=1 --max-old-space-size=1024';
+  const entry = path.join(path.dirname(script), 'main.cjs');
+
+  it('run (any flags but those two): one Node.js, started in the namespaces (TSNET_SANDBOX_NS=1)', () => {
+    expect(start(['run', '--', 'true'])).toBe(`node sandbox=1 ${flags} ${entry} run -- true`);
+    expect(start(['run', '-p', '8080:80', 'sh', '-c', 'x'])).toBe(`node sandbox=1 ${flags} ${entry} run -p 8080:80 sh -c x`);
+    // CMD's own words after -- are CMD's.
+    expect(start(['run', '--', 'sh', '--no-sandbox'])).toBe(`node sandbox=1 ${flags} ${entry} run -- sh --no-sandbox`);
+  });
+
+  it('anything else, or when unsure, starts tsnet as it is and lets it decide', () => {
+    for (const args of [
+      ['run', '--no-sandbox', '--', 'true'],
+      ['run', '--map-auto', '--', 'true'],
+      ['run', 'sh', '--no-sandbox'], // maybe CMD's, maybe tsnet's: tsnet knows
+      ['attach', '1234'],
+      ['--version'],
+      [],
+    ]) {
+      expect(start(args), args.join(' ')).toBe(`node sandbox= ${flags} ${entry}${args.length ? ' ' + args.join(' ') : ''}`);
+    }
+    // The host cannot make the namespaces: tsnet warns about it itself.
+    expect(start(['run', '--', 'true'], { PROBE_RC: '1' })).toBe(`node sandbox= ${flags} ${entry} run -- true`);
+    // Already inside them.
+    expect(start(['run', '--', 'true'], { TSNET_SANDBOX_NS: '1' })).toBe(`node sandbox=1 ${flags} ${entry} run -- true`);
   });
 });
