@@ -129,17 +129,14 @@ function spawnHelper(args: string[]) {
 async function startOpener(target: Target): Promise<Opener> {
   const child = spawnHelper([...nsenterArgs(target), '--', 'sh', '-c', OPENER_SCRIPT]);
   let stderr = '';
-  let closed = false;
-  const closing = child.closed.then((code) => ((closed = true), code));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const finish = async (batch?: string[]) => {
     const before = stderr.length;
     if (batch) child.stdin.end(`go\n${batch.join('\n')}\n`);
     else child.stdin.end();
     child.stdout.destroy();
-    if (closed) return { code: batch ? await closing : 0, stderr: stderr.slice(before) };
     let timer: NodeJS.Timeout | undefined;
-    const code = await Promise.race([closing, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), batch ? OPENER_TIMEOUT_MS : 2000)))]);
+    const code = await Promise.race([child.closed, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), batch ? OPENER_TIMEOUT_MS : 2000)))]);
     clearTimeout(timer);
     return { code: batch ? code : 0, stderr: stderr.slice(before) };
   };
