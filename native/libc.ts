@@ -80,6 +80,9 @@ export const raw = {
     'int getsockname(int fd, void *addr, void *lenp)',
   ),
   bind: fn<[fd: number, addr: Bytes, len: number], number>('int bind(int fd, const void *addr, uint32_t len)'),
+  send: fn<[fd: number, buf: Bytes, len: number, flags: number], number>(
+    'intptr_t send(int fd, const void *buf, uintptr_t len, int flags)',
+  ),
   sendto: fn<[fd: number, buf: Bytes, len: number, flags: number, addr: Bytes, addrlen: number], number>(
     'intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t addrlen)',
   ),

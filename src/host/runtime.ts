@@ -5,7 +5,9 @@
 //
 // Scheduling:
 //   frames from the guest → stack.receive(...) ×N → end of batch → flush
-//   host socket events   → stack tables → kick() → setImmediate flush
+//   host socket reads    → stack tables → flush at once (one read per
+//                          socket per loop turn: nothing to batch with)
+//   other host events    → stack tables → kick() → setImmediate flush
 //   timer at stack.pollAt() → stack.poll(now) → re-arm
 //
 // Every one of these entries runs under the runtime's Guard (guard.ts): an
@@ -84,7 +86,7 @@ export class Runtime {
       log.warn(`--resolv-conf: no nameservers in ${JSON.stringify(this.resolvers.path)}: DNS queries to the DNS address will fail (name a resolv.conf with nameserver lines)`);
     }
     const outbound = { outboundAddr: opts.outboundAddr, outboundAddr6: opts.outboundAddr6 };
-    this.tcpHost = new TcpHost({ ...outbound, nameservers, log, guard, clock }, () => this.kick());
+    this.tcpHost = new TcpHost({ ...outbound, nameservers, log, guard, clock }, () => this.kick(), () => this.flushNow());
     this.udpHost = new UdpHost({ ...outbound, nameservers, log, guard, clock }, () => this.kick());
     this.pingHost = PingHost.available(log) ? new PingHost(log, guard, () => this.kick(), clock) : undefined;
     const debug = log.isLevelEnabled('debug');
@@ -120,26 +122,35 @@ export class Runtime {
 
   /** End of an I/O batch from the TAP: send what became due, flush the ports. */
   onBatchEnd(): void {
-    this.guard.run('flush', () => this.flushNow());
+    this.flushNow();
   }
 
   /** Host-side events made output due: flush once, later in this loop turn. */
   kick(): void {
     if (this.flushQueued || this.stopped) return;
     this.flushQueued = true;
-    setImmediate(() => {
-      this.flushQueued = false;
-      this.guard.run('flush', () => this.flushNow());
-    });
+    setImmediate(this.kicked);
   }
 
+  /** kick()'s deferred flush (one function for every kick: no closure per call). */
+  private readonly kicked = (): void => {
+    this.flushQueued = false;
+    this.flushNow();
+  };
+
+  /** Flushes the stack and the port, then re-arms the timer; guarded (a failure is counted, never thrown). */
   private flushNow(): void {
     if (this.stopped) return;
     try {
       this.stack.flush(this.clock());
       this.port.flush();
-    } finally {
+    } catch (e) {
+      this.guard.report('flush', e);
+    }
+    try {
       this.arm();
+    } catch (e) {
+      this.guard.report('flush', e);
     }
   }
 

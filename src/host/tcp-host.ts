@@ -1,8 +1,10 @@
 // The host side of TCP flows: one net.Socket per flow, connected to where the
 // NAT routed the guest's SYN, with the byte stream relayed both ways and
 // backpressure honoured:
-//   guest → host: bytes go to socket.write(); they count against the guest's
-//     receive window until the write callback says they left for the kernel
+//   guest → host: bytes go straight to the socket's fd when Node has nothing
+//     queued for it (native/send.ts: what the kernel takes is consumed at
+//     once); the rest goes to socket.write() and counts against the guest's
+//     receive window until the write callback says it left for the kernel
 //     (consumed), so a slow host peer shrinks the window the guest sees.
 //   host → guest: socket 'data' goes into the connection's bounded send
 //     buffer; what does not fit waits, with the socket paused, until the guest
@@ -28,6 +30,7 @@ import type { TcpFlow, TcpHooks, TcpRoute, TcpTable } from '../stack/tcp-flows.j
 import { ipv4ToString } from '../wire/address.js';
 import type { Guard } from './guard.js';
 import type { Logger } from './log.js';
+import { sendNow, streamFd } from '../../native/index.js';
 import { SLAB, WriteArena, type ArenaCopy } from './write-arena.js';
 import type { Clock } from './clock.js';
 
@@ -77,6 +80,8 @@ export class TcpHost implements TcpHooks {
     private readonly opts: TcpHostOptions,
     /** Asks the runtime to flush the stack soon (after host events). */
     private readonly kick: () => void,
+    /** Flushes the stack now (after a read: see onread). */
+    private readonly flush: () => void = kick,
   ) {}
 
   bind(table: TcpTable): void {
@@ -177,7 +182,12 @@ export class TcpHost implements TcpHooks {
       callback: (n: number) => {
         // The guard's semantics without a closure per read (hot path).
         try {
-          return this.fromHost(id, conn(), READ_BUF.subarray(0, n));
+          const more = this.fromHost(id, conn(), READ_BUF.subarray(0, n), false);
+          // Send it on now rather than in a setImmediate: one read per
+          // socket per loop turn, so there is nothing to batch with, and
+          // the flush only dispatches flows with work.
+          this.flush();
+          return more;
         } catch (e) {
           guard.report('tcp-host', e);
           this.failFlow(id);
@@ -277,9 +287,9 @@ export class TcpHost implements TcpHooks {
   }
 
   /** Bytes from the host socket (copied by the send buffer); false when the socket must pause. */
-  private fromHost(id: number, c: HostConn, chunk: Buffer): boolean {
+  private fromHost(id: number, c: HostConn, chunk: Buffer, kick = true): boolean {
     const n = this.table.send(id, chunk);
-    this.kick();
+    if (kick) this.kick();
     if (n < chunk.length) {
       // Keep the rest (chunk may be the shared read buffer) until sendSpace;
       // it is memory held for the flow, so it counts against the budget.
@@ -298,6 +308,17 @@ export class TcpHost implements TcpHooks {
     if (!c || c.ended) {
       this.table.consumed(flow.id, data.length);
       return;
+    }
+    if (c.connected && c.socket.writableLength === 0) {
+      // Nothing queued in Node: straight to the kernel (native/send.ts).
+      // What it takes is consumed now; the rest goes the queued way below.
+      const fd = streamFd(c.socket);
+      const n = fd < 0 ? -1 : sendNow(fd, data);
+      if (n > 0) {
+        this.table.consumed(flow.id, n);
+        if (n === data.length) return;
+        data = data.subarray(n);
+      }
     }
     const len = data.length;
     const budget = this.table.budget;

@@ -66,6 +66,8 @@ export interface TcpFlow extends Flow {
   halfOpen: boolean;
   /** When the host connect succeeded and the SYN-ACK went out (outbound flows). */
   acceptedAt: number;
+  /** Waiting in the table's dirty list for the next flush. */
+  dirty: boolean;
 }
 
 /** What the shell does for TCP. Calls come synchronously from inside the stack. */
@@ -160,8 +162,17 @@ function windowShare(unit: number, connections: number): number {
 }
 
 export class TcpTable {
-  private readonly dirty = new Set<TcpFlow>();
-  private readonly emitFns = new Map<number, (seg: TcpSegmentOut, now: number) => void>();
+  /**
+   * Flows with pending work, each at most once (its `dirty` flag), in
+   * dirty[0, dirtyLen): an array that keeps its slots rather than a Set,
+   * which would rehash as flows come and go twice per round trip.
+   */
+  private readonly dirty: Array<TcpFlow | undefined> = [];
+  private dirtyLen = 0;
+  /** The flow whose dispatch is running: what emit() frames segments for. */
+  private emitting: TcpFlow | undefined;
+  /** The one emit callback every dispatch gets (no closure per flow: one call target for V8). */
+  private readonly emit = (seg: TcpSegmentOut, now: number): void => this.emitSegment(this.emitting!, seg, now);
   /** Where segments are built: transmit() copies frames out synchronously (see ipv4Frame). */
   private readonly scratch = Buffer.allocUnsafeSlow(65536 + 128);
   /** At or before the earliest deadline of any flow (see flush()). */
@@ -234,10 +245,9 @@ export class TcpTable {
 
   private removeFlow(flow: TcpFlow): void {
     if (this.ctx.flows.remove(flow)) {
-      this.dirty.delete(flow);
+      flow.dirty = false;
       this.settled(flow);
       flow.conn.releaseBuffers();
-      this.emitFns.delete(flow.id);
       this.ctx.counters.count('tcp-flow-closed');
       const s = flow.conn.stats;
       addStats(this.closedTotals, s);
@@ -399,7 +409,7 @@ export class TcpTable {
       if (!(e instanceof WireError)) this.fail(now, flow);
       throw e;
     }
-    if (this.has(flow)) this.dirty.add(flow);
+    if (this.has(flow)) this.markDirty(flow);
   }
 
   /** A segment no flow matches: a new connection if it is a SYN the policy lets through, else a reset or a drop. */
@@ -464,6 +474,7 @@ export class TcpTable {
       synDatagram: Buffer.from(l3.datagram.subarray(0, Math.min(l3.datagram.length, (l3.v6 ? 40 : 28) + 40))),
       halfOpen: true,
       acceptedAt: Infinity,
+      dirty: false,
     };
     this.halfOpenFlows.add(flow2);
     this.ctx.flows.insert(flow2);
@@ -552,6 +563,7 @@ export class TcpTable {
       synDatagram: undefined,
       halfOpen: true,
       acceptedAt: Infinity,
+      dirty: false,
     };
     this.halfOpenFlows.add(flow);
     this.ctx.flows.insert(flow);
@@ -562,7 +574,7 @@ export class TcpTable {
       peer: `${this.text(peerIp)}:${peerPort}`,
       direction: 'inbound',
     });
-    this.dirty.add(flow);
+    this.markDirty(flow);
     return flow;
   }
 
@@ -580,7 +592,7 @@ export class TcpTable {
     flow.synDatagram = undefined;
     flow.acceptedAt = now;
     flow.conn.accept(now);
-    this.dirty.add(flow);
+    this.markDirty(flow);
   }
 
   /** The host refused the connection: RST to the guest. */
@@ -588,7 +600,7 @@ export class TcpTable {
     const flow = this.get(id);
     if (!flow) return;
     flow.conn.refuse(now);
-    this.dirty.add(flow);
+    this.markDirty(flow);
     this.flush(now);
   }
 
@@ -611,7 +623,7 @@ export class TcpTable {
     const flow = this.get(id);
     if (!flow) return data.length; // gone: swallow
     const n = flow.conn.send(data);
-    this.dirty.add(flow);
+    this.markDirty(flow);
     return n;
   }
 
@@ -619,7 +631,7 @@ export class TcpTable {
     const flow = this.get(id);
     if (!flow) return;
     flow.conn.consumed(n);
-    this.dirty.add(flow);
+    this.markDirty(flow);
   }
 
   /** The host socket ended its side: FIN to the guest after queued data. */
@@ -627,30 +639,37 @@ export class TcpTable {
     const flow = this.get(id);
     if (!flow) return;
     flow.conn.close(now);
-    this.dirty.add(flow);
+    this.markDirty(flow);
   }
 
   /** The host socket failed or was reset: RST to the guest, forget the flow. */
   abort(now: number, id: number): void {
     const flow = this.get(id);
     if (!flow) return;
-    const emit = this.emitFor(flow);
     flow.conn.abort(now);
-    flow.conn.dispatch(now, emit);
+    this.dispatchOne(now, flow);
     flow.conn.deliverEvents(); // onClosed: removeFlow
     this.removeFlow(flow);
   }
 
-  // --- output -------------------------------------------------------------
-
-  private emitFor(flow: TcpFlow): (seg: TcpSegmentOut, now: number) => void {
-    let fn = this.emitFns.get(flow.id);
-    if (!fn) {
-      fn = (seg, now) => this.emitSegment(flow, seg, now);
-      this.emitFns.set(flow.id, fn);
-    }
-    return fn;
+  private markDirty(flow: TcpFlow): void {
+    if (flow.dirty) return;
+    flow.dirty = true;
+    this.dirty[this.dirtyLen++] = flow;
   }
+
+  /** flow.conn.dispatch with emit() framing for that flow. */
+  private dispatchOne(now: number, flow: TcpFlow): void {
+    const outer = this.emitting;
+    this.emitting = flow;
+    try {
+      flow.conn.dispatch(now, this.emit);
+    } finally {
+      this.emitting = outer;
+    }
+  }
+
+  // --- output -------------------------------------------------------------
 
   private emitSegment(flow: TcpFlow, seg: TcpSegmentOut, now: number): void {
     const cfg = this.ctx.config;
@@ -692,15 +711,20 @@ export class TcpTable {
     if (this.ctx.budget.relieved()) {
       for (const flow of this.live()) {
         this.isolate(now, flow, () => flow.conn.wake());
-        this.dirty.add(flow);
+        this.markDirty(flow);
       }
     }
-    if (this.dirty.size === 0) return;
+    const dirty = this.dirty;
+    if (this.dirtyLen === 0) return;
     let failure: unknown;
-    for (const flow of this.dirty) {
-      this.dirty.delete(flow);
+    // Flows marked during the loop are appended and dispatched in it too.
+    for (let i = 0; i < this.dirtyLen; i++) {
+      const flow = dirty[i]!;
+      dirty[i] = undefined;
+      if (!flow.dirty) continue; // removed since, or dispatched by a nested flush
+      flow.dirty = false;
       try {
-        flow.conn.dispatch(now, this.emitFor(flow));
+        this.dispatchOne(now, flow);
         flow.conn.deliverEvents();
       } catch (e) {
         this.fail(now, flow); // that flow is reset; the others are still dispatched
@@ -712,13 +736,14 @@ export class TcpTable {
         if (at < this.nextAt) this.nextAt = at;
       }
     }
+    this.dirtyLen = 0;
     if (failure !== undefined) throw failure;
   }
 
   /** Timers: dispatch flows whose deadline passed, then recompute nextAt over all flows. */
   poll(now: number): void {
     for (const flow of this.live()) {
-      if (flow.conn.pollAt() <= now) this.dirty.add(flow);
+      if (flow.conn.pollAt() <= now) this.markDirty(flow);
     }
     this.flush(now);
     let t = Infinity;
