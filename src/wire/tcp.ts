@@ -222,6 +222,13 @@ function badOpt(): never {
   throw new WireError('tcp-bad-option-len');
 }
 
+/**
+ * A TCP segment's fields. seq, ack, SACK edges and timestamps are held as
+ * signed 32-bit integers (the `| 0` of the wire's unsigned value; emit
+ * writes the same bits back): V8 keeps those as small integers, where
+ * values of 2^31 and up would be heap numbers. Compare them only through
+ * src/stack/tcp/seq.ts; `>>> 0` gives the unsigned reading for display.
+ */
 export class TcpRepr implements TcpFields {
   srcPort: number;
   dstPort: number;
@@ -241,8 +248,8 @@ export class TcpRepr implements TcpFields {
   constructor(f: TcpFields) {
     this.srcPort = f.srcPort;
     this.dstPort = f.dstPort;
-    this.seq = f.seq;
-    this.ack = f.ack;
+    this.seq = f.seq | 0;
+    this.ack = f.ack | 0;
     this.flags = f.flags;
     this.window = f.window;
     this.urgent = f.urgent ?? 0;
@@ -250,8 +257,8 @@ export class TcpRepr implements TcpFields {
     this.windowScale = f.windowScale;
     this.sackPermitted = f.sackPermitted ?? false;
     this.sackBlocks = f.sackBlocks;
-    this.tsVal = f.tsVal;
-    this.tsEcr = f.tsEcr;
+    this.tsVal = f.tsVal === undefined ? undefined : f.tsVal | 0;
+    this.tsEcr = f.tsEcr === undefined ? undefined : f.tsEcr | 0;
     this.payload = f.payload ?? EMPTY;
   }
 
@@ -311,15 +318,15 @@ export class TcpRepr implements TcpFields {
           // RFC 2018 §3: 2 + 8n bytes, each block a pair of 32-bit edges.
           if (len < 10 || (len - 2) % 8 !== 0) badOpt();
           const blocks: [number, number][] = [];
-          for (let j = i + 2; j < i + len; j += 8) blocks.push([readU32(b, j), readU32(b, j + 4)]);
+          for (let j = i + 2; j < i + len; j += 8) blocks.push([readU32(b, j) | 0, readU32(b, j + 4) | 0]);
           r.sackBlocks = blocks;
           break;
         }
         case TcpOption.Timestamps:
           // RFC 7323 §3.2: TSval then TSecr, 32 bits each.
           if (len !== 10) badOpt();
-          r.tsVal = readU32(b, i + 2);
-          r.tsEcr = readU32(b, i + 6);
+          r.tsVal = readU32(b, i + 2) | 0;
+          r.tsEcr = readU32(b, i + 6) | 0;
           break;
         default:
         // RFC 9293 §3.2: options not understood are skipped by their length.

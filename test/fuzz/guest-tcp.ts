@@ -614,6 +614,12 @@ export class GuestTcp {
       }
       if (ip.protocol !== IpProtocol.TCP || ip.isFragment) return;
       const seg = TcpRepr.parse(TcpPacket.newChecked(ip.payload));
+      // This model keeps sequence numbers unsigned; TcpRepr holds them signed (same bits).
+      seg.seq >>>= 0;
+      seg.ack >>>= 0;
+      if (seg.tsVal !== undefined) seg.tsVal >>>= 0;
+      if (seg.tsEcr !== undefined) seg.tsEcr >>>= 0;
+      if (seg.sackBlocks) seg.sackBlocks = seg.sackBlocks.map(([l, r]) => [l >>> 0, r >>> 0]);
       this.observeTcp(ip.dst, ip.src, seg);
     } catch {
       // Malformed output is the invariant checker's business.

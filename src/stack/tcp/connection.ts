@@ -257,7 +257,7 @@ export class TcpConnection {
   private synchronized(now: number, seg: TcpRepr): void {
     const t = this.t;
     const f = seg.flags;
-    const seq = seg.seq >>> 0;
+    const seq = seg.seq | 0;
 
     // SYN-RECEIVED: the guest retransmitted its SYN, so our SYN-ACK was lost —
     // resend it at once rather than wait for our timer.

@@ -30,7 +30,7 @@ export function initPassive(t: Tcb, syn: TcpRepr): void {
  * scaled (RFC 7323 §2.2).
  */
 function takeSyn(t: Tcb, syn: TcpRepr): void {
-  t.irs = syn.seq >>> 0;
+  t.irs = syn.seq | 0;
   t.rcvNxt = seqAdd(t.irs, 1);
   t.rcvAdvRight = t.rcvNxt;
   t.lastAckSent = t.rcvNxt;
@@ -161,7 +161,7 @@ export function processAckOfSyn(t: Tcb, now: number, seg: TcpRepr): boolean {
   // "SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK" (now scaled).
   t.sndWnd = seg.window * 2 ** t.sndShift;
   t.maxSndWnd = Math.max(t.maxSndWnd, t.sndWnd);
-  t.sndWl1 = seg.seq >>> 0;
+  t.sndWl1 = seg.seq | 0;
   t.sndWl2 = seg.ack;
   t.move('rcv-ack-of-syn', now);
   established(t, now);

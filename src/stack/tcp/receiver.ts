@@ -30,7 +30,7 @@ const CHALLENGE_ACK_LIMIT = 10;
  * returns false.
  */
 export function acceptable(t: Tcb, now: number, seg: TcpRepr): boolean {
-  const seq = seg.seq >>> 0;
+  const seq = seg.seq | 0;
   const segLen = seg.seqLen();
   const wnd = Math.max(0, seqDiff(t.rcvAdvRight, t.rcvNxt));
   let ok: boolean;
@@ -79,7 +79,7 @@ export function challengeAck(t: Tcb, now: number): void {
 
 /** RFC 7323 §4.3: TS.Recent follows the peer's clock, from segments covering the left edge of our window. */
 export function updateTsRecent(t: Tcb, seg: TcpRepr): void {
-  if (t.tsOk && seg.tsVal !== undefined && seqLe(seg.seq >>> 0, t.lastAckSent) && seqGe(seg.tsVal, t.tsRecent)) {
+  if (t.tsOk && seg.tsVal !== undefined && seqLe(seg.seq | 0, t.lastAckSent) && seqGe(seg.tsVal, t.tsRecent)) {
     t.tsRecent = seg.tsVal;
   }
 }
@@ -89,7 +89,7 @@ export function updateTsRecent(t: Tcb, seg: TcpRepr): void {
  * segment passed every earlier check).
  */
 export function processText(t: Tcb, now: number, seg: TcpRepr): void {
-  const seq = seg.seq >>> 0;
+  const seq = seg.seq | 0;
   const payloadLen = seg.payload.length;
   if (payloadLen > 0) {
     if (acceptsData(t.state)) processData(t, now, seq, seg.payload);

@@ -45,7 +45,7 @@ const TLP_INITIAL_PTO_MS = 1000;
  * Returns false when the segment must be dropped.
  */
 export function processAck(t: Tcb, now: number, seg: TcpRepr): boolean {
-  const ack = seg.ack >>> 0;
+  const ack = seg.ack | 0;
   // RFC 9293: "If the ACK acks something not yet sent (SEG.ACK > SND.NXT)
   // then send an ACK, drop the segment, and return."
   if (seqGt(ack, t.sndMax)) {
@@ -85,7 +85,7 @@ export function processAck(t: Tcb, now: number, seg: TcpRepr): boolean {
   // is counted from SND.UNA, so keeping the old SND.WND while SND.UNA
   // advances would invent a right edge the peer never offered (a segment
   // that arrives late, older SEQ, with a newer ACK and a smaller window).
-  const seq = seg.seq >>> 0;
+  const seq = seg.seq | 0;
   if (acked > 0 || seqLt(t.sndWl1, seq) || (t.sndWl1 === seq && seqLe(t.sndWl2, ack))) {
     t.sndWnd = segWnd;
     t.sndWl1 = seq;
@@ -138,7 +138,7 @@ export function rttSample(t: Tcb, now: number, seg: TcpRepr, ack: number): void 
 /** Our TSecr echoed back, as a time on our clock (ms, floored), or undefined. */
 function echoMs(t: Tcb, seg: TcpRepr): number | undefined {
   if (!t.tsOk || seg.tsEcr === undefined || seg.tsEcr === 0) return undefined;
-  return (seg.tsEcr - t.tsOffset) >>> 0;
+  return (seg.tsEcr - t.tsOffset) | 0;
 }
 
 function newAck(t: Tcb, now: number, seg: TcpRepr, ack: number, acked: number): void {
@@ -221,12 +221,12 @@ function sackAck(t: Tcb, now: number, seg: TcpRepr, ack: number, acked: number):
   if (blocks !== undefined && blocks.length > 0) {
     const echo = echoMs(t, seg);
     for (let i = 0; i < blocks.length; i++) {
-      const l = blocks[i][0] >>> 0;
-      const r = blocks[i][1] >>> 0;
+      const l = blocks[i][0] | 0;
+      const r = blocks[i][1] | 0;
       if (!seqLt(l, r)) continue;
       // RFC 2883 §4: the first block reports a duplicate when it lies below
       // the cumulative ACK or inside the second block.
-      if (i === 0 && (seqLe(r, ack) || (blocks.length > 1 && seqGe(l, blocks[1][0] >>> 0) && seqLe(r, blocks[1][1] >>> 0)))) {
+      if (i === 0 && (seqLe(r, ack) || (blocks.length > 1 && seqGe(l, blocks[1][0] | 0) && seqLe(r, blocks[1][1] | 0)))) {
         dsack = true;
         t.lossStats.dsacks++;
         continue;

@@ -9,8 +9,12 @@
 // Every comparison of sequence numbers in src/stack/tcp goes through this
 // file; a raw `<` on sequence numbers is a bug.
 //
-// Values are kept as unsigned 32-bit numbers (0 .. 2^32-1), as TcpRepr
-// parses them.
+// Values are kept as signed 32-bit integers (-2^31 .. 2^31-1, the `| 0`
+// of the wire's unsigned field), as TcpRepr parses them: V8 holds those as
+// small integers, where unsigned values of 2^31 and up would be heap
+// numbers (an allocation each, and optimized code that deoptimizes when a
+// connection's numbers cross 2^31). Only the bits matter: every operation
+// here gives the same result for either reading.
 
 /** a < b on the sequence circle. */
 export function seqLt(a: number, b: number): boolean {
@@ -32,9 +36,9 @@ export function seqGe(a: number, b: number): boolean {
   return ((a - b) | 0) >= 0;
 }
 
-/** a + n, wrapped to an unsigned 32-bit value (n may be negative). */
+/** a + n, wrapped to a signed 32-bit value (n may be negative). */
 export function seqAdd(a: number, n: number): number {
-  return (a + n) >>> 0;
+  return (a + n) | 0;
 }
 
 /** a − b as a signed 32-bit difference: how far a is ahead of b. */

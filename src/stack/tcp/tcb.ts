@@ -344,7 +344,7 @@ export class Tcb {
     this.delayedAckMs = cfg.delayedAckMs ?? DEFAULT_DELAYED_ACK_MS;
     this.maxSynAckRetries = cfg.maxSynAckRetries ?? DEFAULT_MAX_SYNACK_RETRIES;
     this.maxRetries = cfg.maxRetries ?? DEFAULT_MAX_RETRIES;
-    this.iss = cfg.iss >>> 0;
+    this.iss = cfg.iss | 0;
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
@@ -356,7 +356,7 @@ export class Tcb {
     this.rcvMss = Math.min(DEFAULT_PEER_MSS, cfg.mss);
     // Per-connection timestamp offset (like Linux's randomised ts_off): our
     // TSval never starts at 0, so a TSecr of 0 can mean "no echo".
-    this.tsOffset = (this.iss ^ 0x5bd1e995) >>> 0;
+    this.tsOffset = this.iss ^ 0x5bd1e995;
     this.sendBuf = new SendBuffer(cfg.sndBufSize, cfg.budget, cfg.sndLimit);
     this.cc = new NewReno(this.sndMss, this.iss);
     this.lastRecvAt = now;
@@ -436,7 +436,7 @@ export class Tcb {
   }
 
   tsNow(now: number): number {
-    return (Math.floor(now) + this.tsOffset) >>> 0;
+    return (Math.floor(now) + this.tsOffset) | 0;
   }
 
   /**

@@ -17,7 +17,9 @@ describe('seq', () => {
     expect(seqGt(0x10, 0xfffffff0)).toBe(true);
     expect(seqLe(5, 5) && seqGe(5, 5)).toBe(true);
     expect(seqAdd(0xffffffff, 2)).toBe(1);
-    expect(seqAdd(1, -2)).toBe(0xffffffff);
+    expect(seqAdd(0x7fffffff, 1)).toBe(-0x80000000);
+    expect(seqLt(0x7fffffff, -0x80000000) && seqLt(-1, 0)).toBe(true);
+    expect(seqAdd(1, -2)).toBe(-1); // signed 32-bit: the bits of 0xffffffff
     expect(seqDiff(0x10, 0xfffffff0)).toBe(0x20);
     expect(seqDiff(0xfffffff0, 0x10)).toBe(-0x20);
     expect(seqMax(0xfffffff0, 0x10)).toBe(0x10);
@@ -218,7 +220,7 @@ describe('NewReno', () => {
 
 describe('Scoreboard', () => {
   it('keeps RFC 6675 pipe = out - sacked - lost + retransmitted across ACK, SACK, loss and RTO', () => {
-    const base = 0xfffff000; // wraps inside the test
+    const base = 0xfffff000 | 0; // wraps inside the test (signed, as the stack holds it)
     const sb = new Scoreboard();
     for (let i = 0; i < 6; i++) sb.add(seqAdd(base, i * 1000), seqAdd(base, (i + 1) * 1000), false, i);
     expect(sb.pipe).toBe(6000);

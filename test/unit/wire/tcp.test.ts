@@ -40,7 +40,7 @@ describe('TCP (RFC 9293) header and options', () => {
     expect(p.hasAck).toBe(false);
     expect(p.verifyChecksumV4(GUEST, GW)).toBe(true);
     const r = TcpRepr.parse(p, { pseudoSum: up(40) });
-    expect(r).toMatchObject({ ...SYN_FIELDS, urgent: 0 });
+    expect(r).toMatchObject({ ...SYN_FIELDS, seq: SYN_FIELDS.seq | 0, urgent: 0 });
     expect(r.sackBlocks).toBeUndefined();
     expect(r.payload.length).toBe(0);
     expect(r.seqLen()).toBe(1);
@@ -78,7 +78,7 @@ describe('TCP (RFC 9293) header and options', () => {
   it('parses the RST/ACK with no options', () => {
     const r = TcpRepr.parse(TcpPacket.newChecked(seg(TCP_RST_ACK)), { pseudoSum: down(20) });
     expect(r.flags).toBe(TcpFlags.RST | TcpFlags.ACK);
-    expect(r.ack).toBe(0xbf1c02ee);
+    expect(r.ack).toBe(0xbf1c02ee | 0);
     expect(r.window).toBe(0);
     expect(r.mss).toBeUndefined();
     expect(r.tsVal).toBeUndefined();
@@ -100,13 +100,17 @@ describe('TCP (RFC 9293) header and options', () => {
     expect(r.seqLen()).toBe(4);
   });
 
-  it('handles seq/ack values with the top bit set as unsigned', () => {
-    const r = new TcpRepr({ srcPort: 1, dstPort: 2, seq: 0xffffffff, ack: 0x80000000, flags: TcpFlags.ACK, window: 1 });
+  it('holds seq/ack/timestamps with the top bit set as signed 32-bit integers and writes the same bits', () => {
+    const r = new TcpRepr({ srcPort: 1, dstPort: 2, seq: 0xffffffff, ack: 0x80000000, flags: TcpFlags.ACK, window: 1, tsVal: 0xfffffffe, tsEcr: 0x90000000 });
+    expect([r.seq, r.ack, r.tsVal, r.tsEcr]).toEqual([-1, -0x80000000, -2, 0x90000000 | 0]);
     const out = Buffer.alloc(r.bufferLen());
     r.emit(out, up(out.length));
-    const back = TcpRepr.parse(TcpPacket.newChecked(out), { pseudoSum: up(out.length) });
-    expect(back.seq).toBe(0xffffffff);
-    expect(back.ack).toBe(0x80000000);
+    const p = TcpPacket.newChecked(out);
+    expect([p.seq, p.ack]).toEqual([0xffffffff, 0x80000000]); // the view reads the wire unsigned
+    const back = TcpRepr.parse(p, { pseudoSum: up(out.length) });
+    expect([back.seq, back.ack, back.tsVal, back.tsEcr]).toEqual([-1, -0x80000000, -2, 0x90000000 | 0]);
+    // Small integers to V8 (no heap number per field); the same bits as the unsigned reading.
+    expect([back.seq >>> 0, back.ack >>> 0]).toEqual([0xffffffff, 0x80000000]);
   });
 
   it('keeps ECN and AE bits in the flags', () => {
