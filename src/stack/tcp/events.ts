@@ -47,21 +47,27 @@ const CLOSED = 16;
 export class TcpEventQueue {
   private bits = 0;
   private reason: TcpResetReason = 'peer-reset';
-  private data: Buffer[] = [];
+  /**
+   * Chunks received, in data[0, dataLen). The arrays keep their storage:
+   * emptying one with `length = 0` would drop it, and the next segment
+   * would allocate anew.
+   */
+  private data: Array<Buffer | undefined> = [];
+  private dataLen = 0;
   /** The array data is swapped with during delivery (no allocation per segment). */
-  private spare: Buffer[] = [];
+  private spare: Array<Buffer | undefined> = [];
   /** Set by silence(): only onClosed is still delivered. */
   private silenced = false;
 
   get pending(): boolean {
-    return this.bits !== 0 || this.data.length > 0;
+    return this.bits !== 0 || this.dataLen > 0;
   }
 
   established(): void {
     this.bits |= ESTABLISHED;
   }
   received(data: Buffer): void {
-    this.data.push(data);
+    this.data[this.dataLen++] = data;
   }
   eof(): void {
     this.bits |= EOF;
@@ -85,7 +91,8 @@ export class TcpEventQueue {
   silence(): void {
     this.silenced = true;
     this.bits &= CLOSED;
-    this.data.length = 0;
+    this.data.fill(undefined, 0, this.dataLen);
+    this.dataLen = 0;
   }
 
   /**
@@ -96,13 +103,15 @@ export class TcpEventQueue {
     while (this.pending) {
       const bits = this.bits;
       const data = this.data;
+      const n = this.dataLen;
       this.bits = 0;
       this.data = this.spare;
+      this.dataLen = 0;
       try {
         if (bits & ESTABLISHED && !this.silenced) app.onEstablished();
-        for (let i = 0; i < data.length && !this.silenced; i++) app.onData(data[i]);
+        for (let i = 0; i < n && !this.silenced; i++) app.onData(data[i]!);
       } finally {
-        data.length = 0;
+        data.fill(undefined, 0, n); // the views of frames go now
         this.spare = data;
       }
       if (bits & EOF && !this.silenced) app.onEof();

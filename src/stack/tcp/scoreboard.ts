@@ -157,7 +157,10 @@ export class Scoreboard {
       }
       break;
     }
-    if (this.head === recs.length) {
+    if (this.head === recs.length && this.head >= 64) {
+      // All acknowledged: start over. Not after every ACK: emptying an
+      // array drops its storage, and the next send would allocate anew
+      // (once per round trip for request/response traffic).
       recs.length = 0;
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > recs.length) {
