@@ -5,7 +5,7 @@
 // no allocation, no event-loop turn before the receive window reopens.
 //
 // Read this first:
-// - The fd belongs to Node: never cached, never closed here. socketFd()
+// - The fd belongs to Node: never cached, never closed here. streamFd()
 //   reads it from the live handle each time (null once destroyed), so a
 //   closed-and-reused fd number is never written to.
 // - Only for a socket with nothing queued in Node (writableLength 0):

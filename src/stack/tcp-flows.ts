@@ -169,6 +169,8 @@ export class TcpTable {
    */
   private readonly dirty: Array<TcpFlow | undefined> = [];
   private dirtyLen = 0;
+  /** A flush() is running: a nested call leaves the work to it (see flush()). */
+  private flushing = false;
   /** The flow whose dispatch is running: what emit() frames segments for. */
   private emitting: TcpFlow | undefined;
   /** The one emit callback every dispatch gets (no closure per flow: one call target for V8). */
@@ -715,28 +717,43 @@ export class TcpTable {
       }
     }
     const dirty = this.dirty;
-    if (this.dirtyLen === 0) return;
+    // Flows marked during the loop are appended and dispatched by it, so a
+    // flush called from inside one (a hook's callback) has nothing to add;
+    // running its own loop would reset dirtyLen under this one.
+    if (this.dirtyLen === 0 || this.flushing) return;
+    this.flushing = true;
     let failure: unknown;
-    // Flows marked during the loop are appended and dispatched in it too.
-    for (let i = 0; i < this.dirtyLen; i++) {
-      const flow = dirty[i]!;
-      dirty[i] = undefined;
-      if (!flow.dirty) continue; // removed since, or dispatched by a nested flush
-      flow.dirty = false;
-      try {
-        this.dispatchOne(now, flow);
-        flow.conn.deliverEvents();
-      } catch (e) {
-        this.fail(now, flow); // that flow is reset; the others are still dispatched
-        failure ??= e;
-        continue;
+    let i = 0;
+    try {
+      for (; i < this.dirtyLen; i++) {
+        const flow = dirty[i]!;
+        dirty[i] = undefined;
+        if (!flow.dirty) continue; // removed since it was marked
+        flow.dirty = false;
+        try {
+          this.dispatchOne(now, flow);
+          flow.conn.deliverEvents();
+        } catch (e) {
+          this.fail(now, flow); // that flow is reset; the others are still dispatched
+          failure ??= e;
+          continue;
+        }
+        if (this.has(flow)) {
+          const at = flow.conn.pollAt();
+          if (at < this.nextAt) this.nextAt = at;
+        }
       }
-      if (this.has(flow)) {
-        const at = flow.conn.pollAt();
-        if (at < this.nextAt) this.nextAt = at;
+    } finally {
+      // Normally nothing is left; if the loop itself threw, what it had not
+      // reached stays marked and listed for the next flush.
+      let k = 0;
+      for (let j = i + 1; j < this.dirtyLen; j++) {
+        dirty[k++] = dirty[j];
+        dirty[j] = undefined;
       }
+      this.dirtyLen = k;
+      this.flushing = false;
     }
-    this.dirtyLen = 0;
     if (failure !== undefined) throw failure;
   }
 
