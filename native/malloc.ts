@@ -10,7 +10,10 @@
 // one (attach -c, MTU 65520, iperf3 -R 4 s). With one arena and a fixed
 // 128 KiB threshold the peak RSS went 70.4-72.1 -> 68.1-70.4 MiB (3 runs
 // each way, same throughput). glibc fixes the arena limit the first time a
-// second thread needs an arena, so this runs first (src/cli/early.ts).
+// second thread needs an arena, so this runs first (src/cli/early.ts); the
+// threads Node.js starts before any JavaScript runs (V8's workers) already
+// have theirs, which is why the launchers ask for one worker only
+// (--v8-pool-size=1, src/cli/slirp4netns.sh).
 
 import { libc } from './libc.js';
 

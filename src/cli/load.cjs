@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=1024
+#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=1024 --v8-pool-size=1
 // The commands users run (tsnet: dist/src/cli/main.cjs; the drop-in's Node.js
 // entry: dist/src/cli/slirp4netns.cjs) are this one file, copied under each
 // name by scripts/build.sh. It runs the one-file CommonJS bundle beside it

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=1024
+#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=1024 --v8-pool-size=1
 // tsnet's command line: commander definitions for every subcommand. Parses
 // flags into one typed options object per command and hands it to src/host;
 // nothing else happens here. Errors that are the user's or the machine's

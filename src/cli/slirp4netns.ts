@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=1024
+#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=1024 --v8-pool-size=1
 // The `slirp4netns` entry point: slirp4netns's command-line contract, so
 // podman and rootlesskit can run tsnet unmodified. getopt_long-style parsing
 // (long options with =VALUE or a separate VALUE, short options grouped or

@@ -19,7 +19,7 @@ self=$(readlink -f "$0" 2>/dev/null) || self=$0 # no readlink on the PATH: as ca
 entry=${self%/*}/main.cjs
 # The same flags as main.cjs's #! line (the code cache is built under them;
 # test/unit/cli/output.test.ts holds the two together).
-node_flags='--max-semi-space-size=1 --max-old-space-size=1024'
+node_flags='--max-semi-space-size=1 --max-old-space-size=1024 --v8-pool-size=1'
 
 if [ "${1:-}" = run ] && [ -z "${TSNET_SANDBOX_NS:-}" ]; then
 	sandbox=1

@@ -97,7 +97,7 @@ describe('tsnet launcher (src/cli/tsnet.sh): tsnet run starts inside the sandbox
   afterAll(() => fs.rmSync(bin, { recursive: true, force: true }));
   const start = (args: string[], env: Record<string, string> = {}) =>
     execFileSync('sh', [script, ...args], { env: { PATH: `${bin}:/usr/bin:/bin`, ...env }, encoding: 'utf8' }).trim();
-  const flags = '--max-semi-space-size=1 --max-old-space-size=1024';
+  const flags = '--max-semi-space-size=1 --max-old-space-size=1024 --v8-pool-size=1';
   const entry = path.join(path.dirname(script), 'main.cjs');
 
   it('run (any flags but those two): one Node.js, started in the namespaces (TSNET_SANDBOX_NS=1)', () => {
