@@ -19,6 +19,8 @@
 // ~85 MiB of Node, code and fixed pools + at most 2 × the budget (reads in
 // flight can pass it by one fair share per flow) ≈ 213 MiB, under 256 MiB
 // whatever the guest does. A single transfer still gets 2 MiB windows.
+import { idiv } from './idiv.js';
+
 export const DEFAULT_MEMORY_BUDGET = 64 * 1024 * 1024;
 
 export class MemoryBudget {
@@ -70,7 +72,7 @@ export class MemoryBudget {
    * is free.
    */
   share(flows: number, held: number): number {
-    const fair = Math.floor(this.limit / Math.max(1, flows));
+    const fair = idiv(this.limit, Math.max(1, flows));
     const room = held + this.free;
     // Held back by real pressure (under a quarter free): remember to wake
     // flows when it eases. Not otherwise — waking every flow on every

@@ -40,6 +40,7 @@ import { isIpv6 } from './addresses.js';
 import { macFor6 } from './config.js';
 import { routeFor, routeFor6, type NatOptions, type Route } from './nat.js';
 import { TcpConnection, rstForUnknown, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
+import { idiv } from './idiv.js';
 
 export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'host6' } | { kind: 'dns' }>;
 
@@ -166,7 +167,7 @@ export function connectionConfig(mtu: number, iss: number, over: Partial<TcpConn
 
 /** Each connection's share of the TAP queue (see TOTAL_SEGMENTS_IN_FLIGHT), `unit` the largest frame it holds. */
 function windowShare(unit: number, connections: number): number {
-  return Math.max(2 * unit, Math.floor((TOTAL_SEGMENTS_IN_FLIGHT * unit) / Math.max(1, connections)));
+  return Math.max(2 * unit, idiv(TOTAL_SEGMENTS_IN_FLIGHT * unit, Math.max(1, connections)));
 }
 
 export class TcpTable {

@@ -14,6 +14,7 @@
 // RFC 3465 (byte counting).
 
 import { seqGe, seqGt } from './seq.js';
+import { idiv } from '../idiv.js';
 
 /** Upper bound on cwnd: far beyond any window, and keeps arithmetic small. */
 const MAX_CWND = 1 << 30;
@@ -111,7 +112,7 @@ export class NewReno {
     // (ACK − 1 > RFC recover  ⇔  ACK > our recover.)
     if (this.inRecovery || !seqGt(ack, this.recover)) return false;
     // RFC 6582 §3.2 step 2 / RFC 5681 §3.2 step 2: ssthresh = max(FlightSize/2, 2*SMSS).
-    this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss);
+    this.ssthresh = Math.max(idiv(flight, 2), 2 * this.mss);
     // RFC 6582 §3.2 step 2: record the highest sequence number transmitted.
     this.recover = sndMax;
     // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3*SMSS ("inflating" by the
@@ -165,7 +166,7 @@ export class NewReno {
    */
   enterRecovery(flight: number, sndMax: number): boolean {
     if (this.inRecovery) return false;
-    this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss);
+    this.ssthresh = Math.max(idiv(flight, 2), 2 * this.mss);
     this.cwnd = this.ssthresh;
     this.recover = sndMax;
     this.inRecovery = true;
@@ -184,7 +185,7 @@ export class NewReno {
    * response, without entering recovery (Linux: CWR, ssthresh = cwnd/2).
    */
   onProbeRepairedLoss(): void {
-    this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 2 * this.mss);
+    this.ssthresh = Math.max(idiv(this.cwnd, 2), 2 * this.mss);
     this.cwnd = Math.min(this.cwnd, this.ssthresh);
     this.bytesAcked = 0;
   }
@@ -194,7 +195,7 @@ export class NewReno {
     // RFC 5681 §3.1 eq. 4: ssthresh = max(FlightSize/2, 2*SMSS) — on the
     // first timeout only; later back-to-back timeouts keep it (§3.1 note:
     // ssthresh is not halved again for a retransmission that is lost).
-    if (!this.inTimeoutLoss) this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss);
+    if (!this.inTimeoutLoss) this.ssthresh = Math.max(idiv(flight, 2), 2 * this.mss);
     // RFC 5681 §3.1: after a timeout cwnd = LW (1 SMSS; see LOSS_WINDOW_SEGMENTS).
     this.cwnd = lwSegments * this.mss;
     this.inRecovery = false;

@@ -17,6 +17,7 @@ import { TcpFlags, TcpRepr } from '../../wire/tcp.js';
 import { inWindow, seqAdd, seqDiff, seqGe, seqLe } from './seq.js';
 import { acceptsData, isSynchronized, TcpState } from './state.js';
 import { TS_OPT_LEN, type Tcb } from './tcb.js';
+import { idiv, idivCeil } from '../idiv.js';
 
 const { FIN } = TcpFlags;
 
@@ -223,10 +224,10 @@ function windowField(t: Tcb): number {
   // when the window can grow by min(buffer/2, MSS).
   if (avail - cur >= Math.min(t.rcvBufSize / 2, t.mss)) wnd = avail;
   const shift = t.rcvShift;
-  let field = Math.floor(wnd / 2 ** shift);
+  let field = idiv(wnd, 2 ** shift);
   // RFC 9293 §3.8.6.2.1 / RFC 7323 §2.4: never retract the right edge —
   // round up when scaling would cut into the window already offered.
-  if (field * 2 ** shift < cur) field = Math.ceil(cur / 2 ** shift);
+  if (field * 2 ** shift < cur) field = idivCeil(cur, 2 ** shift);
   if (field > 0xffff) field = 0xffff;
   t.rcvAdvRight = seqAdd(t.rcvNxt, field * 2 ** shift);
   return field;

@@ -22,6 +22,7 @@
 //   the capacity to the flow's fair share of the budget.
 
 import type { MemoryBudget } from '../budget.js';
+import { idiv } from '../idiv.js';
 
 /** Block size: large enough that few MSS-sized segments span two blocks. */
 export const BLOCK = 256 * 1024;
@@ -80,7 +81,7 @@ export class SendBuffer {
       // Promise only what push() can store: room in the blocks held plus
       // the blocks the budget can still give.
       const inBlocks = this.held - (this.end - this.firstPos);
-      space = Math.max(0, Math.min(space, inBlocks + Math.floor(this.budget.free / BLOCK) * BLOCK));
+      space = Math.max(0, Math.min(space, inBlocks + idiv(this.budget.free, BLOCK) * BLOCK));
     }
     return space;
   }
@@ -91,7 +92,7 @@ export class SendBuffer {
     let done = 0;
     while (done < n) {
       const pos = this.end + done;
-      const k = Math.floor((pos - this.firstPos) / BLOCK);
+      const k = idiv(pos - this.firstPos, BLOCK);
       if (k === this.blocks.length) {
         if (this.budget && !this.budget.take(BLOCK)) break;
         this.blocks.push(takeBlock());
@@ -142,7 +143,7 @@ export class SendBuffer {
     if (len <= 0) return Buffer.alloc(0);
     if (offset < 0 || pos + len > this.end) throw new RangeError('send buffer slice out of range');
     const rel = pos - this.firstPos;
-    const k = Math.floor(rel / BLOCK);
+    const k = idiv(rel, BLOCK);
     const at = rel - k * BLOCK;
     if (at + len <= BLOCK) return this.blocks[k]!.subarray(at, at + len);
     const out = len <= SPAN_SCRATCH.length ? SPAN_SCRATCH.subarray(0, len) : Buffer.allocUnsafe(len);
