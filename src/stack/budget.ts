@@ -19,7 +19,7 @@
 // ~85 MiB of Node, code and fixed pools + at most 2 × the budget (reads in
 // flight can pass it by one fair share per flow) ≈ 213 MiB, under 256 MiB
 // whatever the guest does. A single transfer still gets 2 MiB windows.
-import { idiv } from './idiv.js';
+import { idiv } from './numbers.js';
 
 export const DEFAULT_MEMORY_BUDGET = 64 * 1024 * 1024;
 

@@ -40,7 +40,7 @@ import { isIpv6 } from './addresses.js';
 import { macFor6 } from './config.js';
 import { routeFor, routeFor6, type NatOptions, type Route } from './nat.js';
 import { TcpConnection, rstForUnknown, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
-import { idiv } from './idiv.js';
+import { idiv } from './numbers.js';
 
 export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'host6' } | { kind: 'dns' }>;
 

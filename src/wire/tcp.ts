@@ -277,8 +277,10 @@ export class TcpRepr implements TcpFields {
     const r = new TcpRepr({
       srcPort: p.srcPort,
       dstPort: p.dstPort,
-      seq: p.seq,
-      ack: p.ack,
+      // Signed 32-bit, as the constructor keeps them: unsigned values of
+      // 2^31 and up would make this literal's fields doubles.
+      seq: p.seq | 0,
+      ack: p.ack | 0,
       flags: p.flags,
       window: p.window,
       urgent: p.urgent,

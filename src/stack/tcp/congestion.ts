@@ -14,7 +14,7 @@
 // RFC 3465 (byte counting).
 
 import { seqGe, seqGt } from './seq.js';
-import { idiv } from '../idiv.js';
+import { idiv } from '../numbers.js';
 
 /** Upper bound on cwnd: far beyond any window, and keeps arithmetic small. */
 const MAX_CWND = 1 << 30;

@@ -159,7 +159,7 @@ export function processAckOfSyn(t: Tcb, now: number, seg: TcpRepr): boolean {
   }
   synAcked(t, now, seg);
   // "SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK" (now scaled).
-  t.sndWnd = seg.window * 2 ** t.sndShift;
+  t.sndWnd = seg.window * (1 << t.sndShift);
   t.maxSndWnd = Math.max(t.maxSndWnd, t.sndWnd);
   t.sndWl1 = seg.seq | 0;
   t.sndWl2 = seg.ack;

@@ -17,6 +17,7 @@
 
 import type { Scoreboard, SegRecord } from './scoreboard.js';
 import { seqGe, seqGt } from './seq.js';
+import { DOUBLE_ZERO } from '../numbers.js';
 
 /** RFC 8985 §6.2 step 4: reo_wnd_persist restarts at 16 recoveries after a D-SACK. */
 const REO_WND_PERSIST = 16;
@@ -35,13 +36,13 @@ export class Rack {
   endSeq = 0;
   order = 0;
   /** RACK.rtt: RTT of that segment. */
-  rtt = 0;
+  rtt = DOUBLE_ZERO;
   /** RACK.fack: highest sequence number delivered (end). */
   fack: number;
   minRtt = Infinity;
   private minRttAt = -Infinity;
   /** Smoothed per-segment RTT (RFC 6298 §2 weights), for reo_wnd and PTO. */
-  srtt = 0;
+  srtt = DOUBLE_ZERO;
   hasSrtt = false;
   reorderingSeen = false;
   reoWndMult = 1;

@@ -17,7 +17,7 @@ import { TcpFlags, TcpRepr } from '../../wire/tcp.js';
 import { inWindow, seqAdd, seqDiff, seqGe, seqLe } from './seq.js';
 import { acceptsData, isSynchronized, TcpState } from './state.js';
 import { TS_OPT_LEN, type Tcb } from './tcb.js';
-import { idiv, idivCeil } from '../idiv.js';
+import { idiv, idivCeil } from '../numbers.js';
 
 const { FIN } = TcpFlags;
 
@@ -194,9 +194,9 @@ export function consumed(t: Tcb, n: number, recheck: boolean): void {
   if (!isSynchronized(t.state) || !acceptsData(t.state)) return;
   const adv = Math.max(0, seqDiff(t.rcvAdvRight, t.rcvNxt));
   // What the window field can express at most (65535 << our shift).
-  const avail = Math.min(rcvAvail(t), 0xffff * 2 ** t.rcvShift);
-  if (avail - adv < Math.min(2 * t.mss, t.rcvBufSize / 2)) return; // not worth announcing (SWS avoidance)
-  if (adv >= Math.min(WINDOW_ROOM_MSS * t.mss, t.rcvBufSize / 2)) return; // the peer has room
+  const avail = Math.min(rcvAvail(t), 0xffff * (1 << t.rcvShift));
+  if (avail - adv < Math.min(2 * t.mss, t.rcvBufSize * 0.5)) return; // not worth announcing (SWS avoidance)
+  if (adv >= Math.min(WINDOW_ROOM_MSS * t.mss, t.rcvBufSize * 0.5)) return; // the peer has room
   // A peer whose last segment was short sent what it had, not what the
   // window allowed; while a full segment still fits it is not waiting for
   // us either. At MTU 65520 the SYN-ACK's 64 KiB is one segment: without
@@ -222,14 +222,15 @@ function windowField(t: Tcb): number {
   let wnd = cur;
   // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): move the right edge only
   // when the window can grow by min(buffer/2, MSS).
-  if (avail - cur >= Math.min(t.rcvBufSize / 2, t.mss)) wnd = avail;
+  if (avail - cur >= Math.min(t.rcvBufSize * 0.5, t.mss)) wnd = avail;
   const shift = t.rcvShift;
-  let field = idiv(wnd, 2 ** shift);
+  const unit = 1 << shift;
+  let field = idiv(wnd, unit);
   // RFC 9293 §3.8.6.2.1 / RFC 7323 §2.4: never retract the right edge —
   // round up when scaling would cut into the window already offered.
-  if (field * 2 ** shift < cur) field = idivCeil(cur, 2 ** shift);
+  if (field * unit < cur) field = idivCeil(cur, unit);
   if (field > 0xffff) field = 0xffff;
-  t.rcvAdvRight = seqAdd(t.rcvNxt, field * 2 ** shift);
+  t.rcvAdvRight = seqAdd(t.rcvNxt, field * unit);
   return field;
 }
 

@@ -63,7 +63,7 @@ export function processAck(t: Tcb, now: number, seg: TcpRepr): boolean {
     return false;
   }
   const acked = seqDiff(ack, t.sndUna);
-  const segWnd = seg.window * 2 ** t.sndShift;
+  const segWnd = seg.window * (1 << t.sndShift);
   t.rack.advanced = false;
 
   if (acked > 0) {
@@ -101,7 +101,7 @@ export function processAck(t: Tcb, now: number, seg: TcpRepr): boolean {
 
   if (acked > 0 && t.sendBlocked) {
     const space = t.sendBuf.space;
-    if (space >= (space + t.sendBuf.length) / 4 || t.sendBuf.length === 0) {
+    if (space >= (space + t.sendBuf.length) * 0.25 || t.sendBuf.length === 0) {
       t.sendBlocked = false;
       if (!t.finQueued) t.events.sendSpace();
     }

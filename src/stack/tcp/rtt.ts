@@ -10,6 +10,8 @@
 // from segments that were retransmitted, unless the sample comes from a
 // timestamp echo (RFC 7323 §4), which names the transmission unambiguously.
 
+import { DOUBLE_ZERO } from '../numbers.js';
+
 /** RFC 6298 §2: alpha = 1/8, beta = 1/4. */
 const ALPHA = 1 / 8;
 const BETA = 1 / 4;
@@ -33,9 +35,9 @@ export const MAX_RTO_MS = 60_000;
 
 export class RttEstimator {
   /** Smoothed round-trip time (ms); meaningless until hasSample. */
-  srtt = 0;
+  srtt = DOUBLE_ZERO;
   /** Round-trip time variation (ms). */
-  rttvar = 0;
+  rttvar = DOUBLE_ZERO;
   hasSample = false;
   private rtoMs = INITIAL_RTO_MS;
 
@@ -50,7 +52,7 @@ export class RttEstimator {
     if (!this.hasSample) {
       // RFC 6298 §2.2: first measurement R: SRTT = R, RTTVAR = R/2.
       this.srtt = r;
-      this.rttvar = r / 2;
+      this.rttvar = r * 0.5;
       this.hasSample = true;
     } else {
       // RFC 6298 §2.3: RTTVAR first (it uses the old SRTT), then SRTT.

@@ -22,7 +22,7 @@
 //   the capacity to the flow's fair share of the budget.
 
 import type { MemoryBudget } from '../budget.js';
-import { idiv } from '../idiv.js';
+import { idiv } from '../numbers.js';
 
 /** Block size: large enough that few MSS-sized segments span two blocks. */
 export const BLOCK = 256 * 1024;

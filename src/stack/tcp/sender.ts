@@ -110,7 +110,7 @@ export function nextSendLen(t: Tcb, ignoreCwnd = false): number {
   // window, or nothing is in flight (no ACK would come to open the window).
   // Data-limited short segments go out at once (like TCP_NODELAY: dispatch
   // runs once per I/O batch, which already coalesces small writes).
-  if (len < mssSeg && len < avail && off > 0 && len < t.maxSndWnd / 2) return -1;
+  if (len < mssSeg && len < avail && off > 0 && len < t.maxSndWnd * 0.5) return -1;
   return len;
 }
 

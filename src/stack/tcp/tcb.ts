@@ -33,6 +33,7 @@ import { Scoreboard } from './scoreboard.js';
 import { SendBuffer } from './send-buffer.js';
 import { seqAdd, seqGt } from './seq.js';
 import { TcpState, isSynchronized, transition, type TcpEvent } from './state.js';
+import { DOUBLE_ZERO } from '../numbers.js';
 
 export interface TcpConnectionConfig {
   /** MSS we advertise and the max payload we send (the caller passes MTU-40, clamped by the peer's MSS option). */
@@ -277,7 +278,7 @@ export class Tcb {
   dupAcks = 0;
   rttTiming = false;
   rttSeq = 0;
-  rttTime = 0;
+  rttTime = DOUBLE_ZERO;
   /** Our TSval when we last retransmitted anything (undefined: never). */
   lastRtxTs: number | undefined;
   /** Every segment in [SND.UNA, SND.MAX) with its send time and fate. */
@@ -323,7 +324,7 @@ export class Tcb {
   closedNotified = false;
   emitFn: TcpEmit | undefined;
   /** The time of the dispatch in progress (emission happens only inside dispatch). */
-  emitNow = 0;
+  emitNow = DOUBLE_ZERO;
 
   constructor(
     readonly localPort: number,

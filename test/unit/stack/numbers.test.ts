@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { idiv, idivCeil } from '../../../src/stack/idiv.js';
+import { DOUBLE_ZERO, idiv, idivCeil } from '../../../src/stack/numbers.js';
 
 describe('idiv / idivCeil', () => {
   it('equal Math.floor / Math.ceil of the quotient for non-negative integers', () => {
@@ -23,5 +23,15 @@ describe('idiv / idivCeil', () => {
       expect(idiv(a, b)).toBe(Math.floor(a / b));
       expect(idivCeil(a, b)).toBe(Math.ceil(a / b));
     }
+  });
+});
+
+describe('DOUBLE_ZERO', () => {
+  it('is zero to every comparison, sum and printout', () => {
+    expect(DOUBLE_ZERO === 0).toBe(true);
+    expect(DOUBLE_ZERO + 1.5).toBe(1.5);
+    expect(Math.max(DOUBLE_ZERO, 0) === 0).toBe(true);
+    expect(String(DOUBLE_ZERO)).toBe('0');
+    expect(JSON.stringify({ srtt: DOUBLE_ZERO })).toBe('{"srtt":0}');
   });
 });
