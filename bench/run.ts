@@ -15,6 +15,10 @@
 // (RSS less the pages shared with other processes), and (tsnet's drop-in bin and slirp4netns) exec to tap0
 // and exec to the ready fd as a script starting it with -c sees them; and,
 // beside tsnet, the floor Node.js itself sets (start time and idle RSS). Prints a table and writes JSON (--out).
+// Each stack's turn also records the share of the machine's CPU time the
+// hypervisor took for other guests meanwhile (steal, /proc/stat): on a
+// shared virtual machine a turn with much steal runs slower for reasons
+// that are not the stack's, which the spreads alone do not tell.
 //
 // --repeat N runs everything N times, the stacks taking turns within each
 // round (so a noisy minute hits them all), and reports each figure as the
@@ -439,6 +443,19 @@ async function benchStack(stack: string, args: Args): Promise<Row> {
   return row;
 }
 
+/** The machine's CPU time so far (/proc/stat's first line), in ticks: all of it, and what the hypervisor stole. */
+function cpuTicks(): { steal: number; total: number } {
+  // user nice system idle iowait irq softirq steal [guest guest_nice: already counted in user and nice]
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+}
+
+/** Percent of the machine's CPU time stolen between two cpuTicks() readings. */
+function stealPct(a: { steal: number; total: number }, b: { steal: number; total: number }): number {
+  const dt = b.total - a.total;
+  return dt > 0 ? (100 * (b.steal - a.steal)) / dt : 0;
+}
+
 /** The kernel's own veth between a namespace and the host: the ceiling (root only). */
 async function benchVeth(args: Args): Promise<Row> {
   const row: Row = {};
@@ -569,13 +586,15 @@ function table(summaries: Record<string, Summary>, args: Args): string {
   for (const mtu of args.mtus) metrics.push([`rss${mtu}`, `peak RSS MiB (MTU ${mtu} run)`, 1, false]);
   metrics.push(['nodeRssMiB', 'Node.js floor: idle `node` RSS MiB', 1, false]);
   for (const mtu of args.mtus) metrics.push([`priv${mtu}`, `private MiB at the end (MTU ${mtu} run)`, 1, false]);
+  metrics.push(['stealPct', 'CPU stolen by the hypervisor during the turn, %', 0, false]);
   const header = ['metric', ...cols, 'tsnet/slirp4netns'];
   const lines = [header];
   for (const [key, label, digits] of metrics) {
     const vals = cols.map((c) => fmt(results[c]![key] as number | undefined, digits) + spreadOf(c, key, digits));
     const t = results.tsnet?.[key];
     const s = results.slirp4netns?.[key];
-    const ratio = typeof t === 'number' && typeof s === 'number' && s > 0 ? `${(t / s).toFixed(2)}×` : '—';
+    // Steal is the machine's, not the stack's: no ratio.
+    const ratio = key !== 'stealPct' && typeof t === 'number' && typeof s === 'number' && s > 0 ? `${(t / s).toFixed(2)}×` : '—';
     lines.push([label, ...vals, ratio]);
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
@@ -604,11 +623,15 @@ async function main(): Promise<void> {
           continue;
         }
         process.stderr.write(`bench: ${stack}${tag}...\n`);
+        const t0 = cpuTicks();
         results[stack] = await benchStack(stack, args);
+        results[stack].stealPct = stealPct(t0, cpuTicks());
       }
       if (args.veth && process.getuid!() === 0) {
         process.stderr.write(`bench: kernel veth${tag}...\n`);
+        const t0 = cpuTicks();
         results['kernel veth'] = await benchVeth(args);
+        results['kernel veth'].stealPct = stealPct(t0, cpuTicks());
       }
       runs.push(results);
     }
