@@ -11,14 +11,14 @@
 //   - fair shares that shrink under pressure: one of n flows may hold or
 //     advertise at most limit/n, and never more than is still free. So a
 //     single bulk transfer gets the full per-flow ceiling, while 200 stalled
-//     connections share the budget instead of each holding 2 MiB.
+//     connections share the budget instead of each holding 4 MiB.
 // Like Linux's tcp_mem (a global bound) plus per-socket autotuning (windows
 // sized by what the socket can use), but with one bound for every protocol.
 
 // What the default bounds (README "Limits and hardening"): tsnet's RSS ≤
 // ~85 MiB of Node, code and fixed pools + at most 2 × the budget (reads in
 // flight can pass it by one fair share per flow) ≈ 213 MiB, under 256 MiB
-// whatever the guest does. A single transfer still gets 2 MiB windows.
+// whatever the guest does. A single transfer still gets 4 MiB windows.
 import { idiv } from './numbers.js';
 
 export const DEFAULT_MEMORY_BUDGET = 64 * 1024 * 1024;

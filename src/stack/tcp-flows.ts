@@ -115,13 +115,13 @@ const HALF_OPEN_OLD_MS = 1000;
 
 /**
  * A connection's send buffer and receive window, at most. In a bulk transfer
- * to the guest the send buffer stays full (in flight: 3.7 of 4 MiB, the rest
- * read ahead of the window), so this is tsnet's memory per busy connection.
- * 4 -> 2 MiB: peak RSS of one bulk transfer at MTU 65520 64.4 -> 62.4 MiB,
- * throughput the same within this host's noise (iperf3 3 s, 5 runs each way
- * and each size, interleaved; compared on the runs with little CPU steal).
+ * to the guest the send buffer stays full (3.7 of 4 MiB in flight), so this
+ * is also tsnet's memory per busy connection. Tried 2 MiB: peak RSS of one
+ * bulk transfer 64.7 -> 62.9 MiB, but host->container at MTU 65520 lost
+ * ~6% (iperf3 4 s, 5 interleaved runs each: median 6.66 -> 6.23 Gbit/s,
+ * 1.21 -> 1.28 CPU s/GB), so 4 MiB it stays.
  */
-const MAX_BUFFER = 2 * 1024 * 1024;
+const MAX_BUFFER = 4 * 1024 * 1024;
 /** SYN retransmissions toward the guest before a forwarded client is reset (≈7 s). */
 const INBOUND_SYN_RETRIES = 2;
 /**

@@ -280,12 +280,12 @@ describe('the memory budget', () => {
     expect(flows.every((f) => tcp.get(f.id) !== undefined)).toBe(true);
   });
 
-  it('a single flow still gets the full per-connection buffer (2 MiB) when alone', () => {
+  it('a single flow still gets the full per-connection buffer (4 MiB) when alone', () => {
     const r = rig({});
     r.stack.receive(0, tcpFrame({ srcPort: 20000, dstPort: 80, seq: 5000, flags: TcpFlags.SYN }));
     const flow = r.opened[0]!;
     r.stack.tcp!.accepted(0, flow.id);
-    expect(r.stack.tcp!.sendSpace(flow.id)).toBe(2 * 1024 * 1024);
+    expect(r.stack.tcp!.sendSpace(flow.id)).toBe(4 * 1024 * 1024);
   });
 });
 
