@@ -230,6 +230,11 @@ function badOpt(): never {
  * src/stack/tcp/seq.ts; `>>> 0` gives the unsigned reading for display.
  */
 export class TcpRepr implements TcpFields {
+  // The stack's own constructions (src/stack/tcp) and parse() pass the
+  // fields as one literal shape — srcPort, dstPort, seq, ack, flags,
+  // window, urgent, payload, in that order — and set options on the repr
+  // afterwards: V8 then sees one map here, and optimized code built for it
+  // is not thrown away when a new shape shows up ("wrong map").
   srcPort: number;
   dstPort: number;
   seq: number;

@@ -28,7 +28,7 @@ import { processAck, updateTlp } from './recovery.js';
 import { output, send, sendSpace, startClose, updatePersist } from './sender.js';
 import { seqAdd } from './seq.js';
 import { TcpState } from './state.js';
-import { Tcb, type TcpConnectionConfig, type TcpConnectionStats, type TcpEmit } from './tcb.js';
+import { EMPTY, Tcb, type TcpConnectionConfig, type TcpConnectionStats, type TcpEmit } from './tcb.js';
 import { pollAt, runTimers } from './timers.js';
 
 export { TcpState } from './state.js';
@@ -47,7 +47,7 @@ const { SYN, RST, ACK } = TcpFlags;
 export function rstForUnknown(seg: TcpRepr): TcpRepr | undefined {
   if (seg.flags & RST) return undefined;
   if (seg.flags & ACK) {
-    return new TcpRepr({ srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: RST, window: 0 });
+    return new TcpRepr({ srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: RST, window: 0, urgent: 0, payload: EMPTY });
   }
   return new TcpRepr({
     srcPort: seg.dstPort,
@@ -56,6 +56,8 @@ export function rstForUnknown(seg: TcpRepr): TcpRepr | undefined {
     ack: seqAdd(seg.seq, seg.seqLen()),
     flags: RST | ACK,
     window: 0,
+    urgent: 0,
+    payload: EMPTY,
   });
 }
 

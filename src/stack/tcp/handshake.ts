@@ -79,8 +79,10 @@ export function sendSyn(t: Tcb, now: number): void {
     flags: synAck ? SYN | ACK : SYN,
     // RFC 7323 §2.2: the window in a SYN or SYN-ACK is never scaled.
     window: Math.min(t.rcvBufSize, 0xffff),
-    mss: t.mss,
+    urgent: 0,
+    payload: EMPTY,
   });
+  repr.mss = t.mss;
   if (!synAck || t.peerWsOffered) repr.windowScale = t.rcvShift;
   // RFC 2018 §2: SACK-permitted in our SYN; in a SYN-ACK only if the peer offered it.
   repr.sackPermitted = synAck ? t.sackOk : true;

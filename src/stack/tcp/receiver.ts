@@ -258,6 +258,7 @@ export function emitSegment(t: Tcb, now: number, flags: number, seq: number, pay
     ack: t.rcvNxt,
     flags,
     window: windowField(t),
+    urgent: 0,
     payload,
   });
   if (t.tsOk) {

@@ -466,7 +466,7 @@ export class Tcb {
   }
 
   bareSeg(flags: number, seq: number, ack: number): TcpRepr {
-    return new TcpRepr({ srcPort: this.localPort, dstPort: this.remotePort, seq, ack, flags, window: 0 });
+    return new TcpRepr({ srcPort: this.localPort, dstPort: this.remotePort, seq, ack, flags, window: 0, urgent: 0, payload: EMPTY });
   }
 
   /** A control segment (RST) for the next dispatch. */
