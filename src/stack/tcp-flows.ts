@@ -162,7 +162,8 @@ export function connectionConfig(mtu: number, iss: number, over: Partial<TcpConn
   const mss = mtu - 40;
   const unit = offload ? Math.max(mss, TSO_SEGMENT_MAX) : mss;
   const buf = Math.min(MAX_BUFFER, MAX_SEGMENTS_IN_FLIGHT * unit);
-  return { mss, rcvBufSize: buf, sndBufSize: buf, iss, maxSegmentsInFlight: MAX_SEGMENTS_IN_FLIGHT, segmentMax: offload ? unit : undefined, ...over };
+  // iss as the connection keeps it (signed 32-bit, src/stack/tcp/seq.ts).
+  return { mss, rcvBufSize: buf, sndBufSize: buf, iss: iss | 0, maxSegmentsInFlight: MAX_SEGMENTS_IN_FLIGHT, segmentMax: offload ? unit : undefined, ...over };
 }
 
 /** Each connection's share of the TAP queue (see TOTAL_SEGMENTS_IN_FLIGHT), `unit` the largest frame it holds. */

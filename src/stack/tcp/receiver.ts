@@ -122,7 +122,9 @@ function processData(t: Tcb, now: number, seq: number, payload: Buffer): void {
   }
   // Trim what we already have (a retransmission overlapping RCV.NXT) and
   // what lies beyond the window ("segments ... trimmed to the window").
-  const start = -off;
+  // 0 - off, not -off: for off 0 that is -0, a heap number, and the sums
+  // below would turn ackPendingBytes into a double (src/stack/numbers.ts).
+  const start = 0 - off;
   const end = Math.min(payload.length, start + wnd);
   if (start > 0 || end < payload.length) t.ackNow = true;
   // RFC 2883: the part we already had goes back as a D-SACK.
