@@ -99,6 +99,18 @@ describe('passive open', () => {
     expect(segs[1].seq).toBe(o(1448));
   });
 
+  it('clamps a hostile window scale to 14 (RFC 7323 §2.3): the window stays what 14 gives', () => {
+    // Window scaling is a shift (1 << n, src/stack/numbers.ts): unclamped,
+    // a guest's scale of 255 would shift by 255 & 31 and turn the window negative.
+    const h = passive({ ...SYN, mss: 4096, windowScale: 255 }, { mss: 4096, sndBufSize: 1 << 20 });
+    h.conn.accept(0);
+    h.out();
+    h.in({ ...ACK, seq: g(0), ack: o(0), window: 1 });
+    h.conn.send(Buffer.alloc(100_000));
+    const sent = h.out().reduce((n, s) => n + s.payload.length, 0);
+    expect(sent).toBe(1 << 14);
+  });
+
   it('uses MSS 536 and no options when the SYN carries none', () => {
     const h = passive({ seq: GUEST_ISS, flags: F.SYN, window: 8192 }, { mss: 65480, rcvBufSize: 1 << 20 });
     h.conn.accept(0);
