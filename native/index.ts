@@ -5,6 +5,7 @@ export {
   E,
   NativeError,
   closeFd,
+  datagramPair,
   errno,
   errnoName,
   eventfd,

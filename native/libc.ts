@@ -57,6 +57,7 @@ export const raw = {
     'int ioctl(int fd, unsigned long req, unsigned long arg)',
   ),
   pipe2: fn<[fds: Int32Array, flags: number], number>('int pipe2(void *fds, int flags)'),
+  socketpair: fn<[domain: number, type: number, protocol: number, fds: Int32Array], number>('int socketpair(int domain, int type, int protocol, void *sv)'),
   eventfd: fn<[initval: number, flags: number], number>('int eventfd(unsigned int initval, int flags)'),
   getrandom: fn<[buf: Bytes, len: number, flags: number], number>('intptr_t getrandom(void *buf, uintptr_t buflen, unsigned int flags)'),
   poll: fn<[fds: Bytes, nfds: number, timeout: number], number>(
@@ -246,6 +247,18 @@ export function isFdOpen(fd: number): boolean {
 export function pipe(nonBlocking = false): [number, number] {
   const fds = new Int32Array(2);
   if (raw.pipe2(fds, O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0)) < 0) throwErrno('pipe2');
+  return [fds[0]!, fds[1]!];
+}
+
+/**
+ * socketpair(2) of connected AF_UNIX datagram sockets, close-on-exec: one
+ * datagram per read(2), as a TAP gives one frame per read, so tests stand
+ * one end in for a TAP device.
+ */
+export function datagramPair(): [number, number] {
+  const fds = new Int32Array(2);
+  // AF_UNIX = 1, SOCK_DGRAM = 2; SOCK_CLOEXEC is O_CLOEXEC on Linux.
+  if (raw.socketpair(1, 2 | O_CLOEXEC, 0, fds) < 0) throwErrno('socketpair');
   return [fds[0]!, fds[1]!];
 }
 
