@@ -3,11 +3,14 @@
 // e.g. "eth-not-for-us", "ipv4-fragment", "tcp-unhandled"), so `get_stats`
 // and the debug log can say exactly why a frame was dropped.
 
+import { DOUBLE_ZERO, reported } from './numbers.js';
+
 export class Counters {
-  rxFrames = 0;
-  rxBytes = 0;
-  txFrames = 0;
-  txBytes = 0;
+  // Doubles from the start: they pass 2^31 (src/stack/numbers.ts).
+  rxFrames = DOUBLE_ZERO;
+  rxBytes = DOUBLE_ZERO;
+  txFrames = DOUBLE_ZERO;
+  txBytes = DOUBLE_ZERO;
   /** ARP replies and ICMP echo replies sent, etc. Keyed by a short name. */
   readonly events = new Map<string, number>();
   readonly drops = new Map<string, number>();
@@ -35,10 +38,10 @@ export class Counters {
     drops: Record<string, number>;
   } {
     return {
-      rxFrames: this.rxFrames,
-      rxBytes: this.rxBytes,
-      txFrames: this.txFrames,
-      txBytes: this.txBytes,
+      rxFrames: reported(this.rxFrames),
+      rxBytes: reported(this.rxBytes),
+      txFrames: reported(this.txFrames),
+      txBytes: reported(this.txBytes),
       events: Object.fromEntries(this.events),
       drops: Object.fromEntries(this.drops),
     };

@@ -22,6 +22,13 @@
 //   function that relied on it deoptimizes ("wrong map"). Such fields start
 //   as DOUBLE_ZERO instead. Likewise `2 ** n` yields a double even when
 //   whole; window scaling uses `1 << n` (n ≤ 14).
+// - Numbers that only grow. A small integer ends at 2^31 - 1: a byte
+//   counter passes it after 2 GiB (seconds into a bulk transfer), and the
+//   change to a double deoptimizes ("not a Smi") and deprecates the map
+//   like a fraction does. Byte and frame counters start as DOUBLE_ZERO
+//   (and are reported through reported(), so that an untouched one reads
+//   0, not -0); stream positions are kept relative to what is held (the
+//   send buffer renumbers as it releases blocks), never absolute.
 
 /** ⌊a / b⌋ for integers a ≥ 0 and b > 0 (exact below 2^53). */
 export function idiv(a: number, b: number): number {
@@ -40,3 +47,8 @@ export function idivCeil(a: number, b: number): number {
  * Equal to 0 in every comparison and sum.
  */
 export const DOUBLE_ZERO = -0;
+
+/** A counter as reported: DOUBLE_ZERO reads as 0 (-0 + 0 is +0). */
+export function reported(x: number): number {
+  return x + 0;
+}

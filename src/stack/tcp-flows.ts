@@ -40,7 +40,7 @@ import { isIpv6 } from './addresses.js';
 import { macFor6 } from './config.js';
 import { routeFor, routeFor6, type NatOptions, type Route } from './nat.js';
 import { TcpConnection, rstForUnknown, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
-import { idiv } from './numbers.js';
+import { DOUBLE_ZERO, idiv, reported } from './numbers.js';
 
 export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'host6' } | { kind: 'dns' }>;
 
@@ -248,6 +248,8 @@ export class TcpTable {
   stats(): TcpConnectionStats {
     const t = { ...this.closedTotals };
     for (const f of this.live()) addStats(t, f.conn.stats);
+    t.bytesIn = reported(t.bytesIn);
+    t.bytesOut = reported(t.bytesOut);
     return t;
   }
 
@@ -267,8 +269,8 @@ export class TcpTable {
         flow: flow.id,
         guest: `${ipv4ToString(flow.guestIp)}:${flow.guestPort}`,
         peer: `${ipv4ToString(flow.peerIp)}:${flow.peerPort}`,
-        bytesIn: s.bytesIn,
-        bytesOut: s.bytesOut,
+        bytesIn: reported(s.bytesIn),
+        bytesOut: reported(s.bytesOut),
         retransmits: s.retransmits,
       });
       this.hooks.closed(flow);
@@ -842,7 +844,7 @@ export class TcpTable {
 }
 
 function emptyStats(): TcpConnectionStats {
-  return { bytesIn: 0, bytesOut: 0, retransmits: 0, segmentsIn: 0, segmentsOut: 0, dupAcks: 0, fastRetransmits: 0, rtoFired: 0, outOfOrder: 0 };
+  return { bytesIn: DOUBLE_ZERO, bytesOut: DOUBLE_ZERO, retransmits: 0, segmentsIn: 0, segmentsOut: 0, dupAcks: 0, fastRetransmits: 0, rtoFired: 0, outOfOrder: 0 };
 }
 
 function addStats(into: TcpConnectionStats, s: TcpConnectionStats): void {

@@ -24,6 +24,7 @@ import { WireError } from '../wire/errors.js';
 import { pseudoV4 } from '../wire/checksum.js';
 import type { Ipv6Packet } from '../wire/ipv6.js';
 import type { MemoryBudget } from './budget.js';
+import { DOUBLE_ZERO } from './numbers.js';
 import type { StackContext } from './context.js';
 import { icmpUnreachableFrame, icmpv6UnreachableFrame, ipv4Frame, udp6Frame, udpFrame } from './emit.js';
 import { isIpv6 } from './addresses.js';
@@ -299,7 +300,7 @@ export class UdpTable implements FlowOwner {
     if (!flow) {
       if (!flows.admit()) return undefined;
       if (addr6) ip = flows.v6.intern(addr6);
-      flow = { id: flows.newId(), kind: 'udp', guestIp: ip, guestPort: port, peerIp: 0, peerPort: 0, lastActive: now, datagramsOut: 0, datagramsIn: 0, bytesOut: 0, bytesIn: 0 };
+      flow = { id: flows.newId(), kind: 'udp', guestIp: ip, guestPort: port, peerIp: 0, peerPort: 0, lastActive: now, datagramsOut: 0, datagramsIn: 0, bytesOut: DOUBLE_ZERO, bytesIn: DOUBLE_ZERO };
       flows.insert(flow);
       this.ctx.counters.count('udp-flow-opened');
       this.ctx.event?.('udp flow opened', { flow: flow.id, guest: `${addr6 ? ipv6ToString(addr6) : ipv4ToString(ip)}:${port}` });

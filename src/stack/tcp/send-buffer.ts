@@ -14,8 +14,11 @@
 //   into a single reused buffer (Node's onread).
 // - A segment inside one block is a zero-copy view; one spanning two blocks
 //   is assembled in a shared scratch buffer (see slice()).
-// - Positions are absolute stream offsets; block k (from the first one kept)
-//   covers [firstPos + k·BLOCK, firstPos + (k+1)·BLOCK).
+// - Positions count from the start of the first block kept: block k covers
+//   [k·BLOCK, (k+1)·BLOCK). Releasing a block renumbers what is left, so
+//   positions stay below capacity + BLOCK however much the connection moves
+//   (absolute stream offsets would pass 2^31 after 2 GiB and turn every
+//   position into a double: src/stack/numbers.ts).
 // - Memory: every block a buffer holds is taken from the stack's
 //   MemoryBudget (src/stack/budget.ts) and given back when acknowledged; a
 //   push that needs a block the budget refuses stops short. `limit` narrows
@@ -47,11 +50,9 @@ const SPAN_SCRATCH = Buffer.allocUnsafeSlow(128 * 1024);
 
 export class SendBuffer {
   private readonly blocks: Buffer[] = [];
-  /** Absolute position where blocks[0] starts (a multiple of BLOCK). */
-  private firstPos = 0;
-  /** Absolute position of the first unacknowledged byte. */
+  /** Position of the first unacknowledged byte (from the start of blocks[0]). */
   private base = 0;
-  /** Absolute position just after the last byte. */
+  /** Position just after the last byte. */
   private end = 0;
 
   constructor(
@@ -80,7 +81,7 @@ export class SendBuffer {
     if (this.budget) {
       // Promise only what push() can store: room in the blocks held plus
       // the blocks the budget can still give.
-      const inBlocks = this.held - (this.end - this.firstPos);
+      const inBlocks = this.held - this.end;
       space = Math.max(0, Math.min(space, inBlocks + idiv(this.budget.free, BLOCK) * BLOCK));
     }
     return space;
@@ -92,12 +93,12 @@ export class SendBuffer {
     let done = 0;
     while (done < n) {
       const pos = this.end + done;
-      const k = idiv(pos - this.firstPos, BLOCK);
+      const k = idiv(pos, BLOCK);
       if (k === this.blocks.length) {
         if (this.budget && !this.budget.take(BLOCK)) break;
         this.blocks.push(takeBlock());
       }
-      const at = pos - this.firstPos - k * BLOCK;
+      const at = pos - k * BLOCK;
       done += data.copy(this.blocks[k]!, at, done, Math.min(n, done + BLOCK - at));
     }
     this.end += done;
@@ -108,23 +109,26 @@ export class SendBuffer {
   ack(n: number): void {
     if (n <= 0) return;
     this.base = Math.min(this.end, this.base + n);
-    while (this.blocks.length > 0 && this.firstPos + BLOCK <= this.base) {
+    while (this.blocks.length > 0 && BLOCK <= this.base) {
+      // blocks[0] is wholly acknowledged: release it and renumber.
       this.giveBack(this.blocks.shift()!);
-      this.firstPos += BLOCK;
+      this.base -= BLOCK;
+      this.end -= BLOCK;
     }
     if (this.base === this.end && this.blocks.length > 0) {
-      // Everything acknowledged: give the last block back too and restart
-      // the numbering at a block boundary.
+      // Everything acknowledged: give the last block back too; the next
+      // push starts a fresh block at its beginning.
       this.giveBack(this.blocks.pop()!);
-      this.firstPos = this.base - (this.base % BLOCK);
+      this.base = 0;
+      this.end = 0;
     }
   }
 
   /** Returns every block (the connection is gone). */
   dispose(): void {
     while (this.blocks.length > 0) this.giveBack(this.blocks.pop()!);
-    this.base = this.end;
-    this.firstPos = this.base - (this.base % BLOCK);
+    this.base = 0;
+    this.end = 0;
   }
 
   private giveBack(b: Buffer): void {
@@ -142,9 +146,8 @@ export class SendBuffer {
     const pos = this.base + offset;
     if (len <= 0) return Buffer.alloc(0);
     if (offset < 0 || pos + len > this.end) throw new RangeError('send buffer slice out of range');
-    const rel = pos - this.firstPos;
-    const k = idiv(rel, BLOCK);
-    const at = rel - k * BLOCK;
+    const k = idiv(pos, BLOCK);
+    const at = pos - k * BLOCK;
     if (at + len <= BLOCK) return this.blocks[k]!.subarray(at, at + len);
     const out = len <= SPAN_SCRATCH.length ? SPAN_SCRATCH.subarray(0, len) : Buffer.allocUnsafe(len);
     let done = this.blocks[k]!.copy(out, 0, at);

@@ -179,8 +179,9 @@ export class TcpTimers {
 export class Tcb {
   state: TcpState;
   readonly stats: TcpConnectionStats = {
-    bytesIn: 0,
-    bytesOut: 0,
+    // Doubles from the start: they pass 2^31 (src/stack/numbers.ts).
+    bytesIn: DOUBLE_ZERO,
+    bytesOut: DOUBLE_ZERO,
     retransmits: 0,
     segmentsIn: 0,
     segmentsOut: 0,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DOUBLE_ZERO, idiv, idivCeil } from '../../../src/stack/numbers.js';
+import { DOUBLE_ZERO, idiv, idivCeil, reported } from '../../../src/stack/numbers.js';
+import { Counters } from '../../../src/stack/counters.js';
 
 describe('idiv / idivCeil', () => {
   it('equal Math.floor / Math.ceil of the quotient for non-negative integers', () => {
@@ -33,5 +34,17 @@ describe('DOUBLE_ZERO', () => {
     expect(Math.max(DOUBLE_ZERO, 0) === 0).toBe(true);
     expect(String(DOUBLE_ZERO)).toBe('0');
     expect(JSON.stringify({ srtt: DOUBLE_ZERO })).toBe('{"srtt":0}');
+  });
+});
+
+describe('counters past 2^31', () => {
+  it('start as doubles yet report an untouched counter as 0, not -0', () => {
+    expect(Object.is(reported(DOUBLE_ZERO), 0)).toBe(true);
+    expect(reported(DOUBLE_ZERO + 2 ** 31 + 7)).toBe(2 ** 31 + 7);
+    const c = new Counters();
+    const s = c.snapshot();
+    for (const k of ['rxFrames', 'rxBytes', 'txFrames', 'txBytes'] as const) expect(Object.is(s[k], 0)).toBe(true);
+    c.rxBytes += 3 * 2 ** 30;
+    expect(c.snapshot().rxBytes).toBe(3 * 2 ** 30);
   });
 });

@@ -178,6 +178,25 @@ describe('SendBuffer', () => {
       expect(b.slice(b.length - 10, 10)).toEqual(pattern(pushed - 10, 10));
     }
   });
+
+  it('keeps its positions small however much passes through (no double past 2^31)', () => {
+    const b = new SendBuffer(1 << 20);
+    const positions = () => b as unknown as { base: number; end: number };
+    let pushed = 0;
+    let acked = 0;
+    // 96 MiB through a 1 MiB buffer, acknowledged in uneven steps.
+    while (pushed < 96 * 1024 * 1024) {
+      pushed += b.push(pattern(pushed, 200_000));
+      const n = Math.min(b.length, 170_000 + (pushed % 7919));
+      b.ack(n);
+      acked += n;
+      expect(positions().end).toBeLessThanOrEqual((1 << 20) + BLOCK);
+      expect(b.slice(0, Math.min(10, b.length))).toEqual(pattern(acked, Math.min(10, b.length)));
+    }
+    b.ack(b.length);
+    expect(positions().base).toBe(0);
+    expect(positions().end).toBe(0);
+  });
 });
 
 describe('NewReno', () => {
