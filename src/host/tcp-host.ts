@@ -6,19 +6,23 @@
 //     once); the rest goes to socket.write() and counts against the guest's
 //     receive window until the write callback says it left for the kernel
 //     (consumed), so a slow host peer shrinks the window the guest sees.
-//   host → guest: socket 'data' goes into the connection's bounded send
-//     buffer; what does not fit waits, with the socket paused, until the guest
-//     acknowledges (sendSpace).
+//   host → guest: reads go into the connection's bounded send buffer — a
+//     bulk flow's straight into the buffer's room (lent by the stack, no
+//     copy), others through one shared buffer; what does not fit waits,
+//     with the socket paused, until the guest acknowledges (sendSpace).
 // Connect outcome → SYN-ACK (accepted), RST (ECONNREFUSED), or ICMP
 // unreachable (ENETUNREACH → net, EHOSTUNREACH/timeout → host). Out of file
 // descriptors (EMFILE/ENFILE) refuses that one flow with RST, counted as
 // "host-fd-limit"; existing flows are untouched and new ones work again as
 // soon as descriptors free up.
 //
-// Memory (the stack's MemoryBudget): each read lands in one shared buffer
-// (onread; accepted forwarded sockets too, see onreadSocket) sized to the
-// room the flow's send buffer has, so host data never waits outside the
-// budget (where 'data' events must do, a remainder is counted); guest data
+// Memory (the stack's MemoryBudget): each read (onread; accepted forwarded
+// sockets too, see onreadSocket) lands in the flow's send buffer or in one
+// shared buffer sized to the room the send buffer has, so host data never
+// waits outside the budget (where 'data' events must do, a remainder is
+// counted). Only a flow whose last read was a bulk one reads in place: the
+// room lent for its next read stays held until then, and an idle
+// request/response flow should hold no block at all. Guest data
 // waiting to be written is counted until Node has written it. A host socket
 // the stack is done with but whose peer stops reading is destroyed after
 // LINGER_MS instead of being kept forever. Every socket event runs under the
@@ -53,8 +57,10 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 /** How long a finished flow's host socket may take to flush to a peer that does not read (Linux tcp_fin_timeout). */
 export const LINGER_MS = 60_000;
 const FD_ERRORS = new Set(['EMFILE', 'ENFILE']);
-/** Where host sockets read (onread); its contents are copied out before the next read. */
+/** Where host sockets read (onread) when not in place; its contents are copied out before the next read. */
 const READ_BUF = Buffer.allocUnsafeSlow(256 * 1024);
+/** A read at least this large marks a bulk flow: its next read lands in its send buffer in place. */
+const BULK_READ = 16 * 1024;
 
 interface HostConn {
   socket: net.Socket;
@@ -65,6 +71,10 @@ interface HostConn {
   ended: boolean;
   /** Reading stopped because the flow's send buffer is full. */
   paused: boolean;
+  /** The next read lands in the flow's lent send-buffer room (TcpTable.lendSendRoom), not READ_BUF. */
+  lent: boolean;
+  /** The last read was a bulk one (BULK_READ). */
+  bulk: boolean;
   /** Keepalive sweeps this connection has seen (see KEEPALIVE_SWEEP_MS); KEEPALIVE_ON once set. */
   sweeps: number;
 }
@@ -147,7 +157,7 @@ export class TcpHost implements TcpHooks {
       localAddress: net.isIPv6(host) ? this.opts.outboundAddr6 : this.opts.outboundAddr,
       allowHalfOpen: true,
       noDelay: true,
-      onread: this.onread(flow.id, () => c!),
+      onread: this.onread(flow.id, () => c),
     });
     c = this.wire(flow.id, socket, false, false);
     socket.setTimeout(this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
@@ -178,23 +188,43 @@ export class TcpHost implements TcpHooks {
   }
 
   /**
-   * Reads into the one shared buffer (Node's onread), each read sized to the
-   * room flow `id` has, and copied into its send buffer at once: no
-   * ArrayBuffer per read (GC churn), nothing read waiting outside the send
-   * buffer (and its memory budget).
+   * Host reads for flow `id` (Node's onread). A bulk flow reads straight
+   * into its send buffer's room (lent by the stack: no copy at all); other
+   * reads land in the one shared buffer, sized to the room the flow has, and
+   * are copied into the send buffer at once — so an idle flow holds no block
+   * for a read that may never come, no ArrayBuffer is made per read (GC
+   * churn), and nothing read waits outside the send buffer (and its memory
+   * budget). Node asks for the next read's buffer right after each read.
    */
-  private onread(id: number, conn: () => HostConn): net.OnReadOpts {
+  private onread(id: number, conn: () => HostConn | undefined): net.OnReadOpts {
     const guard = this.opts.guard;
     return {
       buffer: () => {
+        const c = conn(); // undefined for the first buffer, asked while the socket is made
+        if (c !== undefined && c.bulk && c.pending === undefined) {
+          const room = this.table.lendSendRoom(id, READ_BUF.length);
+          if (room !== undefined) {
+            c.lent = true;
+            return room;
+          }
+        }
         const room = this.table.sendSpace(id);
-        // The whole buffer when there is room for it (the bulk case: no view allocated per read).
+        // The whole buffer when there is room for it (no view allocated per read).
         return room >= READ_BUF.length ? READ_BUF : READ_BUF.subarray(0, Math.max(1, room));
       },
-      callback: (n: number) => {
+      callback: (n: number, buf: Uint8Array) => {
         // The guard's semantics without a closure per read (hot path).
         try {
-          const more = this.fromHost(id, conn(), READ_BUF.subarray(0, n), false);
+          const c = conn()!;
+          c.bulk = n >= BULK_READ;
+          let more: boolean;
+          if (c.lent) {
+            c.lent = false;
+            more = this.queued(id, c, buf as Buffer, n, this.table.commitSendRoom(id, n));
+          } else {
+            const chunk = READ_BUF.subarray(0, n);
+            more = this.queued(id, c, chunk, n, this.table.send(id, chunk));
+          }
           // Send it on now rather than in a setImmediate: one read per
           // socket per loop turn, so there is nothing to batch with, and
           // the flush only dispatches flows with work.
@@ -219,7 +249,7 @@ export class TcpHost implements TcpHooks {
    */
   adopt(flowId: number, accepted: net.Socket): void {
     let c: HostConn | undefined;
-    const socket = onreadSocket(accepted, this.onread(flowId, () => c!));
+    const socket = onreadSocket(accepted, this.onread(flowId, () => c));
     socket.setNoDelay(true);
     c = this.wire(flowId, socket, true, socket === accepted);
     if (socket === accepted) socket.resume();
@@ -240,7 +270,7 @@ export class TcpHost implements TcpHooks {
 
   /** Relays a host socket to flow `id` in both directions (see the file header). */
   private wire(id: number, socket: net.Socket, connected: boolean, dataEvents: boolean): HostConn {
-    const c: HostConn = { socket, connected, pending: undefined, ended: false, paused: false, sweeps: 0 };
+    const c: HostConn = { socket, connected, pending: undefined, ended: false, paused: false, lent: false, bulk: false, sweeps: 0 };
     const guard = this.opts.guard;
     const fail = () => this.failFlow(id);
     this.conns.set(id, c);
@@ -252,6 +282,11 @@ export class TcpHost implements TcpHooks {
     socket.on(
       'end',
       guard.wrap('tcp-host', () => {
+        // Nothing more will be read: the room lent for the next read comes back.
+        if (c.lent) {
+          c.lent = false;
+          this.table.unlendSendRoom(id);
+        }
         // The host peer finished sending: FIN to the guest after queued data.
         if (c.pending) return; // sendSpace() will close after the rest
         this.table.close(this.opts.clock(), id);
@@ -302,13 +337,22 @@ export class TcpHost implements TcpHooks {
   }
 
   /** Bytes from the host socket (copied by the send buffer); false when the socket must pause. */
-  private fromHost(id: number, c: HostConn, chunk: Buffer, kick = true): boolean {
+  private fromHost(id: number, c: HostConn, chunk: Buffer): boolean {
     const n = this.table.send(id, chunk);
-    if (kick) this.kick();
-    if (n < chunk.length) {
-      // Keep the rest (chunk may be the shared read buffer) until sendSpace;
-      // it is memory held for the flow, so it counts against the budget.
-      c.pending = Buffer.from(chunk.subarray(n));
+    this.kick();
+    return this.queued(id, c, chunk, chunk.length, n);
+  }
+
+  /**
+   * `taken` of the `len` bytes read into `chunk` went into the flow's send
+   * buffer. Returns whether to read on; the socket pauses otherwise.
+   */
+  private queued(id: number, c: HostConn, chunk: Buffer, len: number, taken: number): boolean {
+    if (taken < len) {
+      // Keep the rest (chunk is the shared read buffer or the lent room)
+      // until sendSpace; it is memory held for the flow, so it counts
+      // against the budget.
+      c.pending = Buffer.from(chunk.subarray(taken, len));
       this.table.budget.force(c.pending.length);
     } else if (this.table.sendSpace(id) > 0) {
       return true;

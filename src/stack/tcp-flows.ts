@@ -641,6 +641,28 @@ export class TcpTable {
     return n;
   }
 
+  /**
+   * Flow id's send-buffer room, lent for a host read to land in place (no
+   * copy; TcpConnection.lendSendRoom); undefined when gone or full.
+   */
+  lendSendRoom(id: number, max: number): Buffer | undefined {
+    return this.get(id)?.conn.lendSendRoom(max);
+  }
+
+  /** A host read put n bytes into the lent room; returns how many were taken (all when the flow is gone: swallowed, as send() does). */
+  commitSendRoom(id: number, n: number): number {
+    const flow = this.get(id);
+    if (!flow) return n;
+    const k = flow.conn.commitSendRoom(n);
+    this.markDirty(flow);
+    return k;
+  }
+
+  /** The host socket will read no more into the lent room. */
+  unlendSendRoom(id: number): void {
+    this.get(id)?.conn.unlendSendRoom();
+  }
+
   consumed(id: number, n: number): void {
     const flow = this.get(id);
     if (!flow) return;

@@ -25,7 +25,7 @@ import type { TcpAppEvents } from './events.js';
 import { initPassive, processAckOfSyn, processListen, processSynSent } from './handshake.js';
 import { acceptable, challengeAck, consumed, processText, updateTsRecent } from './receiver.js';
 import { processAck, updateTlp } from './recovery.js';
-import { output, send, sendSpace, startClose, updatePersist } from './sender.js';
+import { commitSendRoom, lendSendRoom, output, send, sendSpace, startClose, updatePersist } from './sender.js';
 import { seqAdd } from './seq.js';
 import { TcpState } from './state.js';
 import { EMPTY, Tcb, type TcpConnectionConfig, type TcpConnectionStats, type TcpEmit } from './tcb.js';
@@ -129,6 +129,25 @@ export class TcpConnection {
   /** Queues app data; returns the bytes accepted (≤ sendSpace()). */
   send(data: Buffer): number {
     return send(this.t, data);
+  }
+
+  /**
+   * The send buffer's room, lent for the app to read into in place (no
+   * copy): at most `max` bytes, undefined when send() would take nothing.
+   * Follow with commitSendRoom() or unlendSendRoom(); no send() meanwhile.
+   */
+  lendSendRoom(max: number): Buffer | undefined {
+    return lendSendRoom(this.t, max);
+  }
+
+  /** n bytes were read into the lent room: queued as send() would; returns how many were taken. */
+  commitSendRoom(n: number): number {
+    return commitSendRoom(this.t, n);
+  }
+
+  /** Nothing will be read into the lent room (the app's source ended). */
+  unlendSendRoom(): void {
+    this.t.sendBuf.unlend();
   }
 
   /**

@@ -12,6 +12,11 @@
 //   V8 run a major GC every ~20 ms (measured with --trace-gc and perf). One
 //   memcpy into recycled blocks costs far less, and lets the host side read
 //   into a single reused buffer (Node's onread).
+// - A reader may also fill the queue in place (lend/commit): a host socket's
+//   read lands straight in the tail block, with no copy at all. While lent,
+//   the tail block is never released: a read may land in it any time until
+//   commit() or unlend(), so an acknowledgement leaves it held and dispose()
+//   leaves it to the garbage collector rather than the pool.
 // - A segment inside one block is a zero-copy view; one spanning two blocks
 //   is assembled in a shared scratch buffer (see slice()).
 // - Positions count from the start of the first block kept: block k covers
@@ -54,6 +59,8 @@ export class SendBuffer {
   private base = 0;
   /** Position just after the last byte. */
   private end = 0;
+  /** The block lend() handed out room in, until commit() or unlend(). */
+  private lentBlock: Buffer | undefined = undefined;
 
   constructor(
     readonly capacity: number,
@@ -89,6 +96,7 @@ export class SendBuffer {
 
   /** Copies up to `space` bytes of data in; returns how many were taken. The caller may reuse `data` at once. */
   push(data: Buffer): number {
+    if (this.lentBlock) throw new Error('send buffer: push while room is lent');
     const n = Math.min(data.length, this.space);
     let done = 0;
     while (done < n) {
@@ -115,18 +123,81 @@ export class SendBuffer {
       this.base -= BLOCK;
       this.end -= BLOCK;
     }
-    if (this.base === this.end && this.blocks.length > 0) {
-      // Everything acknowledged: give the last block back too; the next
-      // push starts a fresh block at its beginning.
+    this.releaseIfEmpty();
+  }
+
+  /**
+   * Everything acknowledged: give the last block back too (unless its room
+   * is lent); the next push starts a fresh block at its beginning.
+   */
+  private releaseIfEmpty(): void {
+    if (this.base === this.end && this.blocks.length > 0 && this.lentBlock === undefined) {
       this.giveBack(this.blocks.pop()!);
       this.base = 0;
       this.end = 0;
     }
   }
 
-  /** Returns every block (the connection is gone). */
+  /**
+   * Lends the room after the last byte, at most `max` bytes and within
+   * `space`, for a reader to fill in place: a view of the tail block (a
+   * block is taken when the tail one is full). The reader then calls
+   * commit(n) with what it wrote, or unlend(); until then push() is refused
+   * and the block stays held. Undefined when there is no room.
+   */
+  lend(max: number): Buffer | undefined {
+    if (this.lentBlock) throw new Error('send buffer: room already lent');
+    const n = Math.min(max, this.space);
+    if (n <= 0) return undefined;
+    const k = idiv(this.end, BLOCK);
+    if (k === this.blocks.length) {
+      if (this.budget && !this.budget.take(BLOCK)) return undefined;
+      this.blocks.push(takeBlock());
+    }
+    const block = this.blocks[k]!;
+    const at = this.end - k * BLOCK;
+    this.lentBlock = block;
+    return block.subarray(at, at + Math.min(n, BLOCK - at));
+  }
+
+  /** The reader wrote n bytes at the start of the lent room: they join the queue. Returns n. */
+  commit(n: number): number {
+    const block = this.lentBlock;
+    if (!block) throw new Error('send buffer: commit without lend');
+    this.lentBlock = undefined;
+    const k = idiv(this.end, BLOCK);
+    const at = this.end - k * BLOCK;
+    // The lent room is still the tail: acknowledgements renumber positions
+    // but never release the block holding it.
+    if (this.blocks[k] !== block || n < 0 || n > BLOCK - at) throw new Error('send buffer: commit outside the lent room');
+    this.end += n;
+    this.releaseIfEmpty();
+    return n;
+  }
+
+  /** The reader will not write into the lent room (its socket ended). */
+  unlend(): void {
+    this.lentBlock = undefined;
+    this.releaseIfEmpty();
+  }
+
+  /** Whether lend()'s room is out (until commit or unlend). */
+  get lent(): boolean {
+    return this.lentBlock !== undefined;
+  }
+
+  /**
+   * Returns every block (the connection is gone). A block whose room is lent
+   * may still be written by its reader: it is not pooled, only its budget
+   * comes back.
+   */
   dispose(): void {
-    while (this.blocks.length > 0) this.giveBack(this.blocks.pop()!);
+    while (this.blocks.length > 0) {
+      const b = this.blocks.pop()!;
+      if (b === this.lentBlock) this.budget?.release(BLOCK);
+      else this.giveBack(b);
+    }
+    this.lentBlock = undefined;
     this.base = 0;
     this.end = 0;
   }

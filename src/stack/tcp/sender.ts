@@ -52,6 +52,28 @@ export function send(t: Tcb, data: Buffer): number {
   return n;
 }
 
+/** Lends the send buffer's room for the app to read into in place (SendBuffer.lend); undefined when send() would take nothing. */
+export function lendSendRoom(t: Tcb, max: number): Buffer | undefined {
+  if (t.finQueued || t.closeDeferred || !mayQueue(t)) return undefined;
+  return t.sendBuf.lend(max);
+}
+
+/**
+ * The app read n bytes into the lent room: queued as send() would queue
+ * them. Returns the bytes taken: none when the connection can no longer
+ * queue data (the app keeps them, as after a short send()).
+ */
+export function commitSendRoom(t: Tcb, n: number): number {
+  if (t.finQueued || t.closeDeferred || !mayQueue(t)) {
+    t.sendBuf.unlend();
+    t.sendBlocked = true;
+    return 0;
+  }
+  t.sendBuf.commit(n);
+  if (t.sendBuf.space === 0) t.sendBlocked = true;
+  return n;
+}
+
 /** The app finished sending: our FIN follows the queued data. */
 export function startClose(t: Tcb, now: number): void {
   t.finQueued = true;

@@ -7,6 +7,7 @@ import { NewReno, initialWindow } from '../../../src/stack/tcp/congestion.js';
 import { MAX_RTO_MS, MIN_RTO_MS, RttEstimator } from '../../../src/stack/tcp/rtt.js';
 import { Scoreboard } from '../../../src/stack/tcp/scoreboard.js';
 import { BLOCK, SendBuffer } from '../../../src/stack/tcp/send-buffer.js';
+import { MemoryBudget } from '../../../src/stack/budget.js';
 import { inWindow, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from '../../../src/stack/tcp/seq.js';
 import { TRANSITIONS, TcpState, transition } from '../../../src/stack/tcp/state.js';
 import { pattern } from './helpers.js';
@@ -177,6 +178,64 @@ describe('SendBuffer', () => {
       expect(b.slice(0, 10)).toEqual(pattern(acked, 10));
       expect(b.slice(b.length - 10, 10)).toEqual(pattern(pushed - 10, 10));
     }
+  });
+
+  it('lends its room for a reader to fill in place: no copy, a new block at a boundary, no push meanwhile', () => {
+    const budget = new MemoryBudget(8 * BLOCK);
+    const b = new SendBuffer(4 * BLOCK, budget);
+    b.push(pattern(0, BLOCK - 100));
+    const room = b.lend(1 << 20)!;
+    expect(room.length).toBe(100); // the rest of the tail block only
+    expect(() => b.push(pattern(0, 1))).toThrow(/lent/);
+    pattern(BLOCK - 100, 60).copy(room); // the read lands here
+    expect(b.commit(60)).toBe(60);
+    expect(b.length).toBe(BLOCK - 40);
+    expect(b.slice(BLOCK - 140, 100)).toEqual(pattern(BLOCK - 140, 100));
+    b.push(pattern(BLOCK - 40, 40)); // fills block 0
+    const next = b.lend(1 << 20)!;
+    expect(next.length).toBe(BLOCK); // a fresh block
+    expect(budget.used).toBe(2 * BLOCK);
+    pattern(BLOCK, 5000).copy(next);
+    b.commit(5000);
+    expect(b.slice(BLOCK - 10, 20)).toEqual(pattern(BLOCK - 10, 20));
+    expect(b.slice(BLOCK, 5000).buffer).toBe(next.buffer); // a view of where the read landed
+  });
+
+  it('keeps lent room held while everything is acknowledged, and gives it back on unlend', () => {
+    const budget = new MemoryBudget(8 * BLOCK);
+    const b = new SendBuffer(4 * BLOCK, budget);
+    b.push(pattern(0, 1000));
+    const room = b.lend(500)!;
+    expect(room.length).toBe(500);
+    b.ack(1000); // all acknowledged: the block would go back, but a read may still land in it
+    expect(budget.used).toBe(BLOCK);
+    pattern(1000, 300).copy(room);
+    b.commit(300);
+    expect(b.slice(0, 300)).toEqual(pattern(1000, 300));
+    b.ack(300);
+    expect(budget.used).toBe(0);
+    b.push(pattern(0, 10));
+    b.lend(100);
+    b.ack(10);
+    expect(budget.used).toBe(BLOCK);
+    b.unlend();
+    expect(budget.used).toBe(0);
+  });
+
+  it('never pools a block whose room is lent when the connection goes: a late read corrupts nothing', () => {
+    const budget = new MemoryBudget(64 * BLOCK);
+    const gone = new SendBuffer(4 * BLOCK, budget);
+    gone.push(pattern(0, 100));
+    const room = gone.lend(BLOCK)!;
+    gone.dispose();
+    expect(budget.used).toBe(0);
+    // Other connections take blocks from the pool; the reader writes late.
+    const data = pattern(7, BLOCK);
+    const others = Array.from({ length: 8 }, () => new SendBuffer(4 * BLOCK, budget));
+    for (const o of others) o.push(data);
+    room.fill(0xab);
+    for (const o of others) expect(o.slice(0, BLOCK).equals(data)).toBe(true);
+    for (const o of others) o.dispose();
   });
 
   it('keeps its positions small however much passes through (no double past 2^31)', () => {
