@@ -43,6 +43,10 @@ export const raw = {
   write: fn<[fd: number, buf: Bytes, count: number], number>(
     'intptr_t write(int fd, const void *buf, uintptr_t count)',
   ),
+  writev: fn<[fd: number, iov: Bytes, iovcnt: number], number>('intptr_t writev(int fd, const void *iov, int iovcnt)'),
+  // memmove(p, p, 0) copies nothing and returns p: where a buffer's bytes
+  // are, for the iovecs writev takes (see native/tun.ts, writeFrame2).
+  memmoveAddress: fn<[dst: Bytes, src: Bytes, n: number], number>('uintptr_t memmove(void *dst, const void *src, uintptr_t n)'),
   // fcntl and ioctl are variadic in C; declaring the third argument with a
   // fixed type is ABI-identical on x86_64/aarch64 for integer/pointer args
   // (glibc's wrappers just forward the register), and avoids koffi's slower

@@ -184,6 +184,55 @@ export function readFrame(fd: number, buf: Uint8Array): number {
   }
 }
 
+/** Where each ArrayBuffer's bytes start (see addressOf). */
+const bases = new WeakMap<ArrayBufferLike, number>();
+
+/**
+ * The address of b's first byte. Taken once per ArrayBuffer: a Buffer's
+ * backing store never moves (reading `.buffer` moves even a small on-heap
+ * typed array's bytes off the heap for good, before memmove sees them).
+ */
+function addressOf(b: Uint8Array): number {
+  const ab = b.buffer;
+  let base = bases.get(ab);
+  if (base === undefined) {
+    base = raw.memmoveAddress(b, b, 0) - b.byteOffset;
+    bases.set(ab, base);
+  }
+  return base + b.byteOffset;
+}
+
+/** Two struct iovec { void *base; size_t len; } for writeFrame2. */
+const IOV = Buffer.allocUnsafeSlow(32);
+
+function putU64(at: number, v: number): void {
+  const lo = v % 0x100000000;
+  IOV.writeUInt32LE(lo, at);
+  IOV.writeUInt32LE((v - lo) / 0x100000000, at + 4);
+}
+
+/**
+ * writev(2) of one frame in two pieces, a[0, aLen) then all of b: headers
+ * built in one buffer, and a payload written from where it lies (a TCP
+ * send buffer's block), with no copy. Returns bytes written, or -1 on
+ * EAGAIN; EINTR retried; other errors throw, as writeFrame.
+ */
+export function writeFrame2(fd: number, a: Uint8Array, aLen: number, b: Uint8Array): number {
+  if (aLen > a.length) aLen = a.length;
+  putU64(0, addressOf(a));
+  putU64(8, aLen);
+  putU64(16, addressOf(b));
+  putU64(24, b.length);
+  for (;;) {
+    const n = raw.writev(fd, IOV, 2);
+    if (n >= 0) return n;
+    const e = errno();
+    if (e === E.EAGAIN) return -1;
+    if (e === E.EINTR) continue;
+    throw new NativeError(e, 'writev', `writing frame to fd ${fd}`);
+  }
+}
+
 /**
  * write(2) one frame: buf[0, len). Returns bytes written, or -1 on EAGAIN
  * (rare for a tap). EINTR retried; other errors throw (EIO when the tap is

@@ -25,6 +25,14 @@ export type FrameHandler = (frame: Buffer, csumTrusted?: boolean) => void;
 export interface Port {
   /** Sends a frame toward the guest. The callee must not keep `frame` after returning. */
   send(frame: Buffer, gso?: number): void;
+  /**
+   * Sends a frame given in two pieces, `head` then `payload` (a TCP
+   * segment's payload left where it lies, in the connection's send buffer),
+   * as send() would send their concatenation. Optional: a port without it
+   * (the middleware) is given whole frames; the stack asks only a port that
+   * has it.
+   */
+  sendParts?(head: Buffer, payload: Buffer, gso?: number): void;
   /** Sets who receives frames coming from the guest. */
   setReceiver(handler: FrameHandler): void;
   /** End of an I/O batch. */

@@ -94,6 +94,9 @@ export class Runtime {
       opts.config,
       {
         transmit: (frame, gso) => port.send(frame, gso),
+        // Only a port that takes frames in two pieces gets them (the TAP;
+        // pcap and fault middleware are given whole frames).
+        transmitParts: port.sendParts ? (head, payload, gso) => port.sendParts!(head, payload, gso) : undefined,
         onDrop: debug ? (reason, detail) => log.debug({ reason, detail }, 'frame dropped') : undefined,
         onEvent: (event, detail) => {
           if (event.startsWith('guest')) log.info(detail, event);

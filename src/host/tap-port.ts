@@ -11,9 +11,11 @@
 //     the pipe_wrap binding is unavailable (TSNET_TAP_ENGINE=poll forces it).
 // After each burst onBatchEnd runs once, synchronously, so the layers above
 // flush their writes. Writes always go straight
-// to the fd with write(2) — never through the libuv stream, whose writev
-// would glue frames together; a write that would block is counted and
-// dropped (the peer's TCP recovers it), never queued without bound.
+// to the fd, one frame per write(2), or per writev(2) for a frame given in
+// two pieces (sendParts: headers here, the payload from the TCP send
+// buffer) — never through the libuv stream, whose writev would glue frames
+// together; a write that would block is counted and dropped (the peer's
+// TCP recovers it), never queued without bound.
 //
 // Offloads (`vnetHdr`: the TAP was opened with IFF_VNET_HDR and TUNSETOFFLOAD
 // let the guest's kernel hand over work): every read starts with a 10-byte
@@ -26,7 +28,7 @@
 // counted (rxBadVnet) and the frame dropped.
 
 import net from 'node:net';
-import { NativeError, POLLERR, POLLHUP, POLLNVAL, readFrame, setNonBlocking, sharedPoller, writeFrame, closeFd } from '../../native/index.js';
+import { NativeError, POLLERR, POLLHUP, POLLNVAL, readFrame, setNonBlocking, sharedPoller, writeFrame, writeFrame2, closeFd } from '../../native/index.js';
 import { splitUdpGso, txOffloadHeader } from '../wire/gso.js';
 import { VirtioGsoType, VirtioNetFlags, VIRTIO_NET_HDR_LEN } from '../wire/virtio-net.js';
 import { WireError } from '../wire/errors.js';
@@ -217,6 +219,32 @@ export class TapPort implements Port {
     } catch (e) {
       // EIO: the interface is down inside the namespace; the frame is lost
       // as on a wire with no carrier.
+      if (e instanceof NativeError) this.stats.txErrors++;
+      else throw e;
+    }
+  }
+
+  /**
+   * A frame in two pieces (Port.sendParts): the headers go behind the
+   * virtio header in wbuf, the payload is written from where it lies —
+   * writev(2), no copy of the payload at all.
+   */
+  sendParts(head: Buffer, payload: Buffer, gso?: number): void {
+    if (this.closed) return;
+    try {
+      let n: number;
+      if (this.wbuf) {
+        const w = this.wbuf;
+        txOffloadHeader(head, gso, w);
+        head.copy(w, VIRTIO_NET_HDR_LEN);
+        n = writeFrame2(this.fd, w, VIRTIO_NET_HDR_LEN + head.length, payload);
+        if (gso) this.stats.txGso++;
+      } else {
+        n = writeFrame2(this.fd, head, head.length, payload);
+      }
+      if (n < 0) this.stats.txDropped++;
+      else this.stats.txFrames++;
+    } catch (e) {
       if (e instanceof NativeError) this.stats.txErrors++;
       else throw e;
     }

@@ -30,13 +30,22 @@ export interface StackContext {
   /** Sends an Ethernet frame toward the guest (`gso`: see src/host/port.ts). */
   transmit(frame: Buffer, gso?: number): void;
   /**
+   * The link takes a frame in two pieces (transmitParts, and the `payload`
+   * argument of sendToGuest): a TCP payload need not be copied behind its
+   * headers.
+   */
+  readonly partsOk: boolean;
+  /** Sends a frame given as `head` then `payload` (only when partsOk). */
+  transmitParts(head: Buffer, payload: Buffer, gso?: number): void;
+  /**
    * Sends a frame to guest address ip whose destination MAC is not known
    * yet: fills it in from the neighbor table, or queues the frame and asks
-   * with ARP (sent when the guest answers).
+   * with ARP (sent when the guest answers). With `payload` (only when
+   * partsOk), `frame` holds the headers and the frame goes on with payload.
    */
-  sendToGuest(now: number, ip: number, frame: Buffer, gso?: number): void;
+  sendToGuest(now: number, ip: number, frame: Buffer, gso?: number, payload?: Buffer): void;
   /** The same for an IPv6 guest address (neighbor discovery instead of ARP; needs IPv6 enabled). */
-  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer, gso?: number): void;
+  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer, gso?: number, payload?: Buffer): void;
   /** Reports something worth a log line (flow opened/closed, ...). */
   event?(name: string, detail: Record<string, unknown>): void;
   /** Counts (and reports) a dropped frame. */

@@ -397,7 +397,7 @@ export class Ipv6Link {
    * dropped (counted): what sends toward a guest that has not spoken
    * retransmits.
    */
-  sendToGuest(now: number, addr: Uint8Array, frame: Buffer, gso?: number): void {
+  sendToGuest(now: number, addr: Uint8Array, frame: Buffer, gso?: number, payload?: Buffer): void {
     // Flows pass the same Buffer for the same address (addresses.ts): one
     // remembered lookup spares a key string per segment.
     let mac: number | undefined;
@@ -409,7 +409,8 @@ export class Ipv6Link {
     }
     if (mac !== undefined) {
       frame.writeUIntBE(mac, 0, 6);
-      this.ctx.transmit(frame, gso);
+      if (payload === undefined) this.ctx.transmit(frame, gso);
+      else this.ctx.transmitParts(frame, payload, gso);
       return;
     }
     this.ctx.drop('ndp-unresolved');

@@ -54,6 +54,12 @@ export interface StackHooks {
    * (copy it if needed): the stack reuses the memory of hot-path frames.
    */
   transmit(frame: Buffer, gso?: number): void;
+  /**
+   * A frame for the guest in two pieces, `head` then `payload`, sent as
+   * their concatenation (Port.sendParts). Optional: without it the stack
+   * hands over whole frames only. The same rule: keep neither.
+   */
+  transmitParts?(head: Buffer, payload: Buffer, gso?: number): void;
   /** A frame was dropped; reason is a short kebab code. */
   onDrop?(reason: string, detail?: string): void;
   /** Something worth a log line happened (guest learned, ...). */
@@ -99,6 +105,8 @@ export class Stack implements StackContext {
   /** Frames for guest addresses whose MAC we are asking for with ARP. */
   private readonly awaitingArp = new Map<number, { frames: Buffer[]; gso: (number | undefined)[]; askedAt: number; since: number }>();
   readonly offload: boolean;
+  /** The hooks take frames in two pieces (StackContext.partsOk). */
+  readonly partsOk: boolean;
   /** Set for the frame receive() is handling (see StackContext.rxCsumTrusted). */
   rxCsumTrusted = false;
 
@@ -114,6 +122,7 @@ export class Stack implements StackContext {
     opts: StackOptions = {},
   ) {
     this.offload = opts.offload ?? false;
+    this.partsOk = hooks.transmitParts !== undefined;
     this.budget = new MemoryBudget(opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
     this.flows = new FlowTable(opts.maxFlows ?? DEFAULT_MAX_FLOWS, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS);
     let issCounter = 0x1000;
@@ -219,6 +228,12 @@ export class Stack implements StackContext {
     this.hooks.transmit(frame, gso);
   }
 
+  transmitParts(head: Buffer, payload: Buffer, gso?: number): void {
+    this.counters.txFrames++;
+    this.counters.txBytes += head.length + payload.length;
+    this.hooks.transmitParts!(head, payload, gso);
+  }
+
   drop(reason: string, detail?: string): void {
     this.counters.drop(reason);
     this.hooks.onDrop?.(reason, detail);
@@ -258,11 +273,12 @@ export class Stack implements StackContext {
     }
   }
 
-  sendToGuest(now: number, ip: number, frame: Buffer, gso?: number): void {
+  sendToGuest(now: number, ip: number, frame: Buffer, gso?: number, payload?: Buffer): void {
     const mac = this.neighbors.lookup(ip);
     if (mac !== undefined) {
       frame.writeUIntBE(mac, 0, 6);
-      this.transmit(frame, gso);
+      if (payload === undefined) this.transmit(frame, gso);
+      else this.transmitParts(frame, payload, gso);
       return;
     }
     let w = this.awaitingArp.get(ip);
@@ -276,7 +292,7 @@ export class Stack implements StackContext {
     }
     if (w.frames.length >= MAX_ARP_PENDING_FRAMES) this.drop('arp-pending-full', ipv4ToString(ip));
     else {
-      w.frames.push(Buffer.from(frame));
+      w.frames.push(payload === undefined ? Buffer.from(frame) : Buffer.concat([frame, payload]));
       w.gso.push(gso);
     }
     // RFC 1122 §2.3.2.1: at most one request per address per second... we
@@ -288,8 +304,8 @@ export class Stack implements StackContext {
     }
   }
 
-  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer, gso?: number): void {
-    if (this.ipv6) this.ipv6.sendToGuest(now, addr, frame, gso);
+  sendToGuest6(now: number, addr: Uint8Array, frame: Buffer, gso?: number, payload?: Buffer): void {
+    if (this.ipv6) this.ipv6.sendToGuest(now, addr, frame, gso, payload);
     else this.drop('ipv6-disabled');
   }
 

@@ -717,21 +717,37 @@ export class TcpTable {
     const offload = this.ctx.offload;
     const mode = offload ? ChecksumMode.Partial : ChecksumMode.Full;
     const gso = offload ? seg.gsoSize : undefined;
+    // A large payload stays where it lies, in the send buffer: the headers
+    // are built here and the link writes both pieces (Port.sendParts).
+    const data = repr.payload;
+    const parts = data.length >= PARTS_MIN && this.ctx.partsOk;
     if (isIpv6(flow.guestIp)) {
       const handles = this.ctx.flows.v6;
       const src = handles.addr(flow.peerIp);
       const dst = handles.addr(flow.guestIp);
       const { frame, payload } = ipv6Frame(macFor6(cfg.ipv6!, src), 0, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.TCP, payloadLen: tcpLen }), this.scratch);
-      repr.emit(payload, pseudoV6(src, dst, IpProtocol.TCP, tcpLen), mode);
-      this.ctx.sendToGuest6(now, dst, frame, gso);
+      const pseudo = pseudoV6(src, dst, IpProtocol.TCP, tcpLen);
+      if (parts) {
+        repr.emitHeader(payload, pseudo, mode);
+        this.ctx.sendToGuest6(now, dst, frame.subarray(0, frame.length - data.length), gso, data);
+      } else {
+        repr.emit(payload, pseudo, mode);
+        this.ctx.sendToGuest6(now, dst, frame, gso);
+      }
       return;
     }
     const ipr = new Ipv4Repr({ src: flow.peerIp, dst: flow.guestIp, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: 64 });
     const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, 0, ipr, this.scratch);
-    repr.emit(payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen), mode);
+    const pseudo = pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen);
     // The guest's MAC from the neighbor table; an inbound flow may start
     // before the guest has said anything, and then ARP asks first.
-    this.ctx.sendToGuest(now, flow.guestIp, frame, gso);
+    if (parts) {
+      repr.emitHeader(payload, pseudo, mode);
+      this.ctx.sendToGuest(now, flow.guestIp, frame.subarray(0, frame.length - data.length), gso, data);
+    } else {
+      repr.emit(payload, pseudo, mode);
+      this.ctx.sendToGuest(now, flow.guestIp, frame, gso);
+    }
   }
 
   /**
@@ -864,6 +880,13 @@ export class TcpTable {
     else this.ctx.sendToGuest(now, guest, frame);
   }
 }
+
+/**
+ * Payloads from this size on go to the link beside their headers rather
+ * than copied behind them (when it takes frames in two pieces): below it a
+ * copy costs less than the scatter write.
+ */
+const PARTS_MIN = 2048;
 
 function emptyStats(): TcpConnectionStats {
   return { bytesIn: DOUBLE_ZERO, bytesOut: DOUBLE_ZERO, retransmits: 0, segmentsIn: 0, segmentsOut: 0, dupAcks: 0, fastRetransmits: 0, rtoFired: 0, outOfOrder: 0 };

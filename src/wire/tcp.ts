@@ -384,6 +384,33 @@ export class TcpRepr implements TcpFields {
     const hl = this.headerLen();
     const len = hl + this.payload.length;
     if (b.length < len) throw new WireError('buffer-too-small');
+    this.writeHeader(b, hl);
+    this.payload.copy(b, hl);
+    if (mode === ChecksumMode.Full) {
+      writeU16(b, TCP_CHECKSUM, ~onesSum(b, 0, len, pseudoSum) & 0xffff);
+    } else if (mode === ChecksumMode.Partial) {
+      writeU16(b, TCP_CHECKSUM, fold(pseudoSum));
+    }
+  }
+
+  /**
+   * Writes the header alone into b (headerLen() bytes), for a payload sent
+   * from where it lies (Port.sendParts); the checksum covers that payload
+   * all the same.
+   */
+  emitHeader(b: Buffer, pseudoSum: number, mode: ChecksumMode = ChecksumMode.Full): void {
+    const hl = this.headerLen();
+    if (b.length < hl) throw new WireError('buffer-too-small');
+    this.writeHeader(b, hl);
+    if (mode === ChecksumMode.Full) {
+      // The header is a whole number of 32-bit words: the sum goes on over the payload.
+      writeU16(b, TCP_CHECKSUM, ~onesSum(this.payload, 0, this.payload.length, onesSum(b, 0, hl, pseudoSum)) & 0xffff);
+    } else if (mode === ChecksumMode.Partial) {
+      writeU16(b, TCP_CHECKSUM, fold(pseudoSum));
+    }
+  }
+
+  private writeHeader(b: Buffer, hl: number): void {
     writeU16(b, TCP_SRC_PORT, this.srcPort);
     writeU16(b, TCP_DST_PORT, this.dstPort);
     writeU32(b, TCP_SEQ, this.seq);
@@ -446,11 +473,5 @@ export class TcpRepr implements TcpFields {
     // RFC 9293 §3.1: the header ends on a 32-bit boundary; pad with EOL (0).
     // Every group above is already a multiple of 4, so this is defensive.
     for (; o < hl; o++) b[o] = TcpOption.EOL;
-    this.payload.copy(b, hl);
-    if (mode === ChecksumMode.Full) {
-      writeU16(b, TCP_CHECKSUM, ~onesSum(b, 0, len, pseudoSum) & 0xffff);
-    } else if (mode === ChecksumMode.Partial) {
-      writeU16(b, TCP_CHECKSUM, fold(pseudoSum));
-    }
   }
 }

@@ -20,9 +20,11 @@ import { eth, ipv4, tcp } from '../../fuzz/build.js';
 
 const GUEST_ISS = 1000;
 
-function rig(offload: boolean, mtu = 1500) {
+function rig(offload: boolean, mtu = 1500, parts = false) {
   const cfg = makeConfig({ mtu });
   const out: Array<{ frame: Buffer; gso: number | undefined }> = [];
+  /** Head lengths of the frames that came in two pieces. */
+  const heads: number[] = [];
   const received: Buffer[] = [];
   let flow: TcpFlow | undefined;
   let now = 0;
@@ -38,13 +40,28 @@ function rig(offload: boolean, mtu = 1500) {
     reset: () => {},
     closed: () => {},
   };
-  const stack = new Stack(cfg, { transmit: (frame, gso) => out.push({ frame: Buffer.from(frame), gso }), tcp: hooks }, { offload });
+  const stack = new Stack(
+    cfg,
+    {
+      transmit: (frame, gso) => out.push({ frame: Buffer.from(frame), gso }),
+      // A link taking frames in two pieces (Port.sendParts): recorded joined, with where the head ended.
+      transmitParts: parts
+        ? (head, payload, gso) => {
+            heads.push(head.length);
+            out.push({ frame: Buffer.concat([head, payload]), gso });
+          }
+        : undefined,
+      tcp: hooks,
+    },
+    { offload },
+  );
   const frameOf = (f: Partial<TcpFields>) =>
     eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: cfg.guest, dst: cfg.gateway, protocol: IpProtocol.TCP }, tcp(cfg.guest, cfg.gateway, { srcPort: 40000, dstPort: 8080, seq: GUEST_ISS, ack: 0, flags: F.ACK, window: 65535, ...f })));
   const r = {
     stack,
     cfg,
     out,
+    heads,
     received,
     flow: () => flow!,
     frameOf,
@@ -144,6 +161,28 @@ describe('offload through the stack', () => {
       expect(s.seg.payload.length).toBeLessThanOrEqual(65480 - 12);
     }
   });
+
+  for (const offload of [true, false]) {
+    it(`a link taking frames in two pieces gets large payloads beside their headers, frames identical (offload ${offload})`, () => {
+      const data = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 13) & 0xff));
+      const whole = rig(offload, 65520);
+      const split = rig(offload, 65520, true);
+      const a = whole.hostSends(data);
+      const b = split.hostSends(data);
+      expect(b.accepted).toBe(a.accepted);
+      expect(b.segs.length).toBe(a.segs.length);
+      for (let i = 0; i < a.segs.length; i++) {
+        expect(b.segs[i]!.frame.equals(a.segs[i]!.frame)).toBe(true);
+        expect(b.segs[i]!.gso).toBe(a.segs[i]!.gso);
+      }
+      // Every data segment here is large: each came as headers (Ethernet,
+      // IPv4, TCP with timestamps) beside its payload; the SYN-ACK came whole.
+      expect(split.heads).toEqual(b.segs.map(() => 14 + 20 + 32));
+      const sent = Buffer.concat(b.segs.map((x) => x.seg.payload));
+      expect(sent.length).toBeGreaterThan(60_000);
+      expect(sent.equals(data.subarray(0, sent.length))).toBe(true);
+    });
+  }
 
   it('without offload nothing changes: segments of at most the MSS, full checksums, no gso', () => {
     const r = rig(false);

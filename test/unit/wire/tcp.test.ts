@@ -205,3 +205,23 @@ describe('TCP (RFC 9293) header and options', () => {
     expectWireError(() => TcpRepr.parse(TcpPacket.newChecked(b), { pseudoSum: up(40) }), 'tcp-bad-checksum');
   });
 });
+
+describe('TcpRepr.emitHeader (a payload sent from where it lies)', () => {
+  it('writes what emit() writes before the payload, checksum over the payload included', () => {
+    for (const len of [0, 1, 2047, 4096, 65001]) {
+      const payload = Buffer.from(Array.from({ length: len }, (_, i) => (i * 29 + 3) & 0xff));
+      const repr = new TcpRepr({ srcPort: 443, dstPort: 40000, seq: -5, ack: 123456, flags: TcpFlags.ACK | TcpFlags.PSH, window: 501, urgent: 0, payload });
+      repr.tsVal = 77;
+      repr.tsEcr = 66;
+      repr.sackBlocks = [[10, 20]];
+      for (const mode of [ChecksumMode.Full, ChecksumMode.Partial]) {
+        const pseudo = pseudoV4(0x0a000202, 0x0a00020f, IpProtocol.TCP, repr.bufferLen());
+        const whole = Buffer.alloc(repr.bufferLen());
+        repr.emit(whole, pseudo, mode);
+        const head = Buffer.alloc(repr.headerLen());
+        repr.emitHeader(head, pseudo, mode);
+        expect(Buffer.concat([head, payload]).equals(whole)).toBe(true);
+      }
+    }
+  });
+});
