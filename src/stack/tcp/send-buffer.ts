@@ -181,11 +181,6 @@ export class SendBuffer {
     this.releaseIfEmpty();
   }
 
-  /** Whether lend()'s room is out (until commit or unlend). */
-  get lent(): boolean {
-    return this.lentBlock !== undefined;
-  }
-
   /**
    * Returns every block (the connection is gone). A block whose room is lent
    * may still be written by its reader: it is not pooled, only its budget
