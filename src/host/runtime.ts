@@ -102,6 +102,8 @@ export class Runtime {
           if (event.startsWith('guest')) log.info(detail, event);
           else if (debug) log.debug(detail, event);
         },
+        // Per-flow events are logged at debug only: otherwise not even formatted.
+        flowEvents: debug,
         onError: (err) => guard.report('stack', err),
         tcp: this.tcpHost,
         udp: this.udpHost,

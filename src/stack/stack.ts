@@ -64,6 +64,13 @@ export interface StackHooks {
   onDrop?(reason: string, detail?: string): void;
   /** Something worth a log line happened (guest learned, ...). */
   onEvent?(event: string, detail: Record<string, unknown>): void;
+  /**
+   * Whether onEvent gets the per-flow and DHCP events too (flow opened and
+   * closed, lease bound...), not only the guest's own ("guest address
+   * learned"). Default true; the shell passes false unless it logs at
+   * debug, since each costs address formatting per flow.
+   */
+  flowEvents?: boolean;
   /** A bug: an exception other than a WireError while handling a frame. */
   onError?(err: unknown): void;
   /** The shell's TCP side; without it TCP is dropped ("tcp-unhandled"). */
@@ -123,6 +130,8 @@ export class Stack implements StackContext {
   ) {
     this.offload = opts.offload ?? false;
     this.partsOk = hooks.transmitParts !== undefined;
+    const onEvent = hooks.onEvent;
+    this.event = onEvent && hooks.flowEvents !== false ? (name, detail) => onEvent(name, detail) : undefined;
     this.budget = new MemoryBudget(opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
     this.flows = new FlowTable(opts.maxFlows ?? DEFAULT_MAX_FLOWS, opts.udpIdleMs ?? DEFAULT_UDP_IDLE_MS);
     let issCounter = 0x1000;
@@ -142,9 +151,8 @@ export class Stack implements StackContext {
     return this.flows.maxFlows;
   }
 
-  event(name: string, detail: Record<string, unknown>): void {
-    this.hooks.onEvent?.(name, detail);
-  }
+  /** Reports a per-flow or DHCP event; undefined when nobody wants them (StackHooks.flowEvents). */
+  readonly event: ((name: string, detail: Record<string, unknown>) => void) | undefined;
 
   /** Sends what became due after frames or host events (end of a batch). Never throws. */
   flush(now: number): void {

@@ -458,3 +458,29 @@ describe('UDP over IPv6 through the same flow layer', () => {
     expect(r.calls.at(-1)).toBe(`refused ${flow.id}`);
   });
 });
+
+describe('events (StackHooks.onEvent)', () => {
+  function withEvents(flowEvents: boolean | undefined) {
+    const cfg = makeConfig();
+    const seen: string[] = [];
+    const hooks: TcpHooks = {
+      open: () => {},
+      data: () => {},
+      eof: () => {},
+      established: () => {},
+      sendSpace: () => {},
+      reset: () => {},
+      closed: () => {},
+    };
+    const stack = new Stack(cfg, { transmit: () => {}, onEvent: (name) => seen.push(name), flowEvents, tcp: hooks });
+    const fields: TcpFields = { srcPort: GUEST_PORT, dstPort: 8080, seq: GUEST_ISS, ack: 0, flags: F.SYN, window: 64240, mss: 1460 };
+    stack.receive(0, eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: cfg.guest, dst: cfg.gateway, protocol: IpProtocol.TCP }, tcp(cfg.guest, cfg.gateway, fields))));
+    return seen;
+  }
+
+  it('per-flow events reach onEvent by default; with flowEvents false only the guest\'s own do (nothing formatted per flow)', () => {
+    expect(withEvents(undefined)).toEqual(['guest address learned', 'tcp flow opened']);
+    expect(withEvents(true)).toEqual(['guest address learned', 'tcp flow opened']);
+    expect(withEvents(false)).toEqual(['guest address learned']);
+  });
+});
