@@ -3,6 +3,7 @@
 
 import net from 'node:net';
 import { once } from 'node:events';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { getSockOptInt, SOL_SOCKET, streamFd } from '../../../native/index.js';
 import { Guard } from '../../../src/host/guard.js';
@@ -16,8 +17,10 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {}, isLevelEnabled: ()
 
 let server: net.Server | undefined;
 let host: TcpHost | undefined;
+const children: ChildProcess[] = [];
 
 afterEach(async () => {
+  for (const c of children.splice(0)) c.kill();
   vi.useRealTimers();
   host?.closeAll();
   if (server) await new Promise<void>((r) => server!.close(() => r()));
@@ -56,5 +59,52 @@ describe('TcpHost', () => {
     expect(keepalive()).toBe(0); // one sweep: seen
     vi.advanceTimersByTime(10_000);
     expect(keepalive()).toBe(1); // two: on
+  });
+
+  it('a host connect that never completes answers the guest with host unreachable after connectTimeoutMs, and only those', async () => {
+    // A listener with a full accept queue (backlog 0, one connection never
+    // accepted): the kernel drops further SYNs, so a connect hangs.
+    const py = spawn('python3', ['-c', "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()"], { stdio: ['pipe', 'pipe', 'inherit'] });
+    children.push(py);
+    const [line] = (await once(py.stdout!, 'data')) as [Buffer];
+    const port = Number(line.toString().trim());
+    const filler = net.connect({ port, host: '127.0.0.1' });
+    await once(filler, 'connect');
+    const events: string[] = [];
+    const table = {
+      budget: { release() {}, force() {} },
+      sendSpace: () => 65536,
+      send: (_id: number, d: Buffer) => d.length,
+      accepted: (_now: number, id: number) => events.push(`accepted ${id}`),
+      refused: (_now: number, id: number) => events.push(`refused ${id}`),
+      unreachable: (_now: number, id: number, code: number) => events.push(`unreachable ${id} ${code}`),
+      close() {},
+      abort() {},
+      consumed() {},
+    } as unknown as TcpTable;
+    const clock = () => performance.now();
+    host = new TcpHost({ nameservers: () => [], log: quiet, guard: new Guard(quiet, clock), clock, connectTimeoutMs: 300 }, () => {});
+    host.bind(table);
+    const t0 = performance.now();
+    host.open({ id: 1, peerPort: port } as TcpFlow, { kind: 'host', addr: 0x7f000001 } as never);
+    await new Promise((r) => setTimeout(r, 100));
+    host.open({ id: 2, peerPort: port } as TcpFlow, { kind: 'host', addr: 0x7f000001 } as never);
+    // A third one that completes: its timeout must not fire later.
+    server = net.createServer(() => {});
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    host.open({ id: 3, peerPort: (server.address() as net.AddressInfo).port } as TcpFlow, { kind: 'host', addr: 0x7f000001 } as never);
+    const until = async (n: number) => {
+      for (let i = 0; i < 200 && events.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    await until(2);
+    expect(events).toEqual(['accepted 3', 'unreachable 1 1']);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+    await until(3);
+    expect(events).toEqual(['accepted 3', 'unreachable 1 1', 'unreachable 2 1']);
+    expect(performance.now() - t0).toBeLessThan(1500);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(events.length).toBe(3);
+    filler.destroy();
   });
 });
