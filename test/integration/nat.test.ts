@@ -92,6 +92,21 @@ describe.skipIf(integrationSkip !== '')('TCP/UDP termination (rootless namespace
     }
   }, LONG);
 
+  it('--no-offload at MTU 65520: 64 KiB segments leave as headers + payload written from the send buffer, checksummed in full; 8 MiB down intact', async () => {
+    const src = await sourceServer(8 * MiB);
+    try {
+      const t = await attach(['--mtu', '65520', '--no-offload']);
+      // The guest's kernel checks every TCP checksum here: one wrong sum over
+      // a payload written where it lies would stall the download.
+      expect(await fx.ns.guest(['download', '10.0.2.2', String(src.port)], LONG)).toBe(`${8 * MiB} ${src.sent[0]}`);
+      const s = await statsOf(t);
+      expect(s.tap.txGso).toBe(0);
+      expect(s.txBytes / s.txFrames).toBeGreaterThan(8000);
+    } finally {
+      await src.close();
+    }
+  }, LONG);
+
   it('offloads: an app\'s UDP_SEGMENT send (USO) leaves as separate datagrams, each echoed', async () => {
     const t = await attach(['--mtu', '1500']);
     const echo = await udpEchoServer();
