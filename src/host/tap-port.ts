@@ -201,27 +201,7 @@ export class TapPort implements Port {
   }
 
   send(frame: Buffer, gso?: number): void {
-    if (this.closed) return;
-    try {
-      let n: number;
-      if (this.wbuf) {
-        // The header, then the frame behind it: one write(2) per frame.
-        const w = this.wbuf;
-        txOffloadHeader(frame, gso, w);
-        frame.copy(w, VIRTIO_NET_HDR_LEN);
-        n = writeFrame(this.fd, w, VIRTIO_NET_HDR_LEN + frame.length);
-        if (gso) this.stats.txGso++;
-      } else {
-        n = writeFrame(this.fd, frame);
-      }
-      if (n < 0) this.stats.txDropped++;
-      else this.stats.txFrames++;
-    } catch (e) {
-      // EIO: the interface is down inside the namespace; the frame is lost
-      // as on a wire with no carrier.
-      if (e instanceof NativeError) this.stats.txErrors++;
-      else throw e;
-    }
+    this.put(frame, gso, undefined);
   }
 
   /**
@@ -230,21 +210,30 @@ export class TapPort implements Port {
    * writev(2), no copy of the payload at all.
    */
   sendParts(head: Buffer, payload: Buffer, gso?: number): void {
+    this.put(head, gso, payload);
+  }
+
+  /** Writes `frame` (then `payload`, when given) as one frame: one write(2) or writev(2). */
+  private put(frame: Buffer, gso: number | undefined, payload: Buffer | undefined): void {
     if (this.closed) return;
     try {
       let n: number;
       if (this.wbuf) {
+        // The header, then the frame behind it.
         const w = this.wbuf;
-        txOffloadHeader(head, gso, w);
-        head.copy(w, VIRTIO_NET_HDR_LEN);
-        n = writeFrame2(this.fd, w, VIRTIO_NET_HDR_LEN + head.length, payload);
+        txOffloadHeader(frame, gso, w);
+        frame.copy(w, VIRTIO_NET_HDR_LEN);
+        const len = VIRTIO_NET_HDR_LEN + frame.length;
+        n = payload === undefined ? writeFrame(this.fd, w, len) : writeFrame2(this.fd, w, len, payload);
         if (gso) this.stats.txGso++;
       } else {
-        n = writeFrame2(this.fd, head, head.length, payload);
+        n = payload === undefined ? writeFrame(this.fd, frame) : writeFrame2(this.fd, frame, frame.length, payload);
       }
       if (n < 0) this.stats.txDropped++;
       else this.stats.txFrames++;
     } catch (e) {
+      // EIO: the interface is down inside the namespace; the frame is lost
+      // as on a wire with no carrier.
       if (e instanceof NativeError) this.stats.txErrors++;
       else throw e;
     }
