@@ -342,14 +342,8 @@ export class TcpHost implements TcpHooks {
       }
       if (p.at > now) continue;
       this.connecting.delete(p);
-      this.opts.guard.run(
-        'tcp-host',
-        () => {
-          p.c.socket.destroy();
-          this.connectFailed(p.flow, p.targets, p.i, 'ETIMEDOUT');
-        },
-        () => this.failFlow(p.flow.id),
-      );
+      // connectFailed destroys the socket (still the flow's: the connect is pending).
+      this.opts.guard.run('tcp-host', () => this.connectFailed(p.flow, p.targets, p.i, 'ETIMEDOUT'), () => this.failFlow(p.flow.id));
     }
     if (this.connecting.size === 0) {
       clearInterval(this.connectTicker);

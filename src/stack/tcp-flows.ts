@@ -729,28 +729,16 @@ export class TcpTable {
       const src = handles.addr(flow.peerIp);
       const dst = handles.addr(flow.guestIp);
       const { frame, payload } = ipv6Frame(macFor6(cfg.ipv6!, src), 0, new Ipv6Repr({ src, dst, nextHeader: IpProtocol.TCP, payloadLen: tcpLen }), this.scratch);
-      const pseudo = pseudoV6(src, dst, IpProtocol.TCP, tcpLen);
-      if (parts) {
-        repr.emitHeader(payload, pseudo, mode);
-        this.ctx.sendToGuest6(now, dst, frame.subarray(0, frame.length - data.length), gso, data);
-      } else {
-        repr.emit(payload, pseudo, mode);
-        this.ctx.sendToGuest6(now, dst, frame, gso);
-      }
+      const out = fillSegment(repr, frame, payload, pseudoV6(src, dst, IpProtocol.TCP, tcpLen), mode, parts);
+      this.ctx.sendToGuest6(now, dst, out, gso, parts ? data : undefined);
       return;
     }
     const ipr = new Ipv4Repr({ src: flow.peerIp, dst: flow.guestIp, protocol: IpProtocol.TCP, payloadLen: tcpLen, ttl: 64 });
     const { frame, payload } = ipv4Frame(this.ctx.ownMac(flow.peerIp) ?? cfg.gatewayMac, 0, ipr, this.scratch);
-    const pseudo = pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen);
+    const out = fillSegment(repr, frame, payload, pseudoV4(flow.peerIp, flow.guestIp, IpProtocol.TCP, tcpLen), mode, parts);
     // The guest's MAC from the neighbor table; an inbound flow may start
     // before the guest has said anything, and then ARP asks first.
-    if (parts) {
-      repr.emitHeader(payload, pseudo, mode);
-      this.ctx.sendToGuest(now, flow.guestIp, frame.subarray(0, frame.length - data.length), gso, data);
-    } else {
-      repr.emit(payload, pseudo, mode);
-      this.ctx.sendToGuest(now, flow.guestIp, frame, gso);
-    }
+    this.ctx.sendToGuest(now, flow.guestIp, out, gso, parts ? data : undefined);
   }
 
   /**
@@ -890,6 +878,20 @@ export class TcpTable {
  * copy costs less than the scatter write.
  */
 const PARTS_MIN = 2048;
+
+/**
+ * Writes TCP segment `repr` into `region` (the IP payload of `frame`) and
+ * returns what to send: the whole frame, or with `parts` the headers alone
+ * (the payload goes beside them).
+ */
+function fillSegment(repr: TcpRepr, frame: Buffer, region: Buffer, pseudo: number, mode: ChecksumMode, parts: boolean): Buffer {
+  if (!parts) {
+    repr.emit(region, pseudo, mode);
+    return frame;
+  }
+  repr.emitHeader(region, pseudo, mode);
+  return frame.subarray(0, frame.length - repr.payload.length);
+}
 
 function emptyStats(): TcpConnectionStats {
   return { bytesIn: DOUBLE_ZERO, bytesOut: DOUBLE_ZERO, retransmits: 0, segmentsIn: 0, segmentsOut: 0, dupAcks: 0, fastRetransmits: 0, rtoFired: 0, outOfOrder: 0 };
