@@ -28,7 +28,7 @@ import { Icmpv6Repr, Icmpv6Type } from '../../../src/wire/icmpv6.js';
 const GUEST_PORT = 40000;
 const GUEST_ISS = 1000;
 
-function rig(opts: { udpIdleMs?: number } = {}) {
+function rig(opts: { udpIdleMs?: number; onEvent?: (name: string) => void; flowEvents?: boolean } = {}) {
   const cfg = makeConfig();
   const out: Buffer[] = [];
   const events: string[] = [];
@@ -58,7 +58,11 @@ function rig(opts: { udpIdleMs?: number } = {}) {
     sendDns: () => events.push('dns'),
     close: (_f, reason) => events.push(`udp close ${reason}`),
   };
-  const stack = new Stack(cfg, { transmit: (f) => out.push(Buffer.from(f)), tcp: tcpHooks, udp: udpHooks }, { udpIdleMs: opts.udpIdleMs });
+  const stack = new Stack(
+    cfg,
+    { transmit: (f) => out.push(Buffer.from(f)), tcp: tcpHooks, udp: udpHooks, onEvent: opts.onEvent, flowEvents: opts.flowEvents },
+    { udpIdleMs: opts.udpIdleMs },
+  );
   const guest = cfg.guest;
   const gw = cfg.gateway;
   const r = {
@@ -460,21 +464,9 @@ describe('UDP over IPv6 through the same flow layer', () => {
 });
 
 describe('events (StackHooks.onEvent)', () => {
-  function withEvents(flowEvents: boolean | undefined) {
-    const cfg = makeConfig();
+  function withEvents(flowEvents: boolean | undefined): string[] {
     const seen: string[] = [];
-    const hooks: TcpHooks = {
-      open: () => {},
-      data: () => {},
-      eof: () => {},
-      established: () => {},
-      sendSpace: () => {},
-      reset: () => {},
-      closed: () => {},
-    };
-    const stack = new Stack(cfg, { transmit: () => {}, onEvent: (name) => seen.push(name), flowEvents, tcp: hooks });
-    const fields: TcpFields = { srcPort: GUEST_PORT, dstPort: 8080, seq: GUEST_ISS, ack: 0, flags: F.SYN, window: 64240, mss: 1460 };
-    stack.receive(0, eth(GUEST_MAC, cfg.gatewayMac, EtherType.IPv4, ipv4({ src: cfg.guest, dst: cfg.gateway, protocol: IpProtocol.TCP }, tcp(cfg.guest, cfg.gateway, fields))));
+    rig({ onEvent: (name) => seen.push(name), flowEvents }).guestTcp({ flags: F.SYN, mss: 1460 });
     return seen;
   }
 
