@@ -36,3 +36,4 @@ export { reap, spawnPiped, type Spawned } from './spawn.js';
 export { BLOCKED as SECCOMP_BLOCKED, installSeccomp } from './seccomp.js';
 export { ARENA_MAX, MMAP_THRESHOLD, tuneMalloc } from './malloc.js';
 export * from './sandbox.js';
+export { releasableMappings, releaseMappings, type ReleasableMapping } from './resident.js';

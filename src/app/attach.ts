@@ -24,6 +24,7 @@ import type { ForwardSpec } from '../host/forward-spec.js';
 import { Runtime } from '../host/runtime.js';
 import { installProcessGuard } from '../host/guard.js';
 import { TapPort } from '../host/tap-port.js';
+import { startupPages } from '../host/startup-pages.js';
 import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4 } from '../../native/index.js';
 
 export interface AttachOptions {
@@ -239,7 +240,10 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   const removeProcessGuard = installProcessGuard(runtime.guard, (err) =>
     onFailure(new Error(`internal errors keep escaping (last: ${err instanceof Error ? err.message : String(err)})`)),
   );
+  // Opened before beforeStart, which may take /proc away (--enable-sandbox).
+  const pages = startupPages(log);
   const release = async () => {
+    pages.cancel();
     removeProcessGuard();
     await api?.close();
     forwarder.closeAll();
@@ -260,6 +264,7 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   }
   tap.onFailure = onFailure;
   tap.start();
+  pages.arm();
   log.debug({ engine: tap.engine }, 'stack serving');
   log.info(`network up: ${networkSummary(o, cfg, tap, forwards.list())}`);
   return {

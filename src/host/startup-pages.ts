@@ -1,0 +1,57 @@
+// Gives back, once the network is up, the pages of the node executable and
+// its libraries that only start-up used (native/resident.ts says what is
+// dropped and why it is exact). /proc/self/smaps is opened at once, since
+// --enable-sandbox takes /proc away before the network starts; it is read a
+// second after the TAP starts serving, off the start-up path (reading it
+// walks the page tables: ~5 ms). Best effort: without /proc, or on a kernel
+// that says nothing, the pages simply stay.
+
+import fs from 'node:fs';
+import { releasableMappings, releaseMappings } from '../../native/index.js';
+import type { Logger } from './log.js';
+
+/** How long after the TAP starts serving the pages go back. */
+export const RELEASE_AFTER_MS = 1000;
+
+export interface StartupPages {
+  /** Starts the countdown (the network is up). */
+  arm(): void;
+  /** Nothing more to do (the network stops): closes what is still open. */
+  cancel(): void;
+}
+
+export function startupPages(log: Logger, afterMs = RELEASE_AFTER_MS): StartupPages {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync('/proc/self/smaps', 'r');
+  } catch (e) {
+    log.debug({ err: (e as Error).message }, 'start-up pages kept: /proc/self/smaps unreadable');
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const close = () => {
+    if (fd !== undefined) fs.closeSync(fd);
+    fd = undefined;
+  };
+  const release = () => {
+    timer = undefined;
+    if (fd === undefined) return;
+    try {
+      const r = releaseMappings(releasableMappings(fs.readFileSync(fd, 'utf8')));
+      log.debug({ mappings: r.mappings, MiB: Math.round(r.kib / 102.4) / 10 }, 'start-up pages of read-only file mappings given back');
+    } catch (e) {
+      log.debug({ err: (e as Error).message }, 'start-up pages kept');
+    } finally {
+      close();
+    }
+  };
+  return {
+    arm() {
+      if (fd !== undefined && timer === undefined) timer = setTimeout(release, afterMs).unref();
+    },
+    cancel() {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      close();
+    },
+  };
+}
