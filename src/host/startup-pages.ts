@@ -1,33 +1,31 @@
 // Gives back, once the network is up, the pages of the node executable and
 // its libraries that only start-up used (native/resident.ts says what is
 // dropped and why it is exact). /proc/self/smaps is opened at once, since
-// --enable-sandbox takes /proc away before the network starts; it is read a
-// second after the TAP starts serving, off the start-up path (reading it
-// walks the page tables: ~5 ms). Best effort: without /proc, or on a kernel
-// that says nothing, the pages simply stay.
+// --enable-sandbox takes /proc away before the network starts; it is read
+// on the event loop's first turn after the TAP starts serving — after the
+// ready signal, before a first bulk transfer can raise the peak further
+// (reading it walks the page tables: ~5 ms, once). Best effort: without
+// /proc, or on a kernel that says nothing, the pages simply stay.
 
 import fs from 'node:fs';
 import { releasableMappings, releaseMappings } from '../../native/index.js';
 import type { Logger } from './log.js';
 
-/** How long after the TAP starts serving the pages go back. */
-export const RELEASE_AFTER_MS = 1000;
-
 export interface StartupPages {
-  /** Starts the countdown (the network is up). */
+  /** The network is up: the pages go back on the next turn of the event loop. */
   arm(): void;
   /** Nothing more to do (the network stops): closes what is still open. */
   cancel(): void;
 }
 
-export function startupPages(log: Logger, afterMs = RELEASE_AFTER_MS): StartupPages {
+export function startupPages(log: Logger): StartupPages {
   let fd: number | undefined;
   try {
     fd = fs.openSync('/proc/self/smaps', 'r');
   } catch (e) {
     log.debug({ err: (e as Error).message }, 'start-up pages kept: /proc/self/smaps unreadable');
   }
-  let timer: NodeJS.Timeout | undefined;
+  let timer: NodeJS.Immediate | undefined;
   const close = () => {
     if (fd !== undefined) fs.closeSync(fd);
     fd = undefined;
@@ -46,10 +44,10 @@ export function startupPages(log: Logger, afterMs = RELEASE_AFTER_MS): StartupPa
   };
   return {
     arm() {
-      if (fd !== undefined && timer === undefined) timer = setTimeout(release, afterMs).unref();
+      if (fd !== undefined && timer === undefined) timer = setImmediate(release).unref();
     },
     cancel() {
-      if (timer !== undefined) clearTimeout(timer);
+      if (timer !== undefined) clearImmediate(timer);
       timer = undefined;
       close();
     },
