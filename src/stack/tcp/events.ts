@@ -111,7 +111,9 @@ export class TcpEventQueue {
         if (bits & ESTABLISHED && !this.silenced) app.onEstablished();
         for (let i = 0; i < n && !this.silenced; i++) app.onData(data[i]!);
       } finally {
-        data.fill(undefined, 0, n); // the views of frames go now
+        // The views of frames go now (a loop: Array.prototype.fill is a C++
+        // builtin, ~0.4% of a round trip's CPU for one or two slots).
+        for (let i = 0; i < n; i++) data[i] = undefined;
         this.spare = data;
       }
       if (bits & EOF && !this.silenced) app.onEof();
