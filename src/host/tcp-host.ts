@@ -1,11 +1,11 @@
-// The host side of TCP flows: one net.Socket per flow, connected to where the
-// NAT routed the guest's SYN, with the byte stream relayed both ways and
-// backpressure honoured:
-//   guest → host: bytes go straight to the socket's fd when Node has nothing
+// The host side of TCP flows: one host socket per flow (a bare libuv handle,
+// src/host/host-socket.ts), connected to where the NAT routed the guest's
+// SYN, with the byte stream relayed both ways and backpressure honoured:
+//   guest → host: bytes go straight to the socket's fd when nothing is
 //     queued for it (native/send.ts: what the kernel takes is consumed at
 //     once); the rest goes to socket.write() and counts against the guest's
-//     receive window until the write callback says it left for the kernel
-//     (consumed), so a slow host peer shrinks the window the guest sees.
+//     receive window until the write completes (consumed), so a slow host
+//     peer shrinks the window the guest sees.
 //   host → guest: reads go into the connection's bounded send buffer — a
 //     bulk flow's straight into the buffer's room (lent by the stack, no
 //     copy), others through one shared buffer; what does not fit waits,
@@ -14,27 +14,28 @@
 // unreachable (ENETUNREACH → net, EHOSTUNREACH/timeout → host). Out of file
 // descriptors (EMFILE/ENFILE) refuses that one flow with RST, counted as
 // "host-fd-limit"; existing flows are untouched and new ones work again as
-// soon as descriptors free up.
+// soon as descriptors free up. Forwarded connections (accepted by a
+// net.Server) move their handle into a host socket the same way (adopt).
 //
-// Memory (the stack's MemoryBudget): each read (onread; accepted forwarded
-// sockets too, see onreadSocket) lands in the flow's send buffer or in one
-// shared buffer sized to the room the send buffer has, so host data never
-// waits outside the budget (where 'data' events must do, a remainder is
-// counted). Only a flow whose last read was a bulk one reads in place: the
-// room lent for its next read stays held until then, and an idle
+// Memory (the stack's MemoryBudget): each read lands in the flow's send
+// buffer or in one shared buffer sized to the room the send buffer has, so
+// host data never waits outside the budget (a remainder that did not fit
+// is counted). Only a flow whose last read was a bulk one reads in place:
+// the room lent for its next read stays held until then, and an idle
 // request/response flow should hold no block at all. Guest data
-// waiting to be written is counted until Node has written it. A host socket
+// waiting to be written is counted until its write completes. A host socket
 // the stack is done with but whose peer stops reading is destroyed after
 // LINGER_MS instead of being kept forever. Every socket event runs under the
 // runtime's Guard: an exception resets that flow alone.
 
-import net from 'node:net';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { TcpFlow, TcpHooks, TcpRoute, TcpTable } from '../stack/tcp-flows.js';
 import { ipv4ToString } from '../wire/address.js';
 import type { Guard } from './guard.js';
 import type { Logger } from './log.js';
-import { sendNow, streamFd } from '../../native/index.js';
+import { sendNow } from '../../native/index.js';
+import { HostSocket, type HostSocketOwner } from './host-socket.js';
 import { SLAB, WriteArena, type ArenaCopy } from './write-arena.js';
 import type { Clock } from './clock.js';
 
@@ -72,8 +73,12 @@ interface PendingConnect {
 }
 
 interface HostConn {
-  socket: net.Socket;
+  /** The flow's id. */
+  id: number;
+  socket: HostSocket<HostConn>;
   connected: boolean;
+  /** The host connect in progress (until it completes or fails). */
+  connect: PendingConnect | undefined;
   /** Bytes from the host that did not fit in the send buffer yet. */
   pending: Buffer | undefined;
   /** We told the socket to end (guest FIN) or destroyed it. */
@@ -152,110 +157,131 @@ export class TcpHost implements TcpHooks {
 
   private tryConnect(flow: TcpFlow, targets: ReadonlyArray<readonly [string, number]>, i: number): void {
     const [host, port] = targets[i]!;
-    // Reads land in one shared buffer (Node's onread) and are copied into the
-    // connection's send buffer at once: no ArrayBuffer per read (GC churn).
-    // Each read is sized to the room the flow has, so nothing read waits
-    // outside the send buffer (and its memory budget).
-    let c: HostConn | undefined;
-    const guard = this.opts.guard;
-    const fail = () => this.failFlow(flow.id);
-    const socket = net.connect({
-      host,
-      port,
-      // --outbound-addr for IPv4 destinations, --outbound-addr6 for IPv6 ones.
-      localAddress: net.isIPv6(host) ? this.opts.outboundAddr6 : this.opts.outboundAddr,
-      allowHalfOpen: true,
-      noDelay: true,
-      onread: this.onread(flow.id, () => c),
-    });
-    c = this.wire(flow.id, socket, false, false);
-    const pending: PendingConnect = { at: this.opts.clock() + this.connectTimeoutMs, c, flow, targets, i };
-    this.watchConnect(pending);
-    socket.once(
-      'connect',
-      guard.wrap('tcp-host', () => {
-        c.connected = true;
-        this.connecting.delete(pending);
-        this.opts.log.debug({ flow: flow.id, host, port }, 'host connect ok');
-        this.table.accepted(this.opts.clock(), flow.id);
-        this.kick();
-      }, fail),
-    );
-    socket.on(
-      'error',
-      guard.wrap('tcp-host', (err: NodeJS.ErrnoException) => {
-        this.connecting.delete(pending);
-        if (!c.connected) this.connectFailed(flow, targets, i, err.code ?? 'EIO');
-      }, fail),
-    );
+    const c = this.newConn(flow.id, false);
+    c.connect = { at: this.opts.clock() + this.connectTimeoutMs, c, flow, targets, i };
+    // --outbound-addr for IPv4 destinations, --outbound-addr6 for IPv6 ones
+    // (targets are address literals: only IPv6 ones hold a ':').
+    c.socket = HostSocket.connect(this.sockets, c, host, port, host.includes(':') ? this.opts.outboundAddr6 : this.opts.outboundAddr);
+    this.watchConnect(c.connect);
   }
 
   /**
-   * Host reads for flow `id` (Node's onread). A bulk flow reads straight
-   * into its send buffer's room (lent by the stack: no copy at all); other
-   * reads land in the one shared buffer, sized to the room the flow has, and
-   * are copied into the send buffer at once — so an idle flow holds no block
-   * for a read that may never come, no ArrayBuffer is made per read (GC
-   * churn), and nothing read waits outside the send buffer (and its memory
-   * budget). Node asks for the next read's buffer right after each read.
+   * What every host socket reports to (one object for all: no closures per
+   * connection). Reads: a bulk flow reads straight into its send buffer's
+   * room (lent by the stack: no copy at all); other reads land in the one
+   * shared buffer, sized to the room the flow has, and are copied into the
+   * send buffer at once — so an idle flow holds no block for a read that
+   * may never come, no ArrayBuffer is made per read (GC churn), and nothing
+   * read waits outside the send buffer (and its memory budget). The socket
+   * asks for the next read's buffer right after each read.
    */
-  private onread(id: number, conn: () => HostConn | undefined): net.OnReadOpts {
-    const guard = this.opts.guard;
-    return {
-      buffer: () => {
-        const c = conn(); // undefined for the first buffer, asked while the socket is made
-        if (c !== undefined && c.bulk && c.pending === undefined) {
-          const room = this.table.lendSendRoom(id, READ_BUF.length);
-          if (room !== undefined) {
-            c.lent = true;
-            return room;
-          }
+  private readonly sockets: HostSocketOwner<HostConn> = {
+    connected: (c) => {
+      try {
+        c.connected = true;
+        const p = c.connect!;
+        c.connect = undefined;
+        this.connecting.delete(p);
+        this.opts.log.debug({ flow: c.id, target: p.targets[p.i] }, 'host connect ok');
+        this.table.accepted(this.opts.clock(), c.id);
+        this.kick();
+      } catch (e) {
+        this.opts.guard.report('tcp-host', e);
+        this.failFlow(c.id);
+      }
+    },
+    nextBuffer: (c) => {
+      if (c.bulk && c.pending === undefined) {
+        const room = this.table.lendSendRoom(c.id, READ_BUF.length);
+        if (room !== undefined) {
+          c.lent = true;
+          return room;
         }
-        const room = this.table.sendSpace(id);
-        // The whole buffer when there is room for it (no view allocated per read).
-        return room >= READ_BUF.length ? READ_BUF : READ_BUF.subarray(0, Math.max(1, room));
-      },
-      callback: (n: number, buf: Uint8Array) => {
-        // The guard's semantics without a closure per read (hot path).
-        try {
-          const c = conn()!;
-          c.bulk = n >= BULK_READ;
-          let more: boolean;
-          if (c.lent) {
-            c.lent = false;
-            more = this.queued(id, c, buf as Buffer, n, this.table.commitSendRoom(id, n));
-          } else {
-            const chunk = READ_BUF.subarray(0, n);
-            more = this.queued(id, c, chunk, n, this.table.send(id, chunk));
-          }
-          // Send it on now rather than in a setImmediate: one read per
-          // socket per loop turn, so there is nothing to batch with, and
-          // the flush only dispatches flows with work.
-          this.flush();
-          return more;
-        } catch (e) {
-          guard.report('tcp-host', e);
-          this.failFlow(id);
-          return false;
+      }
+      const room = this.table.sendSpace(c.id);
+      // The whole buffer when there is room for it (no view allocated per read).
+      return room >= READ_BUF.length ? READ_BUF : READ_BUF.subarray(0, Math.max(1, room));
+    },
+    read: (c, n, buf) => {
+      // The guard's semantics without a closure per read (hot path).
+      try {
+        const id = c.id;
+        c.bulk = n >= BULK_READ;
+        let more: boolean;
+        if (c.lent) {
+          c.lent = false;
+          more = this.queued(id, c, buf as Buffer, n, this.table.commitSendRoom(id, n));
+        } else {
+          const chunk = READ_BUF.subarray(0, n);
+          more = this.queued(id, c, chunk, n, this.table.send(id, chunk));
         }
-      },
-    };
-  }
+        // Send it on now rather than in a setImmediate: one read per
+        // socket per loop turn, so there is nothing to batch with, and
+        // the flush only dispatches flows with work.
+        this.flush();
+        return more;
+      } catch (e) {
+        this.opts.guard.report('tcp-host', e);
+        this.failFlow(c.id);
+        return false;
+      }
+    },
+    ended: (c) => {
+      try {
+        // Nothing more will be read: the room lent for the next read comes back.
+        if (c.lent) {
+          c.lent = false;
+          this.table.unlendSendRoom(c.id);
+        }
+        // The host peer finished sending: FIN to the guest after queued data.
+        if (c.pending) return; // sendSpace() will close after the rest
+        this.table.close(this.opts.clock(), c.id);
+        this.kick();
+      } catch (e) {
+        this.opts.guard.report('tcp-host', e);
+        this.failFlow(c.id);
+      }
+    },
+    failed: (c, code) => {
+      try {
+        if (!c.connected) {
+          const p = c.connect;
+          c.connect = undefined;
+          if (p === undefined) return; // given up already (connect timeout)
+          this.connecting.delete(p);
+          this.connectFailed(p.flow, p.targets, p.i, code);
+          return;
+        }
+        this.opts.log.debug({ flow: c.id, err: code }, 'host socket error');
+        c.ended = true;
+        if (this.conns.get(c.id) === c) this.conns.delete(c.id);
+        this.table.abort(this.opts.clock(), c.id);
+        this.kick();
+      } catch (e) {
+        this.opts.guard.report('tcp-host', e);
+        this.failFlow(c.id);
+      }
+    },
+  };
 
   /**
    * Port forwarding: a client socket accepted on a host listener (paused
    * since accept, nothing read yet), already bound to an inbound flow. Its
    * bytes wait in the connection until the guest completes the handshake.
-   * Node's server cannot read accepted sockets with onread, so the socket's
-   * handle moves to a new Socket that does (onreadSocket); where that is not
-   * possible, 'data' events (one allocation per read) do the same job.
+   * Its libuv handle moves from the socket net.Server made to a HostSocket
+   * (takeHandle); a socket whose handle cannot move is reset, and so is the
+   * flow.
    */
   adopt(flowId: number, accepted: net.Socket): void {
-    let c: HostConn | undefined;
-    const socket = onreadSocket(accepted, this.onread(flowId, () => c));
-    socket.setNoDelay(true);
-    c = this.wire(flowId, socket, true, socket === accepted);
-    if (socket === accepted) socket.resume();
+    const taken = takeHandle(accepted);
+    if (!taken) {
+      accepted.resetAndDestroy();
+      this.table.abort(this.opts.clock(), flowId);
+      this.kick();
+      return;
+    }
+    const c = this.newConn(flowId, true);
+    c.socket = HostSocket.adopt(this.sockets, c, taken.handle, taken.onClose);
     this.kick();
   }
 
@@ -271,42 +297,25 @@ export class TcpHost implements TcpHooks {
     this.awaiting.set(flowId, { socket, refused });
   }
 
-  /** Relays a host socket to flow `id` in both directions (see the file header). */
-  private wire(id: number, socket: net.Socket, connected: boolean, dataEvents: boolean): HostConn {
-    const c: HostConn = { socket, connected, pending: undefined, ended: false, paused: false, lent: false, bulk: false, sweeps: 0 };
-    const guard = this.opts.guard;
-    const fail = () => this.failFlow(id);
+  /** A connection for flow `id`, registered (its socket is set by the caller). */
+  private newConn(id: number, connected: boolean): HostConn {
+    const c: HostConn = {
+      id,
+      socket: undefined as unknown as HostSocket<HostConn>,
+      connected,
+      connect: undefined,
+      pending: undefined,
+      ended: false,
+      paused: false,
+      lent: false,
+      bulk: false,
+      sweeps: 0,
+    };
     this.conns.set(id, c);
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.opts.guard.run('tcp-host', () => this.sweepKeepalive()), KEEPALIVE_SWEEP_MS);
       this.sweeper.unref();
     }
-    if (dataEvents) socket.on('data', guard.wrap('tcp-host', (chunk: Buffer) => void this.fromHost(id, c, chunk), fail));
-    socket.on(
-      'end',
-      guard.wrap('tcp-host', () => {
-        // Nothing more will be read: the room lent for the next read comes back.
-        if (c.lent) {
-          c.lent = false;
-          this.table.unlendSendRoom(id);
-        }
-        // The host peer finished sending: FIN to the guest after queued data.
-        if (c.pending) return; // sendSpace() will close after the rest
-        this.table.close(this.opts.clock(), id);
-        this.kick();
-      }, fail),
-    );
-    socket.on(
-      'error',
-      guard.wrap('tcp-host', (err: NodeJS.ErrnoException) => {
-        if (!c.connected) return; // the connect path handles it
-        this.opts.log.debug({ flow: id, err: err.code }, 'host socket error');
-        c.ended = true;
-        if (this.conns.get(id) === c) this.conns.delete(id);
-        this.table.abort(this.opts.clock(), id);
-        this.kick();
-      }, fail),
-    );
     return c;
   }
 
@@ -342,6 +351,7 @@ export class TcpHost implements TcpHooks {
       }
       if (p.at > now) continue;
       this.connecting.delete(p);
+      p.c.connect = undefined;
       // connectFailed destroys the socket (still the flow's: the connect is pending).
       this.opts.guard.run('tcp-host', () => this.connectFailed(p.flow, p.targets, p.i, 'ETIMEDOUT'), () => this.failFlow(p.flow.id));
     }
@@ -380,13 +390,6 @@ export class TcpHost implements TcpHooks {
     this.kick();
   }
 
-  /** Bytes from the host socket (copied by the send buffer); false when the socket must pause. */
-  private fromHost(id: number, c: HostConn, chunk: Buffer): boolean {
-    const n = this.table.send(id, chunk);
-    this.kick();
-    return this.queued(id, c, chunk, chunk.length, n);
-  }
-
   /**
    * `taken` of the `len` bytes read into `chunk` went into the flow's send
    * buffer. Returns whether to read on; the socket pauses otherwise.
@@ -415,7 +418,7 @@ export class TcpHost implements TcpHooks {
     if (c.connected && c.socket.writableLength === 0) {
       // Nothing queued in Node: straight to the kernel (native/send.ts).
       // What it takes is consumed now; the rest goes the queued way below.
-      const fd = streamFd(c.socket);
+      const fd = c.socket.fd;
       const n = fd < 0 ? -1 : sendNow(fd, data);
       if (n > 0) {
         this.table.consumed(flow.id, n);
@@ -554,16 +557,15 @@ export class TcpHost implements TcpHooks {
     const linger = setTimeout(() => s.destroy(), LINGER_MS);
     linger.unref();
     this.lingering.add(s);
-    const done = () => {
+    s.whenFlushed(() => {
       clearTimeout(linger);
       this.lingering.delete(s);
       s.destroy();
-    };
-    s.once('finish', done).once('error', done).once('close', done);
+    });
   }
 
   /** Finished flows' sockets still flushing to their peer. */
-  private readonly lingering = new Set<net.Socket>();
+  private readonly lingering = new Set<HostSocket<HostConn>>();
 
   /** Destroys every socket (shutdown). */
   closeAll(): void {
@@ -583,30 +585,35 @@ export class TcpHost implements TcpHooks {
   }
 }
 
+/** What net.Server keeps on a socket it accepted (Node's own fields, as net.Socket._destroy uses them). */
+interface AcceptedSocket {
+  _handle?: object | null;
+  _server?: { _connections: number; _emitCloseIfDrained?: () => void } | null;
+}
+
 /**
- * A Socket reading `accepted`'s connection through `onread`: the libuv handle
- * moves from the socket net.Server made to a new one constructed with it
- * (as tap-port.ts wraps the TAP's fd), and the server's connection count
- * follows it (the old object is never destroyed, so it must not hold the
- * count). Only for a socket paused since accept (pauseOnConnect) with nothing
- * buffered. Returns `accepted` itself when the handle cannot be moved.
+ * The libuv handle of `accepted`, moved out of the net.Socket net.Server
+ * made (as tap-port.ts wraps the TAP's fd), and what to run when it is
+ * closed: the server's connection count, which the old object would have
+ * kept (it is never destroyed now, so it must not hold the count). Only for
+ * a socket paused since accept (pauseOnConnect) with nothing buffered;
+ * undefined otherwise.
  */
-function onreadSocket(accepted: net.Socket, onread: net.OnReadOpts): net.Socket {
-  const old = accepted as net.Socket & { _handle?: unknown; _server?: unknown; server?: unknown };
+function takeHandle(accepted: net.Socket): { handle: object; onClose: () => void } | undefined {
+  const old = accepted as net.Socket & AcceptedSocket;
   const handle = old._handle;
-  if (!handle || accepted.readableLength > 0 || accepted.destroyed || !accepted.isPaused()) return accepted;
+  if (!handle || accepted.readableLength > 0 || accepted.destroyed || !accepted.isPaused()) return undefined;
   // The peer's address is read (and cached) while the old object still holds the handle.
   void accepted.remoteAddress;
-  let socket: net.Socket;
-  try {
-    socket = new net.Socket({ handle, allowHalfOpen: true, readable: true, writable: true, onread } as net.SocketConstructorOpts);
-  } catch {
-    return accepted;
-  }
-  const s = socket as net.Socket & { _server?: unknown; server?: unknown };
-  s._server = old._server;
-  s.server = old.server;
+  const server = old._server;
   old._server = null;
   old._handle = null;
-  return socket;
+  return {
+    handle,
+    onClose: () => {
+      if (!server) return;
+      server._connections--;
+      server._emitCloseIfDrained?.();
+    },
+  };
 }

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { getSockOptInt, SOL_SOCKET, streamFd } from '../../../native/index.js';
+import { getSockOptInt, SOL_SOCKET } from '../../../native/index.js';
 import { Guard } from '../../../src/host/guard.js';
 import type { Logger } from '../../../src/host/log.js';
 import { TcpHost } from '../../../src/host/tcp-host.js';
@@ -52,8 +52,8 @@ describe('TcpHost', () => {
     host.bind(table);
     host.open({ id: 1, peerPort: port } as TcpFlow, { kind: 'host', addr: 0x7f000001 } as never);
     await connected;
-    const socket = (host as unknown as { conns: Map<number, { socket: net.Socket }> }).conns.get(1)!.socket;
-    const keepalive = () => getSockOptInt(streamFd(socket), SOL_SOCKET, SO_KEEPALIVE);
+    const socket = (host as unknown as { conns: Map<number, { socket: { fd: number } }> }).conns.get(1)!.socket;
+    const keepalive = () => getSockOptInt(socket.fd, SOL_SOCKET, SO_KEEPALIVE);
     expect(keepalive()).toBe(0);
     vi.advanceTimersByTime(10_000);
     expect(keepalive()).toBe(0); // one sweep: seen
