@@ -1,31 +1,23 @@
-// native/send.ts — owns: a non-blocking send(2) straight onto the fd under a
-// Node net.Socket, the per-segment fast path of guest → host TCP
-// (src/host/tcp-host.ts). A small write that the kernel takes whole never
-// enters Node's stream machinery (write request, completion tick, callback):
-// no allocation, no event-loop turn before the receive window reopens.
+// native/send.ts — owns: a non-blocking send(2) straight onto the fd of a
+// host socket's libuv handle, the per-segment fast path of guest → host TCP
+// (src/host/tcp-host.ts). A write that the kernel takes whole never enters
+// libuv's write queue (write request, completion callback): no allocation,
+// no event-loop turn before the receive window reopens.
 //
 // Read this first:
-// - The fd belongs to Node: never cached, never closed here. streamFd()
-//   reads it from the live handle each time (null once destroyed), so a
-//   closed-and-reused fd number is never written to.
-// - Only for a socket with nothing queued in Node (writableLength 0):
-//   otherwise these bytes would overtake queued ones. The caller checks.
-// - An error is not reported here: the caller falls back to socket.write()
-//   with the same bytes, and Node reports the failure its usual way.
+// - The fd belongs to the handle: never cached, never closed here. The
+//   caller reads it from the live handle each time (-1 once closed,
+//   HostSocket.fd), so a closed-and-reused fd number is never written to.
+// - Only for a socket with nothing queued (writableLength 0): otherwise
+//   these bytes would overtake queued ones. The caller checks.
+// - An error is not reported here: the caller falls back to the socket's
+//   write() with the same bytes, which reports the failure its usual way.
 
-import type net from 'node:net';
 import { E, errno, raw } from './libc.js';
 
 const MSG_DONTWAIT = 0x40;
 /** No SIGPIPE on a peer that has gone (Node ignores it, other hosts may not). */
 const MSG_NOSIGNAL = 0x4000;
-
-/** The fd of a connected net.Socket's handle, or -1 (destroyed, not a stream fd, not exposed). */
-export function streamFd(socket: net.Socket): number {
-  const h = (socket as net.Socket & { _handle?: { fd?: unknown } | null })._handle;
-  const fd = h?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : -1;
-}
 
 /**
  * send(2) as much of `buf` as the socket's send buffer takes now: the

@@ -416,7 +416,7 @@ export class TcpHost implements TcpHooks {
       return;
     }
     if (c.connected && c.socket.writableLength === 0) {
-      // Nothing queued in Node: straight to the kernel (native/send.ts).
+      // Nothing queued for the socket: straight to the kernel (native/send.ts).
       // What it takes is consumed now; the rest goes the queued way below.
       const fd = c.socket.fd;
       const n = fd < 0 ? -1 : sendNow(fd, data);
@@ -429,8 +429,8 @@ export class TcpHost implements TcpHooks {
     const len = data.length;
     const budget = this.table.budget;
     // data may be the TAP's read buffer, reused after this call: copy (into
-    // a recycled slab, released once Node has written it). A write that
-    // waits in Node's queue pins its whole slab: counted below.
+    // a recycled slab, released once its write completes). A write that
+    // waits in the socket's queue pins its whole slab: counted below.
     const copy = this.arena.copy(data);
     budget.force(len);
     const id = flow.id;
@@ -544,7 +544,7 @@ export class TcpHost implements TcpHooks {
     if (!c) return;
     this.conns.delete(flow.id);
     this.dropPending(c);
-    // Normal close: both sides finished. Let Node finish flushing, then
+    // Normal close: both sides finished. Let the socket finish flushing, then
     // release — but not forever: a peer that never reads loses the socket
     // after LINGER_MS (its unsent bytes' budget comes back with the write
     // callbacks).

@@ -1,6 +1,6 @@
 // Copies of guest data on their way into host sockets, carved from large
 // recycled slabs instead of one fresh Buffer per segment. A write holds its
-// slab until Node reports it written (the write callback); a slab with no
+// slab until its write completes (the write callback); a slab with no
 // write outstanding is reused. Like the send buffer's block pool, this keeps
 // V8's external memory flat: a 64 KiB ArrayBuffer per segment made V8 run a
 // major GC every ~20 ms at a few Gbit/s.
