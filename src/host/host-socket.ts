@@ -20,8 +20,9 @@
 //   - once the peer's EOF has been read and our shutdown has completed, the
 //     handle is closed (net.Socket's autoDestroy with allowHalfOpen).
 // Reads: `owner.read(tag, n, buf)` for each one (false stops reading until
-// resume()), then `owner.nextBuffer(tag)` for where the next one lands; the
-// first buffer is asked when reading starts.
+// resume()), then `owner.nextBuffer(tag)` for where the next one lands (also
+// when reading stops: the first read after resume() lands there); the first
+// buffer is asked when reading starts.
 
 import { getSystemErrorName } from 'node:util';
 
@@ -203,9 +204,14 @@ export class HostSocket<T> {
 
   private startReading(): void {
     if (this.destroyed || this.reading || this.paused || this.readableEnded) return;
-    const buf = this.owner.nextBuffer(this.tag);
-    this.lastBuffer = buf;
-    this.handle.useUserBuffer(buf);
+    if (this.lastBuffer === undefined) {
+      // Once per handle: each call pushes another read listener in Node
+      // (a chain that grows with every pause). Later buffers are onread's
+      // return values, kept across readStop/readStart.
+      const buf = this.owner.nextBuffer(this.tag);
+      this.lastBuffer = buf;
+      this.handle.useUserBuffer(buf);
+    }
     const err = this.handle.readStart();
     if (err !== 0) {
       this.fail(err);
@@ -220,13 +226,11 @@ export class HostSocket<T> {
     if (n > 0) {
       const more = this.owner.read(this.tag, n, this.lastBuffer!);
       if (this.destroyed) return undefined;
-      if (!more) {
-        // The next buffer is asked for when reading resumes (startReading).
-        this.pause();
-        return undefined;
-      }
+      // The next read's buffer, now, even when reading stops: it is where
+      // the first read after resume() lands (as net.Socket's onread does).
       const next = this.owner.nextBuffer(this.tag);
       this.lastBuffer = next;
+      if (!more) this.pause();
       return next;
     }
     if (n === 0) return undefined;

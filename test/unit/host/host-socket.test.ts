@@ -146,19 +146,45 @@ describe('HostSocket', () => {
     expect(r.events.filter((e) => e.startsWith('failed'))).toEqual([]);
   });
 
-  it('stops reading when the owner says so, and reads on after resume()', async () => {
+  it('stops reading when the owner says so; the first read after resume() lands in the buffer handed out with the pause', async () => {
     let peer!: net.Socket;
     const { port } = await listen((p) => (peer = p));
-    const r = recorder({ stopAfter: 1 });
-    const s = HostSocket.connect(r.owner, 'p', '127.0.0.1', port, undefined);
-    await r.until(() => r.events.includes('connected p'));
+    // A fresh buffer per call, numbered, to see where each read lands.
+    const handed: Buffer[] = [];
+    const landed: number[] = [];
+    let text = '';
+    let connected = false;
+    const owner: HostSocketOwner<string> = {
+      connected: () => (connected = true),
+      nextBuffer: () => {
+        handed.push(Buffer.alloc(1024));
+        return handed[handed.length - 1]!;
+      },
+      read: (_tag, n, b) => {
+        landed.push(handed.indexOf(b as Buffer));
+        text += Buffer.from(b.subarray(0, n)).toString();
+        return landed.length !== 1; // stop after the first read
+      },
+      ended: () => {},
+      failed: () => {},
+    };
+    const until = async (pred: () => boolean) => {
+      for (let i = 0; i < 250 && !pred(); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(pred()).toBe(true);
+    };
+    const s = HostSocket.connect(owner, 'p', '127.0.0.1', port, undefined);
+    await until(() => connected && peer !== undefined);
     peer.write('one');
-    await r.until(() => r.data() === 'one');
+    await until(() => text === 'one');
     peer.write('two');
     await new Promise((res) => setTimeout(res, 100));
-    expect(r.data()).toBe('one');
+    expect(text).toBe('one');
+    // One buffer when reading started, one after the read that paused: none since.
+    expect(handed.length).toBe(2);
     s.resume();
-    await r.until(() => r.data() === 'onetwo');
+    await until(() => text === 'onetwo');
+    expect(landed).toEqual([0, 1]);
+    expect(handed.length).toBe(3);
     s.destroy();
   });
 
