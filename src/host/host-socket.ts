@@ -1,4 +1,5 @@
-// A host TCP connection on a bare libuv handle (Node's tcp_wrap binding),
+// A host TCP connection on a bare libuv handle (Node's tcp_wrap binding,
+// src/host/libuv.ts),
 // the host side of one TCP flow (src/host/tcp-host.ts). net.Socket wraps
 // the same handle in a Duplex stream: two stream states, a write request
 // and a completion tick per write, event emitters, timers — ~60 µs of CPU
@@ -25,64 +26,7 @@
 // buffer is asked when reading starts.
 
 import { getSystemErrorName } from 'node:util';
-
-interface StreamHandle {
-  /** Must be a function (Node checks): after close it is simply never called. */
-  onread: (this: StreamHandle) => Uint8Array | undefined;
-  readonly fd: number;
-  readonly writeQueueSize: number;
-  readStart(): number;
-  readStop(): number;
-  useUserBuffer(buf: Uint8Array): void;
-  writeBuffer(req: WriteReq, buf: Uint8Array): number;
-  shutdown(req: ShutdownReq): number;
-  close(cb?: () => void): void;
-  setNoDelay(on: boolean): number;
-  setKeepAlive(on: boolean, secs: number): number;
-  reset(cb?: () => void): number;
-  bind(addr: string, port: number): number;
-  bind6(addr: string, port: number, flags: number): number;
-  connect(req: ConnectReq, addr: string, port: number): number;
-  connect6(req: ConnectReq, addr: string, port: number): number;
-}
-interface WriteReq {
-  handle: StreamHandle;
-  oncomplete: (status: number) => void;
-  async: boolean;
-  bytes: number;
-  buffer: Uint8Array | null;
-}
-interface ShutdownReq {
-  handle: StreamHandle;
-  oncomplete: (status: number) => void;
-}
-interface ConnectReq {
-  oncomplete: (status: number) => void;
-  address: string;
-  port: number;
-}
-interface TcpBinding {
-  TCP: new (type: number) => StreamHandle;
-  TCPConnectWrap: new () => ConnectReq;
-  constants: { SOCKET: number };
-}
-interface StreamBinding {
-  WriteWrap: new () => WriteReq;
-  ShutdownWrap: new () => ShutdownReq;
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
-}
-
-type Binding = (name: string) => unknown;
-const binding = (process as unknown as { binding: Binding }).binding;
-const tcp = binding('tcp_wrap') as TcpBinding;
-const stream = binding('stream_wrap') as StreamBinding;
-const state = stream.streamBaseState;
-const K_READ = stream.kReadBytesOrError;
-const K_ASYNC = stream.kLastWriteWasAsync;
-/** libuv's UV_EOF. */
-const UV_EOF = -4095;
+import { lastWriteWasAsync, readResult, streamWrap, tcpWrap, UV_EOF, type TcpHandle } from './libuv.js';
 
 /** What a HostSocket reports to, with the tag it was made with (no closure per connection). */
 export interface HostSocketOwner<T> {
@@ -110,7 +54,7 @@ function errName(status: number): string {
 export type WriteCallback = (status: number) => void;
 
 export class HostSocket<T> {
-  private readonly handle: StreamHandle;
+  private readonly handle: TcpHandle;
   /** Connected (by connect(), or an accepted connection's handle). */
   connected: boolean;
   /** Closed (destroy, reset, an error, or both directions finished): nothing more is reported. */
@@ -135,7 +79,7 @@ export class HostSocket<T> {
   private onClose: (() => void) | undefined;
 
   private constructor(
-    handle: StreamHandle,
+    handle: TcpHandle,
     connected: boolean,
     private readonly owner: HostSocketOwner<T>,
     private readonly tag: T,
@@ -154,13 +98,13 @@ export class HostSocket<T> {
    * given. The outcome comes later: owner.connected, or owner.failed.
    */
   static connect<T>(owner: HostSocketOwner<T>, tag: T, host: string, port: number, localAddress: string | undefined): HostSocket<T> {
-    const s = new HostSocket(new tcp.TCP(tcp.constants.SOCKET), false, owner, tag);
+    const s = new HostSocket(new tcpWrap.TCP(tcpWrap.constants.SOCKET), false, owner, tag);
     s.handle.setNoDelay(true);
     const v6 = host.includes(':');
     let err = 0;
     if (localAddress !== undefined) err = v6 ? s.handle.bind6(localAddress, 0, 0) : s.handle.bind(localAddress, 0);
     if (err === 0) {
-      const req = new tcp.TCPConnectWrap();
+      const req = new tcpWrap.TCPConnectWrap();
       req.oncomplete = (status: number) => s.onConnect(status);
       req.address = host;
       req.port = port;
@@ -175,7 +119,7 @@ export class HostSocket<T> {
    * has read from: net.Server's pauseOnConnect), reading from it at once.
    */
   static adopt<T>(owner: HostSocketOwner<T>, tag: T, handle: object, onClose?: () => void): HostSocket<T> {
-    const s = new HostSocket(handle as StreamHandle, true, owner, tag);
+    const s = new HostSocket(handle as TcpHandle, true, owner, tag);
     s.onClose = onClose;
     s.handle.setNoDelay(true);
     s.startReading();
@@ -221,7 +165,7 @@ export class HostSocket<T> {
   }
 
   private onRead(): Uint8Array | undefined {
-    const n = state[K_READ]!;
+    const n = readResult();
     if (this.destroyed) return undefined;
     if (n > 0) {
       const more = this.owner.read(this.tag, n, this.lastBuffer!);
@@ -273,7 +217,7 @@ export class HostSocket<T> {
       this.writableLength += data.length;
       return;
     }
-    const req = new stream.WriteWrap();
+    const req = new streamWrap.WriteWrap();
     req.handle = this.handle;
     req.async = false;
     req.bytes = 0;
@@ -290,7 +234,7 @@ export class HostSocket<T> {
       this.fail(err);
       return;
     }
-    if (state[K_ASYNC]) this.writableLength += len;
+    if (lastWriteWasAsync()) this.writableLength += len;
     else cb(0);
   }
 
@@ -302,7 +246,7 @@ export class HostSocket<T> {
   }
 
   private doShutdown(): void {
-    const req = new stream.ShutdownWrap();
+    const req = new streamWrap.ShutdownWrap();
     req.handle = this.handle;
     req.oncomplete = (status: number) => {
       if (this.destroyed) return;

@@ -18,7 +18,7 @@
 
 import net from 'node:net';
 import { closeFd, foregroundGroup, openPty, setWindowSize, signalKeys } from '../../native/index.js';
-import { pipeHandle } from './tap-port.js';
+import { pipeHandle } from './libuv.js';
 
 export class PtyRelay {
   readonly master: number;

@@ -1,8 +1,10 @@
 // The TAP device as the bottom Port: the I/O loop around the TAP fd
 // (docs/ARCHITECTURE.md, "The life of a frame"). Reading has two engines:
 //   - "stream" (default): the fd is wrapped in a libuv pipe handle
-//     (pipe_wrap; uv_pipe_open accepts any fd), so readiness comes from the
-//     event loop's own epoll. libuv reads the first frame; the port drains
+//     (pipe_wrap; uv_pipe_open accepts any fd, src/host/libuv.ts), read
+//     through the handle's own onread (no net.Socket around it: no stream
+//     state, timer or callback chain per wake-up), so readiness comes from
+//     the event loop's own epoll. libuv reads the first frame; the port drains
 //     the rest with read(2) until EAGAIN (at most BATCH), since libuv itself
 //     takes one short read per loop turn. No threadpool hop: measured p50
 //     latency and connect rate improve markedly over the poll engine.
@@ -27,12 +29,12 @@
 // header's fields come from the guest: a header tsnet cannot honour is
 // counted (rxBadVnet) and the frame dropped.
 
-import net from 'node:net';
 import { NativeError, POLLERR, POLLHUP, POLLNVAL, readFrame, setNonBlocking, sharedPoller, writeFrame, writeFrame2, closeFd } from '../../native/index.js';
 import { splitUdpGso, txOffloadHeader } from '../wire/gso.js';
 import { VirtioGsoType, VirtioNetFlags, VIRTIO_NET_HDR_LEN } from '../wire/virtio-net.js';
 import { WireError } from '../wire/errors.js';
 import type { FrameHandler, Port } from './port.js';
+import { pipeHandle, readResult, UV_EOF, type StreamHandle } from './libuv.js';
 
 /** Frames read per wake-up before yielding to the event loop. */
 const BATCH = 256;
@@ -94,7 +96,7 @@ export class TapPort implements Port {
     this.up = handler;
   }
 
-  private stream: net.Socket | undefined;
+  private stream: StreamHandle | undefined;
 
   /** Which read engine runs (see the file header). */
   get engine(): 'stream' | 'poll' {
@@ -104,14 +106,22 @@ export class TapPort implements Port {
   start(): void {
     if (this.running) return;
     this.running = true;
-    const stream = process.env.TSNET_TAP_ENGINE === 'poll' ? undefined : openStream(this.fd, this.rbuf, (n) => this.onStreamFrame(n));
+    const stream = process.env.TSNET_TAP_ENGINE === 'poll' ? undefined : pipeHandle(this.fd);
     if (!stream) {
       sharedPoller().add(this.fd, (revents) => this.onReadable(revents));
       return;
     }
     this.stream = stream;
-    stream.on('error', (err) => this.fail(err));
-    stream.on('end', () => this.fail(new Error(`TAP device ${this.name} hung up`)));
+    const self = this;
+    stream.onread = function onread(): undefined {
+      const n = readResult();
+      if (n > 0) self.onStreamFrame(n);
+      else if (n < 0) self.fail(n === UV_EOF ? new Error(`TAP device ${self.name} hung up`) : new NativeError(-n, 'read', `read from TAP device ${self.name}`));
+      return undefined;
+    };
+    stream.useUserBuffer(this.rbuf);
+    const err = stream.readStart();
+    if (err !== 0) this.fail(new NativeError(-err, 'read', `reading TAP device ${this.name}`));
   }
 
   /**
@@ -247,58 +257,13 @@ export class TapPort implements Port {
     this.running = false;
     this.closed = true;
     if (this.stream) {
-      // libuv owns the fd now: destroying the handle closes it.
+      // libuv owns the fd now: closing the handle closes it.
       const s = this.stream;
-      await new Promise<void>((resolve) => {
-        s.once('close', () => resolve());
-        s.destroy();
-      });
+      s.readStop();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
       return;
     }
     await sharedPoller().remove(this.fd);
     closeFd(this.fd);
   }
-}
-
-interface PipeBinding {
-  Pipe: new (type: number) => { open(fd: number): number };
-  constants: { SOCKET: number };
-}
-
-/**
- * A libuv pipe handle watching fd (the event loop's own epoll), or
- * undefined when the pipe_wrap binding is unavailable or refuses the fd.
- * Shared with the pty relay (src/host/pty-relay.ts).
- */
-export function pipeHandle(fd: number): object | undefined {
-  let binding: PipeBinding;
-  try {
-    binding = (process as unknown as { binding(name: string): PipeBinding }).binding('pipe_wrap');
-  } catch {
-    return undefined;
-  }
-  const handle = new binding.Pipe(binding.constants.SOCKET);
-  return handle.open(fd) === 0 ? handle : undefined;
-}
-
-/**
- * A net.Socket reading fd through a libuv pipe handle, each read landing in
- * `buf` (Node's onread: no allocation per frame), or undefined when the
- * binding is unavailable.
- */
-function openStream(fd: number, buf: Buffer, onFrame: (n: number) => void): net.Socket | undefined {
-  const handle = pipeHandle(fd);
-  if (!handle) return undefined;
-  return new net.Socket({
-    handle,
-    readable: true,
-    writable: false,
-    onread: {
-      buffer: buf,
-      callback: (n: number) => {
-        onFrame(n);
-        return true;
-      },
-    },
-  } as net.SocketConstructorOpts);
 }

@@ -1,9 +1,10 @@
 // src/host/tap-port.ts's read loop against an AF_UNIX datagram socketpair
 // standing in for the TAP (one frame per read(2), as a TAP gives): a burst
-// queued while tsnet was busy is read whole and flushed once, in order.
+// queued while tsnet was busy is read whole and flushed once, in order; a
+// device that goes away is reported once; closing the port closes the fd.
 
 import { describe, expect, it } from 'vitest';
-import { closeFd, datagramPair, writeFrame } from '../../../native/index.js';
+import { closeFd, datagramPair, isFdOpen, pipe, writeFrame } from '../../../native/index.js';
 import { TapPort } from '../../../src/host/tap-port.js';
 import { waitFor } from '../../support/proc.js';
 
@@ -33,5 +34,27 @@ describe('TapPort (stream engine)', () => {
       await port.close();
       closeFd(guestEnd);
     }
+  });
+
+  it('reports a device that goes away once, and closes its fd on close()', async () => {
+    // A pipe stands in here: when its write end closes, read(2) returns 0,
+    // as a TAP's does once nothing holds the device any more.
+    const [readEnd, writeEnd] = pipe(true);
+    const port = new TapPort(readEnd, 'test1');
+    const failures: string[] = [];
+    port.onFailure = (err) => failures.push(err.message);
+    port.setReceiver(() => {});
+    port.start();
+    try {
+      writeFrame(writeEnd, Buffer.alloc(60, 1));
+      await waitFor(() => port.stats.rxFrames === 1, 2000, 'the frame');
+      closeFd(writeEnd);
+      await waitFor(() => failures.length > 0, 2000, 'the failure');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(failures).toEqual(['TAP device test1 hung up']);
+    } finally {
+      await port.close();
+    }
+    expect(isFdOpen(readEnd)).toBe(false);
   });
 });
