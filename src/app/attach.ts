@@ -264,7 +264,7 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
   }
   tap.onFailure = onFailure;
   tap.start();
-  pages.arm();
+  pages.release();
   log.debug({ engine: tap.engine }, 'stack serving');
   log.info(`network up: ${networkSummary(o, cfg, tap, forwards.list())}`);
   return {

@@ -2,19 +2,20 @@
 // its libraries that only start-up used (native/resident.ts says what is
 // dropped and why it is exact). /proc/self/smaps is opened at once, since
 // --enable-sandbox takes /proc away before the network starts; it is read
-// on the event loop's first turn after the TAP starts serving — after the
-// ready signal, before a first bulk transfer can raise the peak further
-// (reading it walks the page tables: ~5 ms, once). Best effort: without
-// /proc, or on a kernel that says nothing, the pages simply stay.
+// as the TAP starts serving, before the ready signal, so a bulk transfer
+// started at once cannot raise the peak first and no descriptor of it is
+// left open once the network is up (reading it walks the page tables:
+// ~5 ms, once). Best effort: without /proc, or on a kernel that says
+// nothing, the pages simply stay.
 
 import fs from 'node:fs';
 import { releasableMappings, releaseMappings } from '../../native/index.js';
 import type { Logger } from './log.js';
 
 export interface StartupPages {
-  /** The network is up: the pages go back on the next turn of the event loop. */
-  arm(): void;
-  /** Nothing more to do (the network stops): closes what is still open. */
+  /** The network is up: the pages go back now. */
+  release(): void;
+  /** Nothing more to do (the network stops first): closes what is still open. */
   cancel(): void;
 }
 
@@ -25,13 +26,11 @@ export function startupPages(log: Logger): StartupPages {
   } catch (e) {
     log.debug({ err: (e as Error).message }, 'start-up pages kept: /proc/self/smaps unreadable');
   }
-  let timer: NodeJS.Immediate | undefined;
   const close = () => {
     if (fd !== undefined) fs.closeSync(fd);
     fd = undefined;
   };
   const release = () => {
-    timer = undefined;
     if (fd === undefined) return;
     try {
       const r = releaseMappings(releasableMappings(fs.readFileSync(fd, 'utf8')));
@@ -42,14 +41,5 @@ export function startupPages(log: Logger): StartupPages {
       close();
     }
   };
-  return {
-    arm() {
-      if (fd !== undefined && timer === undefined) timer = setImmediate(release).unref();
-    },
-    cancel() {
-      if (timer !== undefined) clearImmediate(timer);
-      timer = undefined;
-      close();
-    },
-  };
+  return { release, cancel: close };
 }
