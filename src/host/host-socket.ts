@@ -28,6 +28,9 @@
 import { getSystemErrorName } from 'node:util';
 import { lastWriteWasAsync, readResult, streamWrap, tcpWrap, UV_EOF, type TcpHandle } from './libuv.js';
 
+const UV_EPIPE = -32;
+const UV_ECANCELED = -125;
+
 /** What a HostSocket reports to, with the tag it was made with (no closure per connection). */
 export interface HostSocketOwner<T> {
   /** The connect completed (connect() only). */
@@ -209,7 +212,7 @@ export class HostSocket<T> {
    */
   write(data: Uint8Array, cb: WriteCallback): void {
     if (this.destroyed) {
-      cb(-32); // EPIPE
+      cb(UV_EPIPE);
       return;
     }
     if (!this.connected) {
@@ -285,12 +288,21 @@ export class HostSocket<T> {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.early = undefined;
     this.handle.close();
     this.closedNow();
   }
 
   private closedNow(): void {
+    // Writes that waited for a connect that never came complete too, as
+    // libuv completes queued ones (ECANCELED): their callers' budgets come back.
+    const early = this.early;
+    this.early = undefined;
+    if (early) {
+      for (const w of early) {
+        this.writableLength -= w.data.length;
+        w.cb(UV_ECANCELED);
+      }
+    }
     this.runFlushed();
     const f = this.onClose;
     this.onClose = undefined;
@@ -305,7 +317,6 @@ export class HostSocket<T> {
       return;
     }
     this.destroyed = true;
-    this.early = undefined;
     if (this.handle.reset() !== 0) this.handle.close();
     this.closedNow();
   }

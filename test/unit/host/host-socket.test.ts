@@ -97,7 +97,7 @@ describe('HostSocket', () => {
     expect(r.events.filter((e) => e.startsWith('failed'))).toEqual([]);
   });
 
-  it('reports a refused connect as ECONNREFUSED, and a bind the kernel refuses at once on a later tick', async () => {
+  it('reports a refused connect as ECONNREFUSED, and a bind the kernel refuses at once on a later tick, completing writes that waited', async () => {
     const { server, port } = await listen(() => {});
     await new Promise<void>((res) => server.close(() => res()));
     servers.splice(servers.indexOf(server), 1);
@@ -109,10 +109,17 @@ describe('HostSocket', () => {
 
     const r2 = recorder();
     // 192.0.2.1 (TEST-NET-1) is no address of this host: bind(2) fails with EADDRNOTAVAIL.
-    HostSocket.connect(r2.owner, 'y', '127.0.0.1', port, '192.0.2.1');
+    const s2 = HostSocket.connect(r2.owner, 'y', '127.0.0.1', port, '192.0.2.1');
     expect(r2.events).toEqual([]); // never from inside connect()
+    // A write waiting for the connect still completes (with an error) when it fails.
+    const status: number[] = [];
+    s2.write(Buffer.from('never sent'), (st) => status.push(st));
+    expect(s2.writableLength).toBe(10);
     await r2.until(() => r2.events.length > 0);
     expect(r2.events).toEqual(['failed EADDRNOTAVAIL']);
+    expect(status).toHaveLength(1);
+    expect(status[0]).toBeLessThan(0);
+    expect(s2.writableLength).toBe(0);
   });
 
   it('counts writes the kernel could not take until they complete; closing with writes queued completes them all', async () => {
