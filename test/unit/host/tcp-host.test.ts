@@ -107,4 +107,50 @@ describe('TcpHost', () => {
     expect(events.length).toBe(3);
     filler.destroy();
   });
+
+  it("adopts a forwarded client's handle (the server's count follows it), and resets a client whose handle cannot move", async () => {
+    const accepted: net.Socket[] = [];
+    server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => accepted.push(s));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
+    const events: string[] = [];
+    const got: Buffer[] = [];
+    const table = {
+      budget: { release() {}, force() {} },
+      sendSpace: () => 65536,
+      send: (_id: number, d: Buffer) => (got.push(Buffer.from(d)), d.length),
+      close: (_now: number, id: number) => events.push(`close ${id}`),
+      abort: (_now: number, id: number) => events.push(`abort ${id}`),
+      consumed() {},
+    } as unknown as TcpTable;
+    const clock = () => performance.now();
+    host = new TcpHost({ nameservers: () => [], log: quiet, guard: new Guard(quiet, clock), clock }, () => {});
+    host.bind(table);
+    const until = async (pred: () => boolean) => {
+      for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(pred()).toBe(true);
+    };
+    const srv = server as net.Server & { _connections: number };
+
+    const a = net.connect(port, '127.0.0.1');
+    a.end('hello');
+    await until(() => accepted.length === 1);
+    host.adopt(1, accepted[0]!);
+    await until(() => events.includes('close 1'));
+    expect(Buffer.concat(got).toString()).toBe('hello');
+    expect(srv._connections).toBe(1);
+    host.closed({ id: 1 } as TcpFlow);
+    await until(() => srv._connections === 0);
+
+    // Destroyed before the guest answered: nothing to take over.
+    const b = net.connect(port, '127.0.0.1');
+    await until(() => accepted.length === 2);
+    accepted[1]!.destroy();
+    host.adopt(2, accepted[1]!);
+    expect(events).toContain('abort 2');
+    expect((host as unknown as { conns: Map<number, unknown> }).conns.has(2)).toBe(false);
+    a.destroy();
+    b.destroy();
+  });
 });
