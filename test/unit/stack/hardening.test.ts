@@ -228,7 +228,12 @@ describe('one flow table, one cap', () => {
     r.stack.receive(500, tcpFrame({ srcPort: 30000, dstPort: 80, flags: TcpFlags.SYN }));
     expect(r.drops.get('tcp-half-open-full')).toBe(1);
     expect(r.opened).toHaveLength(4);
+    // Nor one retransmitted a moment ago (at 1 s): a guest whose handshake
+    // ACK was lost answers the retransmission, which may take a while.
     r.stack.receive(1500, tcpFrame({ srcPort: 30000, dstPort: 80, flags: TcpFlags.SYN }));
+    expect(r.drops.get('tcp-half-open-full')).toBe(2);
+    expect(r.drops.get('tcp-half-open-evicted')).toBeUndefined();
+    r.stack.receive(3500, tcpFrame({ srcPort: 30000, dstPort: 80, flags: TcpFlags.SYN }));
     expect(r.drops.get('tcp-half-open-evicted')).toBe(1);
     expect(resets).toEqual([r.opened[0]!.id]);
     expect(r.opened).toHaveLength(5);
