@@ -76,7 +76,6 @@ interface HostConn {
   /** The flow's id. */
   id: number;
   socket: HostSocket<HostConn>;
-  connected: boolean;
   /** The host connect in progress (until it completes or fails). */
   connect: PendingConnect | undefined;
   /** Bytes from the host that did not fit in the send buffer yet. */
@@ -133,6 +132,12 @@ export class TcpHost implements TcpHooks {
     this.opts.guard.run('tcp-host', () => this.openGuarded(flow, route), () => this.failFlow(flow.id));
   }
 
+  /** A host socket callback threw: counted, and that flow alone is reset (the guard's semantics without a closure per call). */
+  private fault(c: HostConn, e: unknown): void {
+    this.opts.guard.report('tcp-host', e);
+    this.failFlow(c.id);
+  }
+
   /** Resets a flow whose host side threw (the guard's onFail). */
   private failFlow(id: number): void {
     const c = this.conns.get(id);
@@ -157,7 +162,7 @@ export class TcpHost implements TcpHooks {
 
   private tryConnect(flow: TcpFlow, targets: ReadonlyArray<readonly [string, number]>, i: number): void {
     const [host, port] = targets[i]!;
-    const c = this.newConn(flow.id, false);
+    const c = this.newConn(flow.id);
     c.connect = { at: this.opts.clock() + this.connectTimeoutMs, c, flow, targets, i };
     // --outbound-addr for IPv4 destinations, --outbound-addr6 for IPv6 ones
     // (targets are address literals: only IPv6 ones hold a ':').
@@ -178,7 +183,6 @@ export class TcpHost implements TcpHooks {
   private readonly sockets: HostSocketOwner<HostConn> = {
     connected: (c) => {
       try {
-        c.connected = true;
         const p = c.connect!;
         c.connect = undefined;
         this.connecting.delete(p);
@@ -186,8 +190,7 @@ export class TcpHost implements TcpHooks {
         this.table.accepted(this.opts.clock(), c.id);
         this.kick();
       } catch (e) {
-        this.opts.guard.report('tcp-host', e);
-        this.failFlow(c.id);
+        this.fault(c, e);
       }
     },
     nextBuffer: (c) => {
@@ -203,7 +206,6 @@ export class TcpHost implements TcpHooks {
       return room >= READ_BUF.length ? READ_BUF : READ_BUF.subarray(0, Math.max(1, room));
     },
     read: (c, n, buf) => {
-      // The guard's semantics without a closure per read (hot path).
       try {
         const id = c.id;
         c.bulk = n >= BULK_READ;
@@ -221,8 +223,7 @@ export class TcpHost implements TcpHooks {
         this.flush();
         return more;
       } catch (e) {
-        this.opts.guard.report('tcp-host', e);
-        this.failFlow(c.id);
+        this.fault(c, e);
         return false;
       }
     },
@@ -238,13 +239,12 @@ export class TcpHost implements TcpHooks {
         this.table.close(this.opts.clock(), c.id);
         this.kick();
       } catch (e) {
-        this.opts.guard.report('tcp-host', e);
-        this.failFlow(c.id);
+        this.fault(c, e);
       }
     },
     failed: (c, code) => {
       try {
-        if (!c.connected) {
+        if (!c.socket.connected) {
           const p = c.connect;
           c.connect = undefined;
           if (p === undefined) return; // given up already (connect timeout)
@@ -258,8 +258,7 @@ export class TcpHost implements TcpHooks {
         this.table.abort(this.opts.clock(), c.id);
         this.kick();
       } catch (e) {
-        this.opts.guard.report('tcp-host', e);
-        this.failFlow(c.id);
+        this.fault(c, e);
       }
     },
   };
@@ -280,7 +279,7 @@ export class TcpHost implements TcpHooks {
       this.kick();
       return;
     }
-    const c = this.newConn(flowId, true);
+    const c = this.newConn(flowId);
     c.socket = HostSocket.adopt(this.sockets, c, taken.handle, taken.onClose);
     this.kick();
   }
@@ -298,11 +297,10 @@ export class TcpHost implements TcpHooks {
   }
 
   /** A connection for flow `id`, registered (its socket is set by the caller). */
-  private newConn(id: number, connected: boolean): HostConn {
+  private newConn(id: number): HostConn {
     const c: HostConn = {
       id,
       socket: undefined as unknown as HostSocket<HostConn>,
-      connected,
       connect: undefined,
       pending: undefined,
       ended: false,
@@ -345,7 +343,7 @@ export class TcpHost implements TcpHooks {
   private expireConnects(): void {
     const now = this.opts.clock();
     for (const p of this.connecting) {
-      if (p.c.connected || p.c.socket.destroyed) {
+      if (p.c.socket.connected || p.c.socket.destroyed) {
         this.connecting.delete(p);
         continue;
       }
@@ -415,7 +413,7 @@ export class TcpHost implements TcpHooks {
       this.table.consumed(flow.id, data.length);
       return;
     }
-    if (c.connected && c.socket.writableLength === 0) {
+    if (c.socket.connected && c.socket.writableLength === 0) {
       // Nothing queued for the socket: straight to the kernel (native/send.ts).
       // What it takes is consumed now; the rest goes the queued way below.
       const fd = c.socket.fd;
@@ -514,7 +512,7 @@ export class TcpHost implements TcpHooks {
       return;
     }
     for (const c of this.conns.values()) {
-      if (c.sweeps >= KEEPALIVE_ON || !c.connected || c.ended || c.socket.destroyed) continue;
+      if (c.sweeps >= KEEPALIVE_ON || !c.socket.connected || c.ended || c.socket.destroyed) continue;
       if (++c.sweeps === KEEPALIVE_ON) c.socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
     }
   }
@@ -534,8 +532,8 @@ export class TcpHost implements TcpHooks {
     c.ended = true;
     this.dropPending(c);
     this.conns.delete(flow.id);
-    if (c.connected) c.socket.resetAndDestroy();
-    else c.socket.destroy();
+    // A socket still connecting is closed plainly (there is no peer to reset).
+    c.socket.resetAndDestroy();
   }
 
   closed(flow: TcpFlow): void {
