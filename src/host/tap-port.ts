@@ -135,11 +135,7 @@ export class TapPort implements Port {
     if (!this.running) return;
     try {
       this.deliver(n);
-      for (let i = 1; i < BATCH && this.running; i++) {
-        const len = readFrame(this.fd, this.rbuf);
-        if (len < 0) break;
-        this.deliver(len);
-      }
+      this.drain(1);
     } catch (e) {
       if (!(e instanceof NativeError)) throw e;
       this.fail(e);
@@ -153,11 +149,7 @@ export class TapPort implements Port {
     if (!this.running) return;
     let n = 0;
     try {
-      for (; n < BATCH; n++) {
-        const len = readFrame(this.fd, this.rbuf);
-        if (len < 0) break;
-        this.deliver(len);
-      }
+      n = this.drain(0);
     } catch (e) {
       this.fail(e as Error);
       return;
@@ -167,6 +159,20 @@ export class TapPort implements Port {
     if (n === 0 && revents & (POLLERR | POLLHUP | POLLNVAL)) {
       this.fail(new Error(`TAP device ${this.name} hung up`));
     }
+  }
+
+  /**
+   * Reads frames with read(2) and hands them up until EAGAIN (or the port
+   * stops), `count` frames already taken this wake-up, at most BATCH in
+   * all; returns how many were taken in all.
+   */
+  private drain(count: number): number {
+    for (; count < BATCH && this.running; count++) {
+      const len = readFrame(this.fd, this.rbuf);
+      if (len < 0) break;
+      this.deliver(len);
+    }
+    return count;
   }
 
   /** Hands the n bytes read into rbuf up (past the virtio header, cut if USO). */
