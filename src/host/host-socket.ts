@@ -192,7 +192,6 @@ export class HostSocket<T> {
     return undefined;
   }
 
-
   pause(): void {
     this.paused = true;
     if (!this.reading || this.destroyed) return;
