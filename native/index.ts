@@ -36,4 +36,5 @@ export { reap, spawnPiped, type Spawned } from './spawn.js';
 export { BLOCKED as SECCOMP_BLOCKED, installSeccomp } from './seccomp.js';
 export { ARENA_MAX, MMAP_THRESHOLD, tuneMalloc } from './malloc.js';
 export * from './sandbox.js';
+export { disableLoopIdleMetrics, type IdleMetricsResult } from './loop.js';
 export { releasableMappings, releaseMappings, type ReleasableMapping } from './resident.js';

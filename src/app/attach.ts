@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { onPidExit, sharedPoller } from '../../native/index.js';
+import { disableLoopIdleMetrics, onPidExit, sharedPoller } from '../../native/index.js';
 import { confine, restartSandboxed } from './confine.js';
 import { PrereqError, fileError } from '../launcher/errors.js';
 import { checkTarget, parseTarget, sandboxUserns, type NetnsType, type Target } from '../launcher/target.js';
@@ -263,9 +263,11 @@ export async function serveNetwork(o: NetworkOptions, cfg: StackConfig, target: 
     throw e;
   }
   tap.onFailure = onFailure;
+  // Two system calls fewer per blocking wait (native/loop.ts).
+  const idleMetrics = disableLoopIdleMetrics();
   tap.start();
   pages.release();
-  log.debug({ engine: tap.engine }, 'stack serving');
+  log.debug({ engine: tap.engine, idleMetrics }, 'stack serving');
   log.info(`network up: ${networkSummary(o, cfg, tap, forwards.list())}`);
   return {
     runtime,
