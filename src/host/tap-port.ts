@@ -38,6 +38,10 @@ import { pipeHandle, readResult, UV_EOF, type StreamHandle } from './libuv.js';
 
 /** Frames read per wake-up before yielding to the event loop. */
 const BATCH = 256;
+/** Drains in a row that find nothing before the stream engine stops draining (see onStreamFrame). */
+const EMPTY_DRAINS_TO_SKIP = 4;
+/** While drains are skipped, every this-many-th wake-up drains anyway, to notice a burst (a power of 2). */
+const PROBE_EVERY = 8;
 /**
  * Large enough for the biggest frame plus a virtio header: a 65521-byte MTU
  * frame, or a super-segment of 14 + 40 + 65535 bytes.
@@ -55,6 +59,8 @@ export interface TapStats {
   rxUdpGso: number;
   /** TCP super-segments sent for the kernel to cut (TSO toward the guest). */
   txGso: number;
+  /** Drains that found no frame beyond the one that woke the port (a read(2) for nothing). */
+  rxEmptyDrains: number;
 }
 
 export interface TapPortOptions {
@@ -63,7 +69,7 @@ export interface TapPortOptions {
 }
 
 export class TapPort implements Port {
-  readonly stats: TapStats = { rxFrames: 0, txFrames: 0, txDropped: 0, txErrors: 0, rxBadVnet: 0, rxUdpGso: 0, txGso: 0 };
+  readonly stats: TapStats = { rxFrames: 0, txFrames: 0, txDropped: 0, txErrors: 0, rxBadVnet: 0, rxUdpGso: 0, txGso: 0, rxEmptyDrains: 0 };
   /** Frames carry a virtio_net_hdr: the stack may pass `gso` to send(). */
   readonly offload: boolean;
   private up: FrameHandler = () => {};
@@ -74,6 +80,10 @@ export class TapPort implements Port {
   private readonly ubuf: Buffer | undefined;
   private running = false;
   private closed = false;
+  /** Drains in a row that found no frame beyond libuv's (see onStreamFrame). */
+  private emptyDrains = 0;
+  /** Wake-ups whose drain was skipped, for the periodic probe. */
+  private skipped = 0;
   /** Called after each batch of received frames (flush upper layers). */
   onBatchEnd: () => void = () => {};
   /** Called once if the device goes away (read error, hang-up). */
@@ -130,12 +140,25 @@ export class TapPort implements Port {
    * is (one frame), and would come back only after a whole event-loop turn;
    * so the rest of the burst is drained here with read(2) until EAGAIN, and
    * the burst ends in one flush, at once.
+   *
+   * When frames come one per wake-up (request/response, a handshake), that
+   * drain is a read(2) that finds nothing every time: after
+   * EMPTY_DRAINS_TO_SKIP such drains in a row it is skipped, except on every
+   * PROBE_EVERY-th wake-up, until a drain finds frames again. Skipping loses
+   * nothing: the loop's epoll is level-triggered, so a frame left queued
+   * wakes it again at once (one frame per wake-up until the next probe).
    */
   private onStreamFrame(n: number): void {
     if (!this.running) return;
     try {
       this.deliver(n);
-      this.drain(1);
+      if (this.emptyDrains < EMPTY_DRAINS_TO_SKIP || (++this.skipped & (PROBE_EVERY - 1)) === 0) {
+        if (this.drain(1) > 1) this.emptyDrains = 0;
+        else {
+          this.emptyDrains++;
+          this.stats.rxEmptyDrains++;
+        }
+      }
     } catch (e) {
       if (!(e instanceof NativeError)) throw e;
       this.fail(e);

@@ -36,6 +36,41 @@ describe('TapPort (stream engine)', () => {
     }
   });
 
+  it('stops draining when frames come one per wake-up, and drains a burst again', async () => {
+    const [tapEnd, guestEnd] = datagramPair();
+    const port = new TapPort(tapEnd, 'test2');
+    try {
+      const got: number[] = [];
+      const seenAtFlush: number[] = [];
+      port.setReceiver((frame) => got.push(frame[0]!));
+      port.onBatchEnd = () => seenAtFlush.push(got.length);
+      port.start();
+      // Request/response: one frame, then nothing until it was handled.
+      for (let i = 0; i < 40; i++) {
+        writeFrame(guestEnd, Buffer.alloc(60, i));
+        await waitFor(() => got.length === i + 1, 2000, `frame ${i}`);
+      }
+      // Draining after each would have read(2) for nothing 40 times: 4 before
+      // skipping, then one probe every 8th wake-up.
+      expect(port.stats.rxEmptyDrains).toBeLessThanOrEqual(4 + 5);
+      expect(port.stats.rxEmptyDrains).toBeGreaterThanOrEqual(4);
+      // A burst while skipping: every frame arrives, in order; within a
+      // probe's interval the port drains whole bursts again.
+      const burst = async (first: number) => {
+        for (let i = 0; i < 30; i++) writeFrame(guestEnd, Buffer.alloc(60, first + i));
+        await waitFor(() => got.length === first + 30, 2000, 'the burst');
+      };
+      await burst(40);
+      await burst(70);
+      expect(got).toEqual(Array.from({ length: 100 }, (_, i) => i));
+      expect(seenAtFlush.at(-1)).toBe(100);
+      expect(seenAtFlush.at(-2)).toBe(70);
+    } finally {
+      await port.close();
+      closeFd(guestEnd);
+    }
+  });
+
   it('reports a device that goes away once, and closes its fd on close()', async () => {
     // A pipe stands in here: when its write end closes, read(2) returns 0,
     // as a TAP's does once nothing holds the device any more.
