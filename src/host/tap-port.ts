@@ -38,8 +38,8 @@ import { pipeHandle, readResult, UV_EOF, type StreamHandle } from './libuv.js';
 
 /** Frames read per wake-up before yielding to the event loop. */
 const BATCH = 256;
-/** Drains in a row that find nothing before the stream engine stops draining (see onStreamFrame). */
-const EMPTY_DRAINS_TO_SKIP = 4;
+/** The stream engine drains while its drains find at least half a frame on average (1/256 frames; see onStreamFrame). */
+const DRAIN_WORTH = 128;
 /** While drains are skipped, every this-many-th wake-up drains anyway, to notice a burst (a power of 2). */
 const PROBE_EVERY = 8;
 /**
@@ -80,8 +80,8 @@ export class TapPort implements Port {
   private readonly ubuf: Buffer | undefined;
   private running = false;
   private closed = false;
-  /** Drains in a row that found no frame beyond libuv's (see onStreamFrame). */
-  private emptyDrains = 0;
+  /** Moving average of the frames a drain found beyond libuv's, in 1/256 frames (see onStreamFrame). */
+  private drainScore = 256;
   /** Wake-ups whose drain was skipped, for the periodic probe. */
   private skipped = 0;
   /** Called after each batch of received frames (flush upper layers). */
@@ -141,23 +141,24 @@ export class TapPort implements Port {
    * so the rest of the burst is drained here with read(2) until EAGAIN, and
    * the burst ends in one flush, at once.
    *
-   * When frames come one per wake-up (request/response, a handshake), that
-   * drain is a read(2) that finds nothing every time: after
-   * EMPTY_DRAINS_TO_SKIP such drains in a row it is skipped, except on every
-   * PROBE_EVERY-th wake-up, until a drain finds frames again. Skipping loses
-   * nothing: the loop's epoll is level-triggered, so a frame left queued
-   * wakes it again at once (one frame per wake-up until the next probe).
+   * When frames come one per wake-up (request/response, connections
+   * opening and closing), that drain is a read(2) that finds nothing
+   * nearly every time. So the port keeps a moving average of the frames its
+   * drains found (drainScore: 1/256 frames, the last eight drains weighing
+   * most, each counting at most 4) and drains only while it is at least
+   * half a frame; otherwise every PROBE_EVERY-th wake-up drains anyway, and
+   * a probe that finds a burst brings draining back at once. Skipping
+   * loses nothing: the loop's epoll is level-triggered, so a frame left
+   * queued wakes it again at once (one frame per wake-up until a probe).
    */
   private onStreamFrame(n: number): void {
     if (!this.running) return;
     try {
       this.deliver(n);
-      if (this.emptyDrains < EMPTY_DRAINS_TO_SKIP || (++this.skipped & (PROBE_EVERY - 1)) === 0) {
-        if (this.drain(1) > 1) this.emptyDrains = 0;
-        else {
-          this.emptyDrains++;
-          this.stats.rxEmptyDrains++;
-        }
+      if (this.drainScore >= DRAIN_WORTH || (++this.skipped & (PROBE_EVERY - 1)) === 0) {
+        const found = this.drain(1) - 1;
+        if (found === 0) this.stats.rxEmptyDrains++;
+        this.drainScore += ((Math.min(found, 4) << 8) - this.drainScore) >> 3;
       }
     } catch (e) {
       if (!(e instanceof NativeError)) throw e;
