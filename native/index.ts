@@ -31,7 +31,7 @@ export * from './sockopt.js';
 export * from './sockerr.js';
 export * from './ping.js';
 export * from './pty.js';
-export { sendNow } from './send.js';
+export { sendNow, shutdownNow } from './send.js';
 export { reap, spawnPiped, type Spawned } from './spawn.js';
 export { BLOCKED as SECCOMP_BLOCKED, installSeccomp } from './seccomp.js';
 export { ARENA_MAX, MMAP_THRESHOLD, tuneMalloc } from './malloc.js';

@@ -85,6 +85,7 @@ export const raw = {
     'int getsockname(int fd, void *addr, void *lenp)',
   ),
   bind: fn<[fd: number, addr: Bytes, len: number], number>('int bind(int fd, const void *addr, uint32_t len)'),
+  shutdown: fn<[fd: number, how: number], number>('int shutdown(int fd, int how)'),
   send: fn<[fd: number, buf: Bytes, len: number, flags: number], number>(
     'intptr_t send(int fd, const void *buf, uintptr_t len, int flags)',
   ),

@@ -1,8 +1,11 @@
 // native/send.ts — owns: a non-blocking send(2) straight onto the fd of a
 // host socket's libuv handle, the per-segment fast path of guest → host TCP
-// (src/host/tcp-host.ts). A write that the kernel takes whole never enters
-// libuv's write queue (write request, completion callback): no allocation,
-// no event-loop turn before the receive window reopens.
+// (src/host/tcp-host.ts), and shutdown(2) the same way for the FIN. A write
+// that the kernel takes whole never enters libuv's write queue (write
+// request, completion callback): no allocation, no event-loop turn before
+// the receive window reopens. A FIN with nothing queued needs no shutdown
+// request either (libuv's waits for the socket to be writable: a watch
+// added and removed, a loop turn).
 //
 // Read this first:
 // - The fd belongs to the handle: never cached, never closed here. The
@@ -32,4 +35,15 @@ export function sendNow(fd: number, buf: Uint8Array): number {
     if (e === E.EINTR) continue;
     return e === E.EAGAIN ? 0 : -1;
   }
+}
+
+const SHUT_WR = 1;
+
+/**
+ * shutdown(fd, SHUT_WR): the FIN, now. Only for a socket with nothing
+ * queued (the FIN would overtake it). false on any error: the caller lets
+ * libuv's shutdown do it and report the failure its usual way.
+ */
+export function shutdownNow(fd: number): boolean {
+  return fd >= 0 && raw.shutdown(fd, SHUT_WR) === 0;
 }

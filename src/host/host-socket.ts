@@ -16,8 +16,9 @@
 //     and the handle is already closed when they do;
 //   - a connect error the kernel reports at once (ENETUNREACH, EMFILE) comes
 //     the same way, on the next tick, never from inside connect();
-//   - shutdown() waits for queued writes (libuv queues it after them); a
-//     write or shutdown before the connect completes waits for it;
+//   - shutdown() waits for queued writes (libuv queues it after them; with
+//     nothing queued it is shutdown(2) at once); a write or shutdown before
+//     the connect completes waits for it;
 //   - once the peer's EOF has been read and our shutdown has completed, the
 //     handle is closed (net.Socket's autoDestroy with allowHalfOpen).
 // Reads: `owner.read(tag, n, buf)` for each one (false stops reading until
@@ -27,6 +28,7 @@
 
 import { getSystemErrorName } from 'node:util';
 import { lastWriteWasAsync, readResult, streamWrap, tcpWrap, UV_EOF, type TcpHandle } from './libuv.js';
+import { shutdownNow } from '../../native/index.js';
 
 const UV_EPIPE = -32;
 const UV_ECANCELED = -125;
@@ -248,6 +250,14 @@ export class HostSocket<T> {
   }
 
   private doShutdown(): void {
+    // Nothing queued: the FIN at once (native/send.ts), complete as libuv's
+    // would be once written. Otherwise libuv sends it after the queue.
+    if (this.writableLength === 0 && shutdownNow(this.handle.fd)) {
+      this.writableFinished = true;
+      this.runFlushed();
+      this.closeIfDone();
+      return;
+    }
     const req = new streamWrap.ShutdownWrap();
     req.handle = this.handle;
     req.oncomplete = (status: number) => {

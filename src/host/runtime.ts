@@ -5,8 +5,8 @@
 //
 // Scheduling:
 //   frames from the guest → stack.receive(...) ×N → end of batch → flush
-//   host socket reads    → stack tables → flush at once (one read per
-//                          socket per loop turn: nothing to batch with)
+//   host socket reads,   → stack tables → flush at once (one read per
+//   connects, EOFs         socket per loop turn: nothing to batch with)
 //   other host events    → stack tables → kick() → setImmediate flush
 //   timer at stack.pollAt() → stack.poll(now) → re-arm
 //

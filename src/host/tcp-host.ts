@@ -116,7 +116,7 @@ export class TcpHost implements TcpHooks {
     private readonly opts: TcpHostOptions,
     /** Asks the runtime to flush the stack soon (after host events). */
     private readonly kick: () => void,
-    /** Flushes the stack now (after a read: see onread). */
+    /** Flushes the stack now (after a read, a connect, the host's EOF: libuv callbacks, one per socket per loop turn). */
     private readonly flush: () => void = kick,
   ) {}
 
@@ -188,7 +188,8 @@ export class TcpHost implements TcpHooks {
         this.connecting.delete(p);
         this.opts.log.debug({ flow: c.id, target: p.targets[p.i] }, 'host connect ok');
         this.table.accepted(this.opts.clock(), c.id);
-        this.kick();
+        // The SYN-ACK now, as after a read (libuv's callback: nothing to batch with).
+        this.flush();
       } catch (e) {
         this.fault(c, e);
       }
@@ -237,7 +238,7 @@ export class TcpHost implements TcpHooks {
         // The host peer finished sending: FIN to the guest after queued data.
         if (c.pending) return; // sendSpace() will close after the rest
         this.table.close(this.opts.clock(), c.id);
-        this.kick();
+        this.flush();
       } catch (e) {
         this.fault(c, e);
       }

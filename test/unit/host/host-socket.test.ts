@@ -153,6 +153,50 @@ describe('HostSocket', () => {
     expect(r.events.filter((e) => e.startsWith('failed'))).toEqual([]);
   });
 
+  it('sends FIN at once with nothing queued, and only after the queue when writes wait', async () => {
+    let peer!: net.Socket;
+    let received = 0;
+    const { port } = await listen((p) => {
+      peer = p;
+      p.pause();
+      p.on('data', (d) => (received += d.length));
+    });
+    const r = recorder();
+    const s = HostSocket.connect(r.owner, 'f', '127.0.0.1', port, undefined);
+    await r.until(() => r.events.includes('connected f'));
+    const block = Buffer.alloc(1 << 20, 0x62);
+    let written = 0;
+    for (let i = 0; i < 64 && s.writableLength === 0; i++) {
+      s.write(block, () => {});
+      written += block.length;
+    }
+    expect(s.writableLength).toBeGreaterThan(0);
+    let flushed = false;
+    s.end();
+    s.whenFlushed(() => (flushed = true));
+    expect(flushed).toBe(false); // the FIN waits for the queue
+    peer.resume();
+    await once(peer, 'end');
+    expect(received).toBe(written); // every byte came before the FIN
+    await r.until(() => flushed);
+
+    // Nothing queued: done before end() returns.
+    const r2 = recorder();
+    let peer2!: net.Socket;
+    const { port: port2 } = await listen((p) => (peer2 = p));
+    const s2 = HostSocket.connect(r2.owner, 'g', '127.0.0.1', port2, undefined);
+    await r2.until(() => r2.events.includes('connected g'));
+    s2.end();
+    let flushed2 = false;
+    s2.whenFlushed(() => (flushed2 = true));
+    expect(flushed2).toBe(true);
+    peer2.resume();
+    await once(peer2, 'end');
+    peer2.end();
+    await r2.until(() => s2.destroyed);
+    expect([...r.events, ...r2.events].filter((e) => e.startsWith('failed'))).toEqual([]);
+  });
+
   it('stops reading when the owner says so; the first read after resume() lands in the buffer handed out with the pause', async () => {
     let peer!: net.Socket;
     const { port } = await listen((p) => (peer = p));
