@@ -317,7 +317,9 @@ export class Scoreboard {
       if (r.lost && !r.rtxOut && !r.sacked && !r.acked) return r;
       this.lostHead++;
     }
-    q.length = 0;
+    // Emptied only when it holds something: storing an array's length is a
+    // call into the runtime, and this runs on every send with nothing lost.
+    if (q.length !== 0) q.length = 0;
     this.lostHead = 0;
     return undefined;
   }
