@@ -40,7 +40,7 @@ import { icmpUnreachableFrame, icmpv6UnreachableFrame, ipv4Frame, ipv6Frame } fr
 import { isIpv6 } from './addresses.js';
 import { macFor6 } from './config.js';
 import { routeFor, routeFor6, type NatOptions, type Route } from './nat.js';
-import { TcpConnection, rstForUnknown, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpSegmentOut } from './tcp/connection.js';
+import { TcpConnection, rstForUnknown, type TcpAppEvents, type TcpConnectionConfig, type TcpConnectionStats, type TcpResetReason, type TcpSegmentOut } from './tcp/connection.js';
 import { DOUBLE_ZERO, idiv, reported } from './numbers.js';
 
 export type TcpRoute = Extract<Route, { kind: 'host' } | { kind: 'host6' } | { kind: 'dns' }>;
@@ -182,6 +182,42 @@ function windowShare(unit: number, connections: number): number {
   return Math.max(2 * unit, idiv(TOTAL_SEGMENTS_IN_FLIGHT * unit, Math.max(1, connections)));
 }
 
+/** What FlowEvents reports to: the table, one object for every flow. */
+interface FlowOwner {
+  readonly hooks: TcpHooks;
+  settled(flow: TcpFlow): void;
+  removed(flow: TcpFlow): void;
+}
+
+/**
+ * A connection's events for its flow (set right after the connection is
+ * made, before any event can come): one small object per flow whose
+ * methods every flow shares, not a closure per event per flow.
+ */
+class FlowEvents implements TcpAppEvents {
+  flow!: TcpFlow;
+  constructor(private readonly owner: FlowOwner) {}
+  onData(data: Buffer): void {
+    this.owner.hooks.data(this.flow, data);
+  }
+  onEof(): void {
+    this.owner.hooks.eof(this.flow);
+  }
+  onEstablished(): void {
+    this.owner.settled(this.flow);
+    this.owner.hooks.established(this.flow);
+  }
+  onSendSpace(): void {
+    this.owner.hooks.sendSpace(this.flow);
+  }
+  onReset(reason: TcpResetReason): void {
+    this.owner.hooks.reset(this.flow, reason);
+  }
+  onClosed(): void {
+    this.owner.removed(this.flow);
+  }
+}
+
 export class TcpTable {
   /**
    * Flows with pending work, each at most once (its `dirty` flag), in
@@ -219,11 +255,17 @@ export class TcpTable {
   /** Send-buffer ceiling: the flow's share of the memory budget. */
   private readonly sndLimit = (held: number): number => this.ctx.budget.share(this.size, held);
 
+  /** What every flow's events report to (FlowEvents). */
+  private readonly owner: FlowOwner;
+  /** Connection configs by MTU and SYN-ACK retries (see config()). */
+  private readonly configs = new Map<number, TcpConnectionConfig>();
+
   constructor(
     private readonly ctx: StackContext,
     private readonly hooks: TcpHooks,
     private readonly opts: TcpTableOptions,
   ) {
+    this.owner = { hooks, settled: (flow) => this.settled(flow), removed: (flow) => this.removeFlow(flow) };
     // TCP flows are never expired or evicted by the table.
     ctx.flows.register('tcp', { expire: () => {} });
   }
@@ -288,18 +330,23 @@ export class TcpTable {
     }
   }
 
-  private events(flowRef: () => TcpFlow): TcpAppEvents {
-    return {
-      onData: (data) => this.hooks.data(flowRef(), data),
-      onEof: () => this.hooks.eof(flowRef()),
-      onEstablished: () => {
-        this.settled(flowRef());
-        this.hooks.established(flowRef());
-      },
-      onSendSpace: () => this.hooks.sendSpace(flowRef()),
-      onReset: (reason) => this.hooks.reset(flowRef(), reason),
-      onClosed: () => this.removeFlow(flowRef()),
-    };
+  /** What a connection reports, for the flow made right after it (FlowEvents.flow). */
+  private events(): FlowEvents {
+    return new FlowEvents(this.owner);
+  }
+
+  /**
+   * A connection's config: built once per MTU and SYN-ACK retry count (three
+   * objects and spreads per connection before); only the ISS differs, set
+   * here just before the connection copies what it keeps (it keeps no
+   * reference to the config).
+   */
+  private config(mtu: number, maxSynAckRetries: number): TcpConnectionConfig {
+    const key = mtu * 16 + maxSynAckRetries;
+    let c = this.configs.get(key);
+    if (c === undefined) this.configs.set(key, (c = connectionConfig(mtu, 0, { maxSynAckRetries, ...this.shared() }, this.opts.offload)));
+    c.iss = this.opts.iss() | 0;
+    return c;
   }
 
   /** The flow's handshake is over (or it is gone): it no longer counts as half-open. */
@@ -477,14 +524,9 @@ export class TcpTable {
     // IPv6 addresses become handles now, right before the flow holds them.
     const guest = l3.v6 ? this.ctx.flows.v6.intern(l3.v6.src) : l3.guest;
     const peer = l3.v6 ? this.ctx.flows.v6.intern(l3.v6.dst) : l3.peer;
-    let flow2: TcpFlow | undefined;
-    const conn = TcpConnection.fromSyn(
-      now,
-      seg,
-      connectionConfig(this.mtuFor(l3.v6 !== undefined), this.opts.iss(), { maxSynAckRetries: OUTBOUND_SYNACK_RETRIES, ...this.shared() }, this.opts.offload),
-      this.events(() => flow2!),
-    );
-    flow2 = {
+    const events = this.events();
+    const conn = TcpConnection.fromSyn(now, seg, this.config(this.mtuFor(l3.v6 !== undefined), OUTBOUND_SYNACK_RETRIES), events);
+    const flow2: TcpFlow = (events.flow = {
       id: this.ctx.flows.newId(),
       kind: 'tcp',
       lastActive: now,
@@ -500,7 +542,7 @@ export class TcpTable {
       halfOpen: true,
       acceptedAt: Infinity,
       dirty: false,
-    };
+    });
     this.halfOpenFlows.add(flow2);
     this.ctx.flows.insert(flow2);
     this.ctx.counters.count('tcp-flow-opened');
@@ -564,17 +606,11 @@ export class TcpTable {
     }
     const guestIp = typeof guestAddr === 'number' ? guestAddr : this.ctx.flows.v6.intern(guestAddr);
     const peerIp = typeof peerAddr === 'number' ? peerAddr : this.ctx.flows.v6.intern(peerAddr);
-    let flow: TcpFlow | undefined;
+    const events = this.events();
     // A guest that never answers must not leave the client hanging: give up
     // after SYN retransmissions at 1, 2 and 4 s (RFC 6298 backoff).
-    const conn = TcpConnection.connect(
-      now,
-      peerPort,
-      guestPort,
-      connectionConfig(this.mtuFor(v6), this.opts.iss(), { maxSynAckRetries: INBOUND_SYN_RETRIES, ...this.shared() }, this.opts.offload),
-      this.events(() => flow!),
-    );
-    flow = {
+    const conn = TcpConnection.connect(now, peerPort, guestPort, this.config(this.mtuFor(v6), INBOUND_SYN_RETRIES), events);
+    const flow: TcpFlow = (events.flow = {
       id: this.ctx.flows.newId(),
       kind: 'tcp',
       lastActive: now,
@@ -589,7 +625,7 @@ export class TcpTable {
       halfOpen: true,
       acceptedAt: Infinity,
       dirty: false,
-    };
+    });
     this.halfOpenFlows.add(flow);
     this.ctx.flows.insert(flow);
     this.ctx.counters.count('tcp-flow-opened');

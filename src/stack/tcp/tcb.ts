@@ -148,7 +148,8 @@ const { RST, ACK } = TcpFlags;
 /** RFC 7323 §2.3: our shift is the smallest s with rcvBufSize >> s ≤ 65535, at most 14. */
 export function windowShiftFor(rcvBufSize: number): number {
   let s = 0;
-  while (s < MAX_WSCALE && Math.floor(rcvBufSize / 2 ** s) > 0xffff) s++;
+  // floor(floor(x / 2) / 2) = floor(x / 4): halving step by step is floor(x / 2^s).
+  for (let v = Math.floor(rcvBufSize); s < MAX_WSCALE && v > 0xffff; s++) v = Math.floor(v / 2);
   return s;
 }
 
