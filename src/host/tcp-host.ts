@@ -195,16 +195,23 @@ export class TcpHost implements TcpHooks {
       }
     },
     nextBuffer: (c) => {
-      if (c.bulk && c.pending === undefined) {
-        const room = this.table.lendSendRoom(c.id, READ_BUF.length);
-        if (room !== undefined) {
-          c.lent = true;
-          return room;
+      try {
+        if (c.bulk && c.pending === undefined) {
+          const room = this.table.lendSendRoom(c.id, READ_BUF.length);
+          if (room !== undefined) {
+            c.lent = true;
+            return room;
+          }
         }
+        const room = this.table.sendSpace(c.id);
+        // The whole buffer when there is room for it (no view allocated per read).
+        return room >= READ_BUF.length ? READ_BUF : READ_BUF.subarray(0, Math.max(1, room));
+      } catch (e) {
+        // Like every other host callback: this flow alone is reset (its
+        // socket closed, so nothing is read into the buffer returned).
+        this.fault(c, e);
+        return READ_BUF;
       }
-      const room = this.table.sendSpace(c.id);
-      // The whole buffer when there is room for it (no view allocated per read).
-      return room >= READ_BUF.length ? READ_BUF : READ_BUF.subarray(0, Math.max(1, room));
     },
     read: (c, n, buf) => {
       try {

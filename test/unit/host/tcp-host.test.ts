@@ -108,6 +108,58 @@ describe('TcpHost', () => {
     filler.destroy();
   });
 
+  it('a throw where the next read is to land resets that flow alone, counted, and nothing escapes', async () => {
+    let peer!: net.Socket;
+    server = net.createServer((s) => (peer = s));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
+    const events: string[] = [];
+    // After a read: the read itself asks sendSpace (room left?), then the
+    // next read's buffer asks it again; only that second call throws.
+    let calls = -1;
+    let connected!: () => void;
+    const up = new Promise<void>((r) => (connected = r));
+    const table = {
+      budget: { release() {}, force() {} },
+      sendSpace: () => {
+        if (calls >= 0 && ++calls === 2) throw new Error('bug in sendSpace');
+        return 65536;
+      },
+      send: (_id: number, d: Buffer) => {
+        events.push(`data ${d.toString()}`);
+        calls = 0;
+        return d.length;
+      },
+      accepted: () => connected(),
+      abort: (_now: number, id: number) => events.push(`abort ${id}`),
+      close() {},
+      consumed() {},
+    } as unknown as TcpTable;
+    const clock = () => performance.now();
+    const guard = new Guard(quiet, clock);
+    host = new TcpHost({ nameservers: () => [], log: quiet, guard, clock }, () => {});
+    host.bind(table);
+    host.open({ id: 7, peerPort: port } as TcpFlow, { kind: 'host', addr: 0x7f000001 } as never);
+    await up;
+    for (let i = 0; i < 200 && !peer; i++) await new Promise((r) => setTimeout(r, 10));
+    const peerClosed = once(peer, 'close');
+    const escaped: unknown[] = [];
+    const onUncaught = (e: unknown) => escaped.push(e);
+    process.on('uncaughtException', onUncaught);
+    try {
+      peer.write('x');
+      for (let i = 0; i < 200 && !events.includes('abort 7'); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(events).toEqual(['data x', 'abort 7']);
+      expect(guard.snapshot()).toMatchObject({ 'tcp-host': 1 });
+      expect((host as unknown as { conns: Map<number, unknown> }).conns.has(7)).toBe(false);
+      await peerClosed;
+      expect(escaped).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+  });
+
   it("adopts a forwarded client's handle (the server's count follows it), and resets a client whose handle cannot move", async () => {
     const accepted: net.Socket[] = [];
     server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => accepted.push(s));
