@@ -170,8 +170,20 @@ export class Runtime {
     if (at === Infinity || (this.timer && at >= this.timerAt)) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.guard.run('timer', () => this.fire()), Math.max(0, at - this.clock()));
+    // Whole milliseconds (libuv's timers have no finer grain): Node.js keeps
+    // one list per distinct duration, and a fractional one makes a new list
+    // nearly every time.
+    this.timer = setTimeout(this.onTimer, Math.ceil(Math.max(0, at - this.clock())));
   }
+
+  /** The timer's callback (one function for every arm: no closures per arm). */
+  private readonly onTimer = (): void => {
+    this.guard.run('timer', this.fired);
+  };
+
+  private readonly fired = (): void => {
+    this.fire();
+  };
 
   private fire(): void {
     this.timer = undefined;
