@@ -67,6 +67,8 @@ export class Runtime {
   readonly pingHost: PingHost | undefined;
   readonly resolvers: Resolvers;
   readonly guard: Guard;
+  /** The timer's callback, guarded: one function for every arm (no closures per arm). */
+  private readonly onTimer: () => void;
   readonly clock: Clock;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -80,6 +82,7 @@ export class Runtime {
     const log = opts.log;
     const clock = (this.clock = opts.clock ?? monotonicClock);
     const guard = (this.guard = new Guard(log, clock));
+    this.onTimer = guard.wrap('timer', () => this.fire());
     this.resolvers = new Resolvers(opts.resolvConf ?? '/etc/resolv.conf');
     const nameservers = () => this.resolvers.get();
     if (!opts.disableDns && nameservers().length === 0) {
@@ -175,15 +178,6 @@ export class Runtime {
     // nearly every time.
     this.timer = setTimeout(this.onTimer, Math.ceil(Math.max(0, at - this.clock())));
   }
-
-  /** The timer's callback (one function for every arm: no closures per arm). */
-  private readonly onTimer = (): void => {
-    this.guard.run('timer', this.fired);
-  };
-
-  private readonly fired = (): void => {
-    this.fire();
-  };
 
   private fire(): void {
     this.timer = undefined;

@@ -330,11 +330,6 @@ export class TcpTable {
     }
   }
 
-  /** What a connection reports, for the flow made right after it (FlowEvents.flow). */
-  private events(): FlowEvents {
-    return new FlowEvents(this.owner);
-  }
-
   /**
    * A connection's config: built once per MTU and SYN-ACK retry count (three
    * objects and spreads per connection before); only the ISS differs, set
@@ -524,7 +519,7 @@ export class TcpTable {
     // IPv6 addresses become handles now, right before the flow holds them.
     const guest = l3.v6 ? this.ctx.flows.v6.intern(l3.v6.src) : l3.guest;
     const peer = l3.v6 ? this.ctx.flows.v6.intern(l3.v6.dst) : l3.peer;
-    const events = this.events();
+    const events = new FlowEvents(this.owner);
     const conn = TcpConnection.fromSyn(now, seg, this.config(this.mtuFor(l3.v6 !== undefined), OUTBOUND_SYNACK_RETRIES), events);
     const flow2: TcpFlow = (events.flow = {
       id: this.ctx.flows.newId(),
@@ -606,7 +601,7 @@ export class TcpTable {
     }
     const guestIp = typeof guestAddr === 'number' ? guestAddr : this.ctx.flows.v6.intern(guestAddr);
     const peerIp = typeof peerAddr === 'number' ? peerAddr : this.ctx.flows.v6.intern(peerAddr);
-    const events = this.events();
+    const events = new FlowEvents(this.owner);
     // A guest that never answers must not leave the client hanging: give up
     // after SYN retransmissions at 1, 2 and 4 s (RFC 6298 backoff).
     const conn = TcpConnection.connect(now, peerPort, guestPort, this.config(this.mtuFor(v6), INBOUND_SYN_RETRIES), events);
