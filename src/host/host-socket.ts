@@ -116,6 +116,11 @@ export class HostSocket<T> {
       err = v6 ? s.handle.connect6(req, host, port) : s.handle.connect(req, host, port);
     }
     if (err !== 0) process.nextTick(() => s.fail(err));
+    // Reading starts with the connect (libuv allows it on a connecting
+    // handle and reports the connect first): the fd is registered once for
+    // both, where starting at the connect's completion cost one more
+    // epoll_ctl per connection (libuv's ADD, EEXIST, then MOD).
+    else s.startReading();
     return s;
   }
 
